@@ -1,0 +1,131 @@
+"""Shared plumbing for khabar's stages: the in-flight article shape and dead letters.
+
+Every stage is a Beam-free *core* (a callable built once per worker) wrapped by
+:class:`StageFn`, which runs the core on one article and turns any exception into a
+``DeadLetter`` record on the ``dead_letter`` tagged output, so a bad record never
+crashes the job and is never silently dropped.
+
+In flight an article is a plain ``dict`` whose keys are the Avro ``Article`` fields
+plus private keys starting with ``_`` (``_raw``: the raw payload bytes, kept so a
+later stage can still dead-letter the record with its original bytes). Private keys
+are removed by the sink.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.pvalue import TaggedOutput
+
+from pipeline.version import PIPELINE_VERSION
+
+ARTICLES = "articles"
+DEAD_LETTER = "dead_letter"
+
+Article = dict[str, Any]
+Core = Callable[[Article], Article | None]
+
+MAX_MESSAGE_CHARS = 2000
+
+
+class StageError(Exception):
+    """An expected, named failure of a stage on one record (bad input, not a bug)."""
+
+
+def utcnow() -> _dt.datetime:
+    return _dt.datetime.now(_dt.UTC)
+
+
+def make_dead_letter(
+    stage: str,
+    error: BaseException | str,
+    *,
+    raw_payload: bytes,
+    input_uri: str,
+    position: int | None = None,
+    error_type: str | None = None,
+    attributes: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Build a ``DeadLetter`` record (see ``schemas/dead_letter.avsc``)."""
+    if isinstance(error, BaseException):
+        etype = error_type or type(error).__name__
+        message = str(error) or etype
+        if not isinstance(error, StageError):
+            tb = traceback.format_exception_only(type(error), error)
+            message = "".join(tb).strip()
+    else:
+        etype = error_type or "Error"
+        message = error
+    return {
+        "stage": stage,
+        "error_type": etype,
+        "error_message": message[:MAX_MESSAGE_CHARS],
+        "input_uri": input_uri,
+        "position": position,
+        "raw_payload": bytes(raw_payload),
+        "attributes": dict(attributes or {}),
+        "failed_at": utcnow(),
+        "pipeline_version": PIPELINE_VERSION,
+    }
+
+
+def dead_letter_from_article(stage: str, error: BaseException, article: Article) -> dict[str, Any]:
+    """Dead letter for an in-flight article, or for a raw record (``payload``/``position``)."""
+    raw = article.get("_raw")
+    if raw is None:
+        raw = article.get("payload", b"")
+    position = article.get("input_position", article.get("position"))
+    attributes = dict(article.get("_attributes") or article.get("attributes") or {})
+    if article.get("format") or article.get("input_format"):
+        attributes.setdefault("format", article.get("input_format") or article.get("format"))
+    return make_dead_letter(
+        stage,
+        error,
+        raw_payload=raw,
+        input_uri=article.get("input_uri", ""),
+        position=position,
+        attributes=attributes,
+    )
+
+
+class StageFn(beam.DoFn):
+    """Run a Beam-free core on each article; exceptions become dead letters.
+
+    ``core_factory`` is called once per DoFn instance in ``setup()`` (heavy objects
+    such as hazm's Normalizer or a language model are built there, never per element).
+    The core returns the (possibly new) article, or ``None`` when it consumed it.
+    """
+
+    def __init__(self, stage: str, core_factory: Callable[[], Core]) -> None:
+        self.stage = stage
+        self.core_factory = core_factory
+        self.core: Core | None = None
+        self.ok = Metrics.counter("stage." + stage, "ok")
+        self.failed = Metrics.counter("stage." + stage, "dead_letter")
+
+    def setup(self) -> None:
+        self.core = self.core_factory()
+
+    def process(self, article: Article) -> Iterable[Any]:
+        assert self.core is not None
+        try:
+            out = self.core(article)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a dead letter
+            self.failed.inc()
+            yield TaggedOutput(DEAD_LETTER, dead_letter_from_article(self.stage, exc, article))
+            return
+        self.ok.inc()
+        if out is not None:
+            yield out
+
+
+def run_stage(pcoll: beam.PCollection, label: str, stage: str, core_factory: Callable[[], Core]):
+    """Apply a stage; returns a ``DoOutputsTuple`` with ``.articles`` and ``.dead_letter``."""
+    return pcoll | label >> beam.ParDo(StageFn(stage, core_factory)).with_outputs(
+        DEAD_LETTER, main=ARTICLES
+    )
