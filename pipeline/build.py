@@ -1,0 +1,83 @@
+"""Wire khabar's graph from options: one function for the whole job.
+
+    files -> Read/Split -> Parse -> Clean -> DetectLanguage -> Normalize -> DeduplicateExact
+                 |           |        |            |               |              |
+                 +-----------+--------+-- dead letters ------------+              +--> duplicates
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import apache_beam as beam
+
+from pipeline.sinks import ARTICLES_DIR, DEAD_LETTER_DIR, DUPLICATES_DIR, WriteAvroBatch
+from pipeline.sources import ReadArticleFiles
+from transforms.clean import CleanArticles
+from transforms.common import DEAD_LETTER
+from transforms.dedup import DUPLICATES, DeduplicateExact
+from transforms.language import DetectLanguage
+from transforms.normalize import NormalizeArticles
+from transforms.parse import DEFAULT_MAX_RECORD_BYTES, ParseArticles
+
+
+@dataclass
+class ProcessedOutputs:
+    articles: beam.PCollection
+    duplicates: beam.PCollection
+    dead_letters: beam.PCollection
+
+
+class ProcessArticles(beam.PTransform):
+    """Raw records -> survivors, duplicates and dead letters (every stage after reading).
+
+    The same transform serves batch and streaming; only sources and sinks differ.
+    """
+
+    def __init__(self, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+        super().__init__()
+        self.max_record_bytes = max_record_bytes
+
+    def expand(self, raw):
+        parsed = raw | "Parse" >> ParseArticles(self.max_record_bytes)
+        cleaned = parsed.articles | "Clean" >> CleanArticles()
+        detected = cleaned.articles | "Language" >> DetectLanguage()
+        normalized = detected.articles | "Normalize" >> NormalizeArticles()
+        deduped = normalized.articles | "Dedup" >> DeduplicateExact()
+        dead = (
+            parsed[DEAD_LETTER],
+            cleaned[DEAD_LETTER],
+            detected[DEAD_LETTER],
+            normalized[DEAD_LETTER],
+        ) | "StageDeadLetters" >> beam.Flatten()
+        return ProcessedOutputs(deduped["articles"], deduped[DUPLICATES], dead)
+
+
+def build_batch(
+    p: beam.Pipeline,
+    files: list[str],
+    output: str,
+    *,
+    input_format: str | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    emit_duplicates: bool = False,
+    num_shards: int = 0,
+) -> ProcessedOutputs:
+    """The batch job: read ``files``, process, write Avro under ``output``."""
+    fmt = None if input_format in (None, "auto") else input_format
+    read = p | "Read" >> ReadArticleFiles(files, fmt, max_record_bytes)
+    out = read.articles | "Process" >> ProcessArticles(max_record_bytes)
+    dead = (read[DEAD_LETTER], out.dead_letters) | "AllDeadLetters" >> beam.Flatten()
+    out.articles | "WriteArticles" >> WriteAvroBatch(output, ARTICLES_DIR, num_shards)
+    dead | "WriteDeadLetters" >> WriteAvroBatch(output, DEAD_LETTER_DIR, num_shards)
+    if emit_duplicates:
+        out.duplicates | "WriteDuplicates" >> WriteAvroBatch(output, DUPLICATES_DIR, num_shards)
+    else:
+        out.duplicates | "CountDuplicates" >> beam.Map(_count_skipped_duplicate)
+    return ProcessedOutputs(out.articles, out.duplicates, dead)
+
+
+def _count_skipped_duplicate(article) -> None:
+    from apache_beam.metrics import Metrics
+
+    Metrics.counter("khabar", "skipped_duplicates").inc()

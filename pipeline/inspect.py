@@ -1,0 +1,197 @@
+"""``khabar inspect``: what is in a run's Avro output, for people and for machines."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import fastavro
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.sinks import ARTICLES_DIR, DEAD_LETTER_DIR, DUPLICATES_DIR, join
+
+TOP = 10
+
+
+class InspectError(Exception):
+    pass
+
+
+def _match(pattern: str) -> list[str]:
+    try:
+        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    except Exception:  # noqa: BLE001 - no match
+        return []
+
+
+def _is_avro_file(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name.endswith(".avro") and not name.startswith((".", "_"))
+
+
+def discover(paths: list[str]) -> tuple[list[str], str | None]:
+    """Avro files under run directories, files or globs; and a run's _SUMMARY.json."""
+    files: list[str] = []
+    summary = None
+    for path in paths:
+        if path.endswith(".avro") or any(ch in path for ch in "*?["):
+            found = [p for p in _match(path) if _is_avro_file(p)]
+        else:
+            base = path.rstrip("/")
+            found = []
+            for kind in (ARTICLES_DIR, DUPLICATES_DIR, DEAD_LETTER_DIR):
+                found += [p for p in _match(join(base, kind, "*.avro")) if _is_avro_file(p)]
+            if not found:
+                found = [p for p in _match(join(base, "*.avro")) if _is_avro_file(p)]
+            if FileSystems.exists(join(base, "_SUMMARY.json")):
+                summary = join(base, "_SUMMARY.json")
+        if not found:
+            raise InspectError(f"no khabar Avro files found at {path}")
+        files += found
+    return sorted(set(files)), summary
+
+
+def read_records(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(schema name, record) for every record of one Avro file."""
+    with FileSystems.open(path) as handle:
+        try:
+            reader = fastavro.reader(handle)
+        except Exception as exc:  # noqa: BLE001
+            raise InspectError(f"{path} is not an Avro file: {exc}") from None
+        name = str(reader.writer_schema.get("name", "")).rsplit(".", 1)[-1]
+        for record in reader:
+            yield name, record
+
+
+def _short(text: str | None, n: int = 120) -> str:
+    text = (text or "").replace("\n", " ")
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def inspect_paths(paths: list[str], samples: int = 3) -> dict[str, Any]:
+    files, summary_path = discover(paths)
+    languages: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    formats: Counter[str] = Counter()
+    dup_reasons: Counter[str] = Counter()
+    dl_stage: Counter[str] = Counter()
+    dl_type: Counter[str] = Counter()
+    schema_versions: Counter[str] = Counter()
+    n_articles = n_dups = n_dead = 0
+    sample_articles: list[dict[str, Any]] = []
+    sample_dead: list[dict[str, Any]] = []
+    for path in files:
+        for name, record in read_records(path):
+            schema_versions[f"{name} v{record.get('schema_version', '?')}"] += 1
+            if name == "DeadLetter":
+                n_dead += 1
+                dl_stage[record["stage"]] += 1
+                dl_type[f"{record['stage']}/{record['error_type']}"] += 1
+                if len(sample_dead) < samples:
+                    sample_dead.append(
+                        {
+                            "stage": record["stage"],
+                            "error_type": record["error_type"],
+                            "error_message": _short(record["error_message"], 160),
+                            "input_uri": record["input_uri"],
+                            "position": record.get("position"),
+                            "raw_bytes": len(record["raw_payload"]),
+                        }
+                    )
+                continue
+            if record.get("duplicate_of"):
+                n_dups += 1
+                dup_reasons[record.get("duplicate_reason") or "?"] += 1
+                continue
+            n_articles += 1
+            languages[record["language"]] += 1
+            sources[record.get("source") or "(unknown)"] += 1
+            formats[record.get("input_format") or "?"] += 1
+            if len(sample_articles) < samples:
+                published = record.get("published_at")
+                sample_articles.append(
+                    {
+                        "id": record["id"],
+                        "language": f"{record['language']} ({record['language_confidence']:.2f},"
+                        f" {record['script']})",
+                        "source": record.get("source"),
+                        "published_at": published.isoformat() if published else None,
+                        "url": record.get("url"),
+                        "title": _short(record["title"]),
+                        "body": _short(record["body"]),
+                        "input": f"{record['input_uri']}#{record['input_position']}",
+                    }
+                )
+    report: dict[str, Any] = {
+        "files": len(files),
+        "schema_versions": dict(schema_versions),
+        "articles": n_articles,
+        "duplicates_written": n_dups,
+        "dead_letters": n_dead,
+        "languages": dict(languages.most_common()),
+        "sources": dict(sources.most_common(TOP)),
+        "formats": dict(formats.most_common()),
+        "duplicates_by_reason": dict(dup_reasons),
+        "dead_letters_by_stage": dict(dl_stage.most_common()),
+        "dead_letters_by_error": dict(dl_type.most_common()),
+        "sample_articles": sample_articles,
+        "sample_dead_letters": sample_dead,
+    }
+    if summary_path:
+        with FileSystems.open(summary_path) as handle:
+            run = json.loads(handle.read().decode("utf-8"))
+        report["run"] = {
+            "records_in": run["counts"]["records_in"],
+            "duplicates": run["counts"]["duplicates"],
+            "conservation_ok": run["conservation"]["ok"],
+            "runner": run.get("runner"),
+            "finished_at": run.get("finished_at"),
+        }
+    return report
+
+
+def _counter_line(title: str, counts: dict[str, int]) -> str:
+    if not counts:
+        return f"{title}: none"
+    return f"{title}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+
+
+def format_report(r: dict[str, Any]) -> str:
+    lines = [
+        f"{r['files']} Avro file(s); schema: "
+        + ", ".join(f"{k} ({v} records)" for k, v in r["schema_versions"].items()),
+        f"articles {r['articles']}, duplicates written {r['duplicates_written']}, "
+        f"dead letters {r['dead_letters']}",
+    ]
+    if "run" in r:
+        run = r["run"]
+        lines.append(
+            f"run: {run['records_in']} records in, {run['duplicates']} duplicates found, "
+            f"conservation {'OK' if run['conservation_ok'] else 'MISMATCH'}, "
+            f"runner {run['runner']}, finished {run['finished_at']}"
+        )
+    lines += [
+        _counter_line("languages", r["languages"]),
+        _counter_line(f"sources (top {TOP})", r["sources"]),
+        _counter_line("formats", r["formats"]),
+        _counter_line("duplicates by reason", r["duplicates_by_reason"]),
+        _counter_line("dead letters by stage", r["dead_letters_by_stage"]),
+        _counter_line("dead letters by error", r["dead_letters_by_error"]),
+    ]
+    if r["sample_articles"]:
+        lines.append("sample articles:")
+        for s in r["sample_articles"]:
+            lines.append(f"  - [{s['language']}] {s['title']}")
+            lines.append(f"    source {s['source']}, published {s['published_at']}, id {s['id']}")
+            lines.append(f"    {s['body']}")
+            lines.append(f"    from {s['input']}")
+    if r["sample_dead_letters"]:
+        lines.append("sample dead letters:")
+        for s in r["sample_dead_letters"]:
+            lines.append(
+                f"  - {s['stage']}/{s['error_type']}: {s['error_message']}"
+                f" ({s['input_uri']}#{s['position']}, {s['raw_bytes']} raw bytes)"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,241 @@
+"""Exact deduplication: canonical URL and content fingerprint, with a deterministic survivor.
+
+Beam-free core:
+
+* :func:`canonical_url` - scheme, ``www.``, default ports, tracking parameters, fragment,
+  trailing slash and percent-encoding folded, so the same page under different links meets.
+* :func:`content_fingerprint` - SHA-256 of the normalized title and body with spacing,
+  ZWNJ, punctuation, Arabic/Persian letter variants and digits folded.
+* :func:`survivor_key` / :func:`resolve_group` - the survivor of a group of copies is the
+  article with the earliest ``published_at`` (unknown dates last), then the smallest ``id``:
+  two runs on the same input pick the same survivor.
+
+PTransform :class:`DeduplicateExact`: articles are grouped by fingerprint, the survivors
+of that step by canonical URL, and a final join points every duplicate's ``canonical_id``
+at the final survivor. No step needs all articles on one worker.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.pvalue import TaggedOutput
+
+from transforms.common import Article
+
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "igshid",
+        "mc_cid",
+        "mc_eid",
+        "_ga",
+        "_gl",
+        "ref",
+        "ref_src",
+        "referrer",
+        "cmpid",
+        "ocid",
+        "spm",
+        "share",
+        "from",
+        "at_medium",
+        "at_campaign",
+        "xtor",
+    }
+)
+TRACKING_PREFIXES = ("utm_", "pk_", "hsa_", "itm_")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def canonical_url(url: str | None) -> str | None:
+    """Canonical form of a URL for deduplication; ``None`` when it is not an http(s) URL."""
+    if not url:
+        return None
+    url = url.strip()
+    if "://" not in url and url.startswith("www."):
+        url = "https://" + url
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower().rstrip(".")
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        pass
+    if host.startswith("www."):
+        host = host[4:]
+    if port and port != DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    path = quote(unquote(parts.path), safe="/:@!$&'()*+,;=-._~")
+    path = re.sub(r"/{2,}", "/", path).rstrip("/")
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(TRACKING_PREFIXES)
+    ]
+    query.sort()
+    return urlunsplit(("https", host, path, urlencode(query, quote_via=quote), ""))
+
+
+_FOLD = str.maketrans(
+    {
+        "ي": "ی",
+        "ى": "ی",
+        "ئ": "ی",
+        "ك": "ک",
+        "ة": "ه",
+        "ۀ": "ه",
+        "أ": "ا",
+        "إ": "ا",
+        "آ": "ا",
+        "ٱ": "ا",
+        "ؤ": "و",
+        "\u200c": " ",
+        "\u0640": "",
+        **{chr(0x06F0 + i): str(i) for i in range(10)},
+        **{chr(0x0660 + i): str(i) for i in range(10)},
+    }
+)
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+_MARKS = re.compile(r"[\u064b-\u065f\u0670\u06d6-\u06ed]")
+
+
+def fold_text(text: str) -> str:
+    """Fold spelling variation that does not change the story: case, diacritics,
+    Arabic/Persian letter variants, digits, ZWNJ, punctuation and spacing."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = _MARKS.sub("", text.translate(_FOLD))
+    return " ".join(_NON_WORD.sub(" ", text).split())
+
+
+def content_fingerprint(title: str, body: str) -> str:
+    folded = fold_text(title) + "\n" + fold_text(body)
+    return hashlib.sha256(folded.encode("utf-8")).hexdigest()[:32]
+
+
+_FAR_FUTURE = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def survivor_key(article: Article) -> tuple[bool, dt.datetime, str]:
+    published = article.get("published_at")
+    return (published is None, published or _FAR_FUTURE, article["id"])
+
+
+def resolve_group(articles: Iterable[Article], reason: str) -> tuple[Article, list[Article]]:
+    """Pick the survivor of a group of copies; mark the others as its duplicates."""
+    ordered = sorted(articles, key=survivor_key)
+    survivor = dict(ordered[0])
+    survivor.setdefault("canonical_id", survivor["id"])
+    duplicates = []
+    for article in ordered[1:]:
+        dup = dict(article)
+        dup["duplicate_of"] = survivor["id"]
+        dup["canonical_id"] = survivor["id"]
+        dup["duplicate_reason"] = reason
+        duplicates.append(dup)
+    return survivor, duplicates
+
+
+def fingerprint_article(article: Article) -> Article:
+    out = dict(article)
+    out["canonical_url"] = canonical_url(article.get("url"))
+    out["content_fingerprint"] = content_fingerprint(article["title"], article["body"])
+    out.setdefault("duplicate_of", None)
+    out.setdefault("duplicate_reason", None)
+    out["canonical_id"] = article["id"]
+    return out
+
+
+DUPLICATES = "duplicates"
+
+
+class _ResolveFn(beam.DoFn):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.dups = Metrics.counter("dedup", "duplicates_" + reason)
+
+    def process(self, element: tuple[Any, Iterable[Article]]):
+        _, group = element
+        survivor, duplicates = resolve_group(group, self.reason)
+        yield survivor
+        for dup in duplicates:
+            self.dups.inc()
+            yield TaggedOutput(DUPLICATES, dup)
+
+
+def _key_by_url(article: Article):
+    # Articles without a URL keep their own id as key: they pass through alone.
+    return (article.get("canonical_url") or "id:" + article["id"], article)
+
+
+def _repoint(element: tuple[str, dict[str, list[Article]]]):
+    """Join of content duplicates (keyed by their survivor) with URL duplicates (keyed
+    by id): a content duplicate whose survivor lost on URL points at the final one."""
+    _, groups = element
+    final = groups["url_dups"][0]["canonical_id"] if groups["url_dups"] else None
+    for dup in groups["content_dups"]:
+        if final is not None:
+            dup = dict(dup, canonical_id=final)
+        yield dup
+
+
+class DeduplicateExact(beam.PTransform):
+    """Articles -> (survivors, duplicates) as a tagged tuple ``.articles``/``.duplicates``.
+
+    Every article gets ``content_fingerprint``, ``canonical_url`` and ``canonical_id``;
+    duplicates also ``duplicate_of`` and ``duplicate_reason`` (``content`` or ``url``).
+    """
+
+    def __init__(self, by_url: bool = True) -> None:
+        super().__init__()
+        self.by_url = by_url
+
+    def expand(self, pcoll):
+        keyed = pcoll | "Fingerprint" >> beam.Map(fingerprint_article)
+        by_content = (
+            keyed
+            | "KeyByFingerprint" >> beam.Map(lambda a: (a["content_fingerprint"], a))
+            | "GroupByFingerprint" >> beam.GroupByKey()
+            | "ResolveContent"
+            >> beam.ParDo(_ResolveFn("content")).with_outputs(DUPLICATES, main="articles")
+        )
+        if not self.by_url:
+            return {"articles": by_content.articles, DUPLICATES: by_content[DUPLICATES]}
+        by_url = (
+            by_content.articles
+            | "KeyByUrl" >> beam.Map(_key_by_url)
+            | "GroupByUrl" >> beam.GroupByKey()
+            | "ResolveUrl"
+            >> beam.ParDo(_ResolveFn("url")).with_outputs(DUPLICATES, main="articles")
+        )
+        content_dups = by_content[DUPLICATES] | "KeyBySurvivor" >> beam.Map(
+            lambda a: (a["duplicate_of"], a)
+        )
+        url_dups = by_url[DUPLICATES] | "KeyUrlDupById" >> beam.Map(lambda a: (a["id"], a))
+        repointed = (
+            {"content_dups": content_dups, "url_dups": url_dups}
+            | "JoinChains" >> beam.CoGroupByKey()
+            | "Repoint" >> beam.FlatMap(_repoint)
+        )
+        duplicates = (repointed, by_url[DUPLICATES]) | "AllDuplicates" >> beam.Flatten()
+        return {"articles": by_url.articles, DUPLICATES: duplicates}
