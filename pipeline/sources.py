@@ -155,8 +155,11 @@ class ReadFileRecords(beam.DoFn):
             if fmt == "jsonl":
                 yield from self._jsonl(path, head, handle, limit)
                 return
-            rest, more = read_limited(handle, max(limit - len(head), 0))
-            data = head + rest
+            if len(head) > limit:
+                data, more = head[:limit], True
+            else:
+                rest, more = read_limited(handle, limit - len(head))
+                data = head + rest
         if more:
             # Containers (feeds) get a larger budget: their items are checked one by one.
             yield self._dead(
