@@ -145,7 +145,7 @@ def cmd_run(argv: list[str]) -> int:
     from pipeline.run import prepare_output, run_batch
     from pipeline.sources import InputError, expand_inputs
 
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    logging.getLogger("apache_beam").setLevel(os.environ.get("KHABAR_LOG_LEVEL", "ERROR"))
     try:
         files = expand_inputs(khabar.input)
     except InputError as exc:

@@ -13,6 +13,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 import schemas
 from pipeline.build import build_batch
 from pipeline.options import KhabarOptions
+from pipeline.runner import make_runner
 from pipeline.sinks import ARTICLES_DIR, DEAD_LETTER_DIR, DUPLICATES_DIR, OUTPUT_DIRS, join
 from pipeline.version import PIPELINE_VERSION
 
@@ -109,7 +110,7 @@ def summarize(metrics: dict[str, dict[str, int]]) -> dict[str, Any]:
 def run_batch(options: PipelineOptions, files: list[str]) -> dict[str, Any]:
     khabar = options.view_as(KhabarOptions)
     started = dt.datetime.now(dt.UTC)
-    pipeline = beam.Pipeline(options=options)
+    pipeline = beam.Pipeline(runner=make_runner(options), options=options)
     build_batch(
         pipeline,
         files,

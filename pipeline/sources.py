@@ -8,6 +8,7 @@ counted in ``records_in``, the left-hand side of the conservation check.
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections.abc import Iterator
 from typing import Any
@@ -59,8 +60,6 @@ def _is_dir(path: str) -> bool:
         return True
     if "://" in path:
         return False
-    import os
-
     return os.path.isdir(path)
 
 
@@ -87,7 +86,7 @@ def expand_inputs(patterns: list[str]) -> list[str]:
             except Exception as exc:  # noqa: BLE001 - BeamIOError wraps the real cause
                 raise InputError(f"cannot list {pattern}: {_root_cause(exc)}") from None
             files.extend(m.path for m in results)
-    files = sorted(set(files))
+    files = sorted({f if "://" in f else os.path.abspath(f) for f in files})
     if not files:
         raise InputError(f"no input files match {' '.join(patterns)}")
     return files
