@@ -55,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"khabar {command}: error: {exc}", file=sys.stderr)
         return exc.code
+    except BrokenPipeError:  # `khabar inspect ... | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"khabar {command}: interrupted", file=sys.stderr)
         return 130
