@@ -148,7 +148,9 @@ def cmd_run(argv: list[str]) -> int:
     from pipeline.run import prepare_output, run_batch
     from pipeline.sources import InputError, expand_inputs
 
-    logging.getLogger("apache_beam").setLevel(os.environ.get("KHABAR_LOG_LEVEL", "ERROR"))
+    level = os.environ.get("KHABAR_LOG_LEVEL", "ERROR")
+    for name in ("apache_beam", "trafilatura", "htmldate", "courlan"):
+        logging.getLogger(name).setLevel(level)
     try:
         files = expand_inputs(khabar.input)
     except InputError as exc:
@@ -179,7 +181,7 @@ def format_summary(summary: dict[str, Any], elapsed: float) -> str:
         lines.append(f"    {stage:<10} {counts.get('ok', 0):>8} / {counts.get('dead_letter', 0)}")
     if summary["languages"]:
         langs = ", ".join(f"{k} {v}" for k, v in summary["languages"].items())
-        lines.append(f"  languages: {langs}")
+        lines.append(f"  languages detected (incl. duplicates): {langs}")
     cons = summary["conservation"]
     verdict = "OK" if cons["ok"] else "MISMATCH"
     lines.append(

@@ -152,7 +152,8 @@ def test_rss_split_and_items() -> None:
 def test_atom_items() -> None:
     (record,) = split_records("f.atom", ATOM, "feed")
     article = parse_record(record.to_dict())
-    assert article["url"] == "https://ex.com/one" and article["source"] == "Example Wire"
+    assert article["url"] == "https://ex.com/one"
+    assert article["source"] == "Example"  # the feed, not the author
     assert article["published_at"] == dt.datetime(2026, 11, 28, 6, 30, tzinfo=dt.UTC)
 
 

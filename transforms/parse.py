@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import apache_beam as beam
 import defusedxml.ElementTree as DET
@@ -373,7 +374,7 @@ def parse_feed_item(payload: bytes, fmt: str) -> dict[str, Any]:
         content = _child_text(item, "content")
         summary = _child_text(item, "summary")
         published = _child_text(item, "published") or _child_text(item, "updated")
-        source = _child_text(_child(item, "author"), "name")
+        source = _child_text(_child(item, "source"), "title")  # the author is not the outlet
         guid = _child_text(item, "id")
     else:
         link = _child_text(item, "link")
@@ -404,6 +405,19 @@ def record_id(input_uri: str, position: int, payload: bytes) -> str:
     h.update(b"\0%d\0" % position)
     h.update(payload)
     return h.hexdigest()[:32]
+
+
+def url_host(url: str | None) -> str | None:
+    """The site of a URL (``www.`` dropped), the outlet's name of last resort."""
+    if not url:
+        return None
+    try:
+        host = urlsplit(url.strip()).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    return host[4:] if host.startswith("www.") else host
 
 
 def source_zone(language_hint: str | None, text: str) -> str | None:
@@ -444,10 +458,14 @@ def parse_record(raw: dict[str, Any], max_record_bytes: int = DEFAULT_MAX_RECORD
         published_at = parse_date(str(published_raw), default_tz=zone)
     title = fields.get("title") or ""
     body = fields.get("body") or ""
+    url = fields.get("url") or attrs.get("url")
+    source = (
+        fields.get("source") or attrs.get("source") or attrs.get("feed_title") or url_host(url)
+    )
     return {
         "id": record_id(raw["input_uri"], raw["position"], payload),
-        "url": fields.get("url") or attrs.get("url"),
-        "source": fields.get("source") or attrs.get("source"),
+        "url": url,
+        "source": source,
         "feed": attrs.get("feed_title") or attrs.get("feed"),
         "title": title,
         "lead": fields.get("lead"),
