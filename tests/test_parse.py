@@ -209,3 +209,27 @@ def test_html_without_body_is_empty() -> None:
 def test_nul_bytes_are_refused() -> None:
     with pytest.raises(DecodeError, match="NUL"):
         parse_record(raw(b"title\n\nbody\x00\x00", "text"))
+
+
+def test_html_keeps_persian_zwnj_and_paragraphs() -> None:
+    zwnj = "\u200c"
+    html = f"""<html><head><title>دریچه{zwnj}های سد باز شد</title></head><body><article>
+<h1>دریچه{zwnj}های سد باز شد</h1>
+<p>دریچه{zwnj}های سد زاینده{zwnj}رود از بامداد امروز برای آبیاری کشت پاییزه کشاورزان
+شرق اصفهان باز شد و آب به مدت بیست روز در بستر رودخانه جریان خواهد داشت.</p>
+<p>مدیرعامل شرکت آب منطقه&zwnj;ای اصفهان گفت که این تصمیم بر اساس مصوبه شورای هماهنگی
+حوضه گرفته شده است و کشاورزان باید از آب به شکل بهینه استفاده کنند.</p>
+</article></body></html>""".encode()
+    article = parse_record(raw(html, "html", "fa.html"))
+    assert article["title"] == f"دریچه{zwnj}های سد باز شد"
+    assert article["body"].startswith(f"دریچه{zwnj}های سد زاینده{zwnj}رود")
+    assert f"منطقه{zwnj}ای" in article["body"]
+    assert article["body"].count("\n\n") == 1  # two paragraphs, title not repeated
+
+
+def test_text_with_crlf_and_utf16() -> None:
+    text = "عنوان خبر\r\n\r\nلید خبر در یک بند.\r\n\r\nبدنه خبر.\r\nادامه بدنه."
+    article = parse_record(raw(text.encode("utf-16"), "text"))
+    assert article["title"] == "عنوان خبر"
+    assert article["lead"] == "لید خبر در یک بند."
+    assert article["body"].startswith("بدنه خبر.")

@@ -332,10 +332,19 @@ def parse_json_line(text: str) -> dict[str, Any]:
     return out
 
 
+_ZWNJ_STAND_IN = "\u16a0"  # RUNIC LETTER FEHU: printable, never in the news we read
+_ZWNJ_FORMS = re.compile(r"\u200c|&zwnj;|&#8204;|&#x200[cC];")
+
+
 def parse_html(text: str, url: str | None = None) -> dict[str, Any]:
     """HTML page: main text and metadata with trafilatura (a well-kept extractor)."""
     import trafilatura
 
+    # trafilatura drops non-printable characters, ZWNJ among them, which glues Persian
+    # words together (دریچه‌های -> دریچههای): carry ZWNJ through as a printable stand-in.
+    stand_in = _ZWNJ_STAND_IN if _ZWNJ_STAND_IN not in text else None
+    if stand_in:
+        text = _ZWNJ_FORMS.sub(stand_in, text)
     doc = trafilatura.bare_extraction(
         text,
         url=url,
@@ -346,8 +355,16 @@ def parse_html(text: str, url: str | None = None) -> dict[str, Any]:
     )
     if not doc or not (doc.get("text") or "").strip():
         raise EmptyInput("HTML page without extractable body text")
-    body = doc.get("text") or ""
+    if stand_in:
+        doc = {
+            k: v.replace(stand_in, "\u200c") if isinstance(v, str) else v for k, v in doc.items()
+        }
     title = doc.get("title") or ""
+    # trafilatura puts one paragraph per line; the article's own <h1> often repeats the title
+    lines = [line.strip() for line in (doc.get("text") or "").split("\n") if line.strip()]
+    if title and lines and lines[0] == title.strip() and len(lines) > 1:
+        lines = lines[1:]
+    body = "\n\n".join(lines)
     lead = doc.get("description") or None
     if not title:
         title, _, body_rest = body.partition("\n")
