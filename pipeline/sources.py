@@ -84,7 +84,7 @@ def expand_inputs(patterns: list[str]) -> list[str]:
             try:
                 results = FileSystems.match([pattern])[0].metadata_list
             except Exception as exc:  # noqa: BLE001 - BeamIOError wraps the real cause
-                raise InputError(f"cannot list {pattern}: {_root_cause(exc)}") from None
+                raise InputError(describe_io_error(pattern, exc)) from None
             files.extend(m.path for m in results)
     files = sorted({f if "://" in f else os.path.abspath(f) for f in files})
     if not files:
@@ -92,11 +92,32 @@ def expand_inputs(patterns: list[str]) -> list[str]:
     return files
 
 
-def _root_cause(exc: BaseException) -> str:
-    inner = getattr(exc, "exception_details", None)
-    if isinstance(inner, dict) and inner:
+def _root_cause(exc: BaseException) -> BaseException:
+    """Unwrap Beam's nested BeamIOError(exception_details={path: error}) layers."""
+    for _ in range(5):
+        inner = getattr(exc, "exception_details", None)
+        if not isinstance(inner, dict) or not inner:
+            break
         exc = next(iter(inner.values()))
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return exc
+
+
+def describe_io_error(path: str, exc: BaseException) -> str:
+    """One line for a storage error: missing bucket or object, permission, or other."""
+    cause = _root_cause(exc)
+    code = getattr(cause, "code", None)
+    name = type(cause).__name__
+    if name == "NotFound" or code == 404 or isinstance(cause, FileNotFoundError):
+        if path.startswith("gs://"):
+            bucket = path[5:].split("/", 1)[0]
+            return f"cannot list {path}: bucket gs://{bucket} or the path does not exist"
+        return f"cannot list {path}: no such file or directory"
+    if name in ("Forbidden", "Unauthorized") or code in (401, 403):
+        return f"cannot list {path}: permission denied ({name}); check the credentials' roles"
+    if isinstance(cause, PermissionError):
+        return f"cannot list {path}: permission denied"
+    first = f"{name}: {cause}".splitlines()[0]
+    return f"cannot list {path}: {first[:300]}"
 
 
 def read_limited(handle: Any, limit: int) -> tuple[bytes, bool]:

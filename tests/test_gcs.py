@@ -57,7 +57,7 @@ def test_missing_bucket_and_object_are_one_line_errors(bucket: str) -> None:
     )
     assert missing_bucket.returncode == 2
     assert missing_bucket.stderr.count("\n") == 1, missing_bucket.stderr
-    assert "no input files match gs://no-such-bucket-x/in/*" in missing_bucket.stderr
+    assert "bucket gs://no-such-bucket-x or the path does not exist" in missing_bucket.stderr
     missing_object = run_khabar(
         "run", "--input", f"gs://{bucket}/in/nothing.jsonl", "--output", "/tmp/x"
     )
