@@ -23,6 +23,7 @@ import importlib.util
 import io
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -64,6 +65,12 @@ ALPHABET_TO_SCRIPT = {
 EXTRA_LANGUAGES = ("ps", "ckb", "ug")
 ARABIC_WORD = re.compile(r"[\u0620-\u064a\u066e-\u06d3\u06d5\u06ee\u06ef\u06fa-\u06ff]+")
 PERSIAN_TO_ARABIC = str.maketrans({"ی": "ي", "ک": "ك"})
+ARABIC_TO_PERSIAN = str.maketrans({"ي": "ی", "ك": "ک"})
+#: Core Pashto function words (written from grammar knowledge, not from any corpus): the
+#: genitive "d", "pa", "ke", "che", "ye", "ta", "de", "tsakha", "shawi", "kri", "wu", "lapara".
+PASHTO_FUNCTION_WORDS = tuple("د په کې چې یې ته دې څخه شوی کړی وو لپاره".split())
+#: Pashto stopwords that are also everyday Urdu or Arabic words (loanwords, months).
+NOT_PASHTO_MARKERS = frozenset(("موسم", "پوليس", "جاپان", "نرس", "نومبر", "پروفيسر", "اوس"))
 #: Entries whose probability is below this are dropped (they carry almost no evidence).
 MIN_LOGP = -12.0
 
@@ -150,28 +157,49 @@ def cldr_words(locale: str) -> Counter[str]:
     return Counter(w for s in out for w in ARABIC_WORD.findall(s.lower()))
 
 
-def extra_word_lists(tmp: Path) -> dict[str, Counter[str]]:
-    words = {code: cldr_words(code) for code in EXTRA_LANGUAGES}
+def persian_vocabulary(news_dir: Path) -> set[str]:
+    """Words of the Persian news corpus, in both yeh/kaf spellings."""
+    vocab: set[str] = set()
+    for path in sorted(news_dir.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            for field in ("title", "lead", "body"):
+                for word in ARABIC_WORD.findall(row.get(field) or ""):
+                    vocab.add(word)
+                    vocab.add(word.translate(ARABIC_TO_PERSIAN))
+                    vocab.add(word.translate(PERSIAN_TO_ARABIC))
+    return vocab
+
+
+def pashto_marker_words(stopwords: list[str], persian: set[str]) -> list[str]:
+    """Pashto words that never occur in the Persian news corpus, plus core function words."""
+    words = {w for w in stopwords if w not in persian and w not in NOT_PASHTO_MARKERS}
+    return sorted(words | set(PASHTO_FUNCTION_WORDS))
+
+
+def read_pashto_stopwords(tmp: Path) -> list[str]:
     with zipfile.ZipFile(pip_download(PASHTO_STOPWORDS, tmp)) as zf:
         name = next(n for n in zf.namelist() if n.endswith("pashto-stopwords.txt"))
         text = zf.read(name).decode("utf-8")
+    return [line.strip() for line in text.splitlines() if ARABIC_WORD.fullmatch(line.strip())]
+
+
+def extra_word_lists(tmp: Path) -> dict[str, Counter[str]]:
+    words = {code: cldr_words(code) for code in EXTRA_LANGUAGES}
     # function words are frequent in running text: weight them like it
-    for word in ARABIC_WORD.findall(text):
+    for word in read_pashto_stopwords(tmp):
         words["ps"][word] += 20
     with zipfile.ZipFile(pip_download(KLPT, tmp)) as zf:
         lexicon = json.load(io.BytesIO(zf.read("klpt/data/lexicon_ckb_arab.json")))
-    for key, value in lexicon.items():
-        if key == "Copyright":
-            continue
-        entries = value if isinstance(value, list) else [key]
-        for entry in entries:
-            if isinstance(entry, str):
-                for word in ARABIC_WORD.findall(entry):
-                    words["ckb"][word] += 1
+    for key in lexicon["Lexicon"]:
+        for word in ARABIC_WORD.findall(key):
+            words["ckb"][word] += 1
     return words
 
 
-def build(out_dir: Path, tmp: Path) -> None:
+def build(out_dir: Path, tmp: Path, news_dir: Path) -> None:
     lingua = load_lingua(pip_download(LINGUA, tmp), tmp)
     language_enum = lingua.Language
     pkg_dir = tmp / "lingua"
@@ -244,6 +272,9 @@ def build(out_dir: Path, tmp: Path) -> None:
         "scripts": {s: sorted(set(c)) for s, c in sorted(scripts.items())},
         "unique_characters": unique_chars,
         "char_groups": char_groups,
+        "pashto_words": pashto_marker_words(
+            read_pashto_stopwords(tmp), persian_vocabulary(news_dir)
+        ),
         "sources": [LINGUA, PASHTO_STOPWORDS, KLPT, "babel CLDR locales ps ckb ug"],
     }
     (out_dir / "meta.json").write_text(
@@ -255,9 +286,15 @@ def build(out_dir: Path, tmp: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT_DIR)
+    parser.add_argument(
+        "--news-fa",
+        type=Path,
+        default=Path(os.environ.get("KHABAR_SHARED_DATA", "/work/shared/data")) / "news-fa",
+        help="Persian news (JSON lines) used to keep Persian words out of the Pashto word list",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        build(args.out, Path(tmp))
+        build(args.out, Path(tmp), args.news_fa)
     return 0
 
 
