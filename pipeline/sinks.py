@@ -38,6 +38,7 @@ def to_article_record(article: Article) -> dict[str, Any]:
     record["language"] = article.get("language") or "und"
     record["language_confidence"] = float(article.get("language_confidence") or 0.0)
     record["script"] = article.get("script") or "Zyyy"
+    record["entities"] = list(article.get("entities") or [])
     return record
 
 
