@@ -28,11 +28,10 @@ class ProcessedOutputs:
     dead_letters: beam.PCollection
 
 
-class ProcessArticles(beam.PTransform):
-    """Raw records -> survivors, duplicates and dead letters (every stage after reading).
-
-    The same transform serves batch and streaming; only sources and sinks differ.
-    """
+class CoreStages(beam.PTransform):
+    """Raw records -> normalized articles and dead letters: every per-record stage
+    (parse, clean, language, normalize). Batch and streaming share it unchanged; only
+    deduplication (global in batch, stateful with a TTL in streaming) and sinks differ."""
 
     def __init__(self, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
         super().__init__()
@@ -43,13 +42,26 @@ class ProcessArticles(beam.PTransform):
         cleaned = parsed.articles | "Clean" >> CleanArticles()
         detected = cleaned.articles | "Language" >> DetectLanguage()
         normalized = detected.articles | "Normalize" >> NormalizeArticles()
-        deduped = normalized.articles | "Dedup" >> DeduplicateExact()
         dead = (
             parsed[DEAD_LETTER],
             cleaned[DEAD_LETTER],
             detected[DEAD_LETTER],
             normalized[DEAD_LETTER],
         ) | "StageDeadLetters" >> beam.Flatten()
+        return normalized.articles, dead
+
+
+class ProcessArticles(beam.PTransform):
+    """Raw records -> survivors, duplicates and dead letters (every stage after reading),
+    deduplicating over the whole input (batch)."""
+
+    def __init__(self, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+        super().__init__()
+        self.max_record_bytes = max_record_bytes
+
+    def expand(self, raw):
+        articles, dead = raw | "Stages" >> CoreStages(self.max_record_bytes)
+        deduped = articles | "Dedup" >> DeduplicateExact()
         return ProcessedOutputs(deduped["articles"], deduped[DUPLICATES], dead)
 
 

@@ -26,8 +26,11 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import apache_beam as beam
+from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 
 from transforms.common import Article
 
@@ -238,4 +241,88 @@ class DeduplicateExact(beam.PTransform):
             | "Repoint" >> beam.FlatMap(_repoint)
         )
         duplicates = (repointed, by_url[DUPLICATES]) | "AllDuplicates" >> beam.Flatten()
+        return {"articles": by_url.articles, DUPLICATES: duplicates}
+
+
+# --------------------------------------------------------------------------- streaming
+
+DEFAULT_TTL_SECONDS = 7 * 24 * 3600
+
+
+class _FirstSeenFn(beam.DoFn):
+    """Stateful exact dedup for streams: per key (fingerprint or canonical URL) remember
+    the first article seen; later copies are linked to it. The state expires ``ttl``
+    seconds (event time) after the last copy was seen, so it stays bounded.
+
+    Runs in the global window, keyed, before event-time windowing: duplicates are found
+    across windows. Element timestamps here are arrival (publish) times.
+    """
+
+    FIRST = ReadModifyWriteStateSpec("first", PickleCoder())
+    EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
+
+    def __init__(self, reason: str, ttl_seconds: int) -> None:
+        self.reason = reason
+        self.ttl = ttl_seconds
+        self.dups = Metrics.counter("dedup", "duplicates_" + reason)
+        self.expired = Metrics.counter("dedup", "state_expired_" + reason)
+
+    def process(
+        self,
+        element: tuple[str, Article],
+        timestamp=beam.DoFn.TimestampParam,
+        first=beam.DoFn.StateParam(FIRST),
+        expiry=beam.DoFn.TimerParam(EXPIRY),
+    ):
+        _, article = element
+        expiry.set(timestamp + self.ttl)
+        seen = first.read()
+        if seen is None:
+            first.write({"id": article["id"], "canonical_id": article["canonical_id"]})
+            yield article
+            return
+        self.dups.inc()
+        dup = dict(article)
+        dup["duplicate_of"] = seen["id"]
+        dup["canonical_id"] = seen["canonical_id"]
+        dup["duplicate_reason"] = self.reason
+        dup["similarity"] = 1.0
+        yield TaggedOutput(DUPLICATES, dup)
+
+    @on_timer(EXPIRY)
+    def expire(self, first=beam.DoFn.StateParam(FIRST)):
+        self.expired.inc()
+        first.clear()
+
+
+class DeduplicateStreaming(beam.PTransform):
+    """Exact dedup for unbounded input, with bounded state (TTL, default 7 days).
+
+    First seen survives; later copies (same fingerprint, then same canonical URL) are
+    linked with ``duplicate_of``/``canonical_id``. Returns ``{"articles", "duplicates"}``.
+    """
+
+    def __init__(self, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> None:
+        super().__init__()
+        self.ttl_seconds = ttl_seconds
+
+    def expand(self, pcoll):
+        keyed = pcoll | "Fingerprint" >> beam.Map(fingerprint_article)
+        by_content = (
+            keyed
+            | "KeyByFingerprint" >> beam.Map(lambda a: (a["content_fingerprint"], a))
+            | "FirstByFingerprint"
+            >> beam.ParDo(_FirstSeenFn("content", self.ttl_seconds)).with_outputs(
+                DUPLICATES, main="articles"
+            )
+        )
+        by_url = (
+            by_content.articles
+            | "KeyByUrl" >> beam.Map(_key_by_url)
+            | "FirstByUrl"
+            >> beam.ParDo(_FirstSeenFn("url", self.ttl_seconds)).with_outputs(
+                DUPLICATES, main="articles"
+            )
+        )
+        duplicates = (by_content[DUPLICATES], by_url[DUPLICATES]) | "Duplicates" >> beam.Flatten()
         return {"articles": by_url.articles, DUPLICATES: duplicates}
