@@ -42,7 +42,9 @@ def discover(paths: list[str]) -> tuple[list[str], str | None]:
             base = path.rstrip("/")
             found = []
             for kind in (ARTICLES_DIR, DUPLICATES_DIR, DEAD_LETTER_DIR):
-                found += [p for p in _match(join(base, kind, "*.avro")) if _is_avro_file(p)]
+                # batch: kind/*.avro; streaming: kind/date=YYYY-MM-DD/*.avro
+                for pattern in (join(base, kind, "*.avro"), join(base, kind, "date=*", "*.avro")):
+                    found += [p for p in _match(pattern) if _is_avro_file(p)]
             if not found:
                 found = [p for p in _match(join(base, "*.avro")) if _is_avro_file(p)]
             if FileSystems.exists(join(base, "_SUMMARY.json")):

@@ -84,3 +84,55 @@ class KhabarOptions(PipelineOptions):
             default=0,
             help="Avro files per output kind in batch (0: let the runner decide).",
         )
+        stream = parser.add_argument_group("khabar streaming (with --streaming)")
+        stream.add_argument(
+            "--subscription",
+            default=None,
+            help="Pub/Sub subscription to read, projects/P/subscriptions/S (streaming).",
+        )
+        stream.add_argument(
+            "--window_seconds",
+            "--window-seconds",
+            dest="window_seconds",
+            type=_positive_int,
+            default=60,
+            help="Fixed event-time window of the streaming output files, in seconds. Default 60.",
+        )
+        stream.add_argument(
+            "--allowed_lateness",
+            "--allowed-lateness",
+            dest="allowed_lateness",
+            type=_positive_int,
+            default=3600,
+            help="Seconds a record may arrive after its window closed and still go to that "
+            "window (as a late pane); older records are counted late and written in the "
+            "window of their arrival. Default 3600.",
+        )
+        stream.add_argument(
+            "--dedup_ttl",
+            "--dedup-ttl",
+            dest="dedup_ttl",
+            type=_positive_int,
+            default=7 * 24 * 3600,
+            help="Seconds the streaming dedup state remembers an article after its last "
+            "copy. Default 604800 (7 days).",
+        )
+        stream.add_argument(
+            "--max_runtime",
+            "--max-runtime",
+            dest="max_runtime",
+            type=float,
+            default=None,
+            help="Stop a local streaming job after this many seconds, with every window's "
+            "files complete (default: run until Ctrl-C).",
+        )
+        stream.add_argument(
+            "--drain_seconds",
+            "--drain-seconds",
+            dest="drain_seconds",
+            type=float,
+            default=None,
+            help="Longest wait after --max_runtime (or Ctrl-C) for the last windows to close "
+            "and every record read to be written; default window + 60 s (the local Pub/Sub "
+            "read advances the watermark at most every 30 s when idle).",
+        )

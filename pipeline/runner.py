@@ -20,8 +20,13 @@ def make_runner(options: PipelineOptions) -> PipelineRunner | None:
     """A runner instance for ``options``, or ``None`` to let Beam create it by name."""
     standard = options.view_as(StandardOptions)
     name = (standard.runner or "DirectRunner").rsplit(".", 1)[-1].lower()
-    if name not in DIRECT_NAMES or standard.streaming:
+    if name not in DIRECT_NAMES:
         return None
+    if standard.streaming:
+        # Local streaming (Pub/Sub, TestStream, timers) only runs on the BundleBased one.
+        from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
+
+        return BundleBasedDirectRunner()
     from apache_beam.portability.api import beam_provision_api_pb2
     from apache_beam.runners.portability.fn_api_runner import fn_runner
     from apache_beam.runners.portability.portable_runner import JobServiceHandle

@@ -18,6 +18,7 @@ import fastavro
 import fastavro.write
 from apache_beam.io import fileio
 from apache_beam.metrics import Metrics
+from apache_beam.options.value_provider import StaticValueProvider
 
 import schemas
 from pipeline.version import PIPELINE_VERSION
@@ -178,6 +179,6 @@ class WriteAvroWindowed(beam.PTransform):
                 sink=lambda _dest: AvroFileSink(schema),
                 shards=self.shards,
                 max_writers_per_bundle=0,
-                temp_directory=join(self.output, ".tmp", self.kind),
+                temp_directory=StaticValueProvider(str, join(self.output, ".tmp", self.kind)),
             )
         )

@@ -177,7 +177,7 @@ def build_streaming(
     allowed_lateness: int = 3600,
     ttl_seconds: int = 7 * 24 * 3600,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-    emit_duplicates: bool = False,
+    emit_duplicates: bool = True,
 ) -> None:
     from apache_beam.io.gcp.pubsub import ReadFromPubSub
 
@@ -198,11 +198,6 @@ def build_streaming(
     dead = (read_dead, out[DEAD_LETTER]) | "AllDeadLetters" >> beam.Flatten()
     out[ARTICLES] | "WriteArticles" >> WriteAvroWindowed(output, ARTICLES_DIR)
     dead | "WriteDeadLetters" >> WriteAvroWindowed(output, DEAD_LETTER_DIR)
-    if emit_duplicates:
-        out[DUPLICATES] | "WriteDuplicates" >> WriteAvroWindowed(output, DUPLICATES_DIR)
-    else:
-        out[DUPLICATES] | "CountDuplicates" >> beam.Map(_count_skipped_duplicate)
-
-
-def _count_skipped_duplicate(_article) -> None:
-    Metrics.counter("khabar", "skipped_duplicates").inc()
+    # Streaming always writes duplicates (linked to their survivor): the files are the
+    # audit trail that accounts for every message (see pipeline.run.run_streaming).
+    out[DUPLICATES] | "WriteDuplicates" >> WriteAvroWindowed(output, DUPLICATES_DIR)
