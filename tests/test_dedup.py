@@ -81,3 +81,10 @@ def test_dedup_transform_chains_content_and_url() -> None:
             equal_to([("x2", "x1", "x3", "content"), ("x1", "x3", "x3", "url")]),
             label="duplicates",
         )
+
+
+def test_new_headline_on_same_long_body_is_the_same_content() -> None:
+    body = " ".join(f"word{i}" for i in range(25))
+    assert content_fingerprint("Headline A", body) == content_fingerprint("Another one", body)
+    short = "only a few words here"
+    assert content_fingerprint("Headline A", short) != content_fingerprint("Another", short)

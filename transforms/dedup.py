@@ -4,8 +4,9 @@ Beam-free core:
 
 * :func:`canonical_url` - scheme, ``www.``, default ports, tracking parameters, fragment,
   trailing slash and percent-encoding folded, so the same page under different links meets.
-* :func:`content_fingerprint` - SHA-256 of the normalized title and body with spacing,
-  ZWNJ, punctuation, Arabic/Persian letter variants and digits folded.
+* :func:`content_fingerprint` - SHA-256 of the normalized body (with the title too when
+  the body is shorter than 20 words) with spacing, ZWNJ, punctuation, Arabic/Persian
+  letter variants and digits folded: a new headline on the same copy is still a copy.
 * :func:`survivor_key` / :func:`resolve_group` - the survivor of a group of copies is the
   article with the earliest ``published_at`` (unknown dates last), then the smallest ``id``:
   two runs on the same input pick the same survivor.
@@ -131,8 +132,17 @@ def fold_text(text: str) -> str:
     return " ".join(_NON_WORD.sub(" ", text).split())
 
 
+#: Bodies with at least this many words are fingerprinted alone: the same body under a
+#: new headline is the same article (outlets rewrite headlines, not agency copy).
+BODY_ONLY_MIN_WORDS = 20
+
+
 def content_fingerprint(title: str, body: str) -> str:
-    folded = fold_text(title) + "\n" + fold_text(body)
+    folded_body = fold_text(body)
+    if folded_body.count(" ") + 1 >= BODY_ONLY_MIN_WORDS:
+        folded = "body\n" + folded_body
+    else:
+        folded = fold_text(title) + "\n" + folded_body
     return hashlib.sha256(folded.encode("utf-8")).hexdigest()[:32]
 
 
