@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import posixpath
+import time
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,6 +49,7 @@ DIRECTORY_EXTENSIONS = (
     ".gz",
 )
 SKIP_NAMES = ("readme", "license", "licence")
+READ_ATTEMPTS = 3
 
 METRICS_NAMESPACE = "khabar"
 
@@ -159,27 +162,40 @@ class ReadFileRecords(beam.DoFn):
         self.files = Metrics.counter(METRICS_NAMESPACE, "files_read")
         self.records_in = Metrics.counter(METRICS_NAMESPACE, "records_in")
         self.failed = Metrics.counter("stage.read", "dead_letter")
+        self.retried = Metrics.counter("stage.read", "retried")
 
     def process(self, readable: fileio.ReadableFile):
         path = readable.metadata.path
         self.files.inc()
         limit = self.max_record_bytes
-        try:
-            handle = readable.open(compression_type=CompressionTypes.AUTO)
-        except FileNotFoundError as exc:
-            yield self._dead(path, exc, b"")
-            return
-        with handle:
-            head = handle.read(4096)
-            fmt = detect_format(path, head, self.format_override)
-            if fmt == "jsonl":
-                yield from self._jsonl(path, head, handle, limit)
+        fmt: str | None = None
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                handle = readable.open(compression_type=CompressionTypes.AUTO)
+                with handle:
+                    head = handle.read(4096)
+                    fmt = detect_format(path, head, self.format_override)
+                    if fmt == "jsonl":
+                        # streamed line by line (not retried: lines may already be out)
+                        yield from self._jsonl(path, head, handle, limit)
+                        return
+                    if len(head) > limit:
+                        data, more = head[:limit], True
+                    else:
+                        rest, more = read_limited(handle, limit - len(head))
+                        data = head + rest
+                break
+            except FileNotFoundError as exc:
+                yield self._dead(path, exc, b"", fmt)
                 return
-            if len(head) > limit:
-                data, more = head[:limit], True
-            else:
-                rest, more = read_limited(handle, limit - len(head))
-                data = head + rest
+            except (OSError, EOFError, zlib.error) as exc:
+                # a flaky filesystem is retried; a corrupt file (bad gzip) dead-lettered
+                if attempt < READ_ATTEMPTS and not isinstance(exc, (EOFError, zlib.error)):
+                    self.retried.inc()
+                    time.sleep(0.2 * attempt)
+                    continue
+                yield self._dead(path, exc, b"", fmt)
+                return
         if more:
             # Containers (feeds) get a larger budget: their items are checked one by one.
             yield self._dead(

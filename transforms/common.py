@@ -14,6 +14,7 @@ are removed by the sink.
 from __future__ import annotations
 
 import datetime as _dt
+import time
 import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -31,6 +32,16 @@ Article = dict[str, Any]
 Core = Callable[[Article], Article | None]
 
 MAX_MESSAGE_CHARS = 2000
+
+#: Errors worth retrying in place (a flaky disk, network or service), not bad input.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    InterruptedError,
+    BlockingIOError,
+)
+TRANSIENT_ATTEMPTS = 3
+TRANSIENT_BACKOFF = 0.2
 
 
 class StageError(Exception):
@@ -107,18 +118,30 @@ class StageFn(beam.DoFn):
         self.core: Core | None = None
         self.ok = Metrics.counter("stage." + stage, "ok")
         self.failed = Metrics.counter("stage." + stage, "dead_letter")
+        self.retried = Metrics.counter("stage." + stage, "retried")
 
     def setup(self) -> None:
         self.core = self.core_factory()
 
     def process(self, article: Article) -> Iterable[Any]:
         assert self.core is not None
-        try:
-            out = self.core(article)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a dead letter
-            self.failed.inc()
-            yield TaggedOutput(DEAD_LETTER, dead_letter_from_article(self.stage, exc, article))
-            return
+        for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+            try:
+                out = self.core(article)
+                break
+            except TRANSIENT_ERRORS as exc:
+                # flaky filesystem or network: retry in place, then dead-letter (replayable)
+                if attempt < TRANSIENT_ATTEMPTS:
+                    self.retried.inc()
+                    time.sleep(TRANSIENT_BACKOFF * attempt)
+                    continue
+                self.failed.inc()
+                yield TaggedOutput(DEAD_LETTER, dead_letter_from_article(self.stage, exc, article))
+                return
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a dead letter
+                self.failed.inc()
+                yield TaggedOutput(DEAD_LETTER, dead_letter_from_article(self.stage, exc, article))
+                return
         self.ok.inc()
         if out is not None:
             yield out

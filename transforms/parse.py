@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -309,12 +310,14 @@ def _json_field(obj: dict[str, Any], key: str) -> str | None:
     for name in _JSON_FIELDS[key]:
         if name in obj and obj[name] is not None:
             value = obj[name]
-            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            # only a date may be a number (epoch seconds or milliseconds)
+            numeric_ok = key == "published" and isinstance(value, (int, float))
+            if isinstance(value, bool) or not (isinstance(value, str) or numeric_ok):
                 raise InvalidRecord(
                     f"field {name!r} must be a string, got {type(value).__name__}"
                 )
-            if isinstance(value, float) and value != value:  # NaN
-                raise InvalidRecord(f"field {name!r} is NaN")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidRecord(f"field {name!r} is not a finite number")
             return str(value)
     return None
 
