@@ -36,19 +36,20 @@ def make_corpus(data_dir: Path, out_dir: Path, n_articles: int, n_files: int, se
     lines: list[str] = []
     kinds = {"original": 0, "url_duplicate": 0, "content_duplicate": 0, "broken": 0}
     i = 0
+    emitted: list[dict[str, Any]] = []
     while len(lines) < n_articles:
-        article = dict(originals[i % len(originals)])
-        i += 1
         roll = rng.random()
-        if roll < 0.08 and lines:
-            # same URL with tracking parameters: an exact duplicate by URL
+        if roll < 0.08 and emitted:
+            # an earlier article again, its URL with tracking parameters: duplicate by URL
+            article = dict(rng.choice(emitted))
             article["url"] = (article.get("url") or "https://x.ir/") + "?utm_source=bench"
             kinds["url_duplicate"] += 1
-        elif roll < 0.13 and lines:
-            # same text with Arabic letter variants and no URL: duplicate by content
+        elif roll < 0.13 and emitted:
+            # an earlier article's text with Arabic letter variants, no URL: by content
+            earlier = rng.choice(emitted)
             article = {
-                "title": article["title"].replace("ی", "ي").replace("ک", "ك"),
-                "body": article["body"].replace("ی", "ي"),
+                "title": earlier["title"].replace("ی", "ي").replace("ک", "ك"),
+                "body": earlier["body"].replace("ی", "ي"),
                 "source": "bench-copy",
             }
             kinds["content_duplicate"] += 1
@@ -57,6 +58,9 @@ def make_corpus(data_dir: Path, out_dir: Path, n_articles: int, n_files: int, se
             kinds["broken"] += 1
             continue
         else:
+            article = dict(originals[i % len(originals)])
+            i += 1
+            emitted.append(article)
             kinds["original"] += 1
         lines.append(json.dumps(article, ensure_ascii=False))
     out_dir.mkdir(parents=True, exist_ok=True)
