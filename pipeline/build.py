@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 
+from pipeline.progress import ProgressChannel, count_progress
 from pipeline.sinks import ARTICLES_DIR, DEAD_LETTER_DIR, DUPLICATES_DIR, WriteAvroBatch
 from pipeline.sources import ReadArticleFiles
 from transforms.clean import CleanArticles
@@ -74,12 +75,18 @@ def build_batch(
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     emit_duplicates: bool = False,
     num_shards: int = 0,
+    progress: ProgressChannel | None = None,
 ) -> ProcessedOutputs:
     """The batch job: read ``files``, process, write Avro under ``output``."""
     fmt = None if input_format in (None, "auto") else input_format
     read = p | "Read" >> ReadArticleFiles(files, fmt, max_record_bytes)
     out = read.articles | "Process" >> ProcessArticles(max_record_bytes)
     dead = (read[DEAD_LETTER], out.dead_letters) | "AllDeadLetters" >> beam.Flatten()
+    count_progress(read.articles, "ProgressRead", progress, "read")
+    count_progress(read[DEAD_LETTER], "ProgressReadDead", progress, "read")
+    count_progress(out.articles, "ProgressWritten", progress, "written")
+    count_progress(dead, "ProgressDead", progress, "dead_letters")
+    count_progress(out.duplicates, "ProgressDuplicates", progress, "duplicates")
     out.articles | "WriteArticles" >> WriteAvroBatch(output, ARTICLES_DIR, num_shards)
     dead | "WriteDeadLetters" >> WriteAvroBatch(output, DEAD_LETTER_DIR, num_shards)
     if emit_duplicates:

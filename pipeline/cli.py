@@ -21,6 +21,9 @@ USAGE = """usage: khabar <command> [options]
 commands:
   run           run the pipeline (batch by default) and write Avro
   inspect       summarize Avro output: languages, sources, duplicates, dead letters
+  report        a self-contained HTML report with charts of a run
+  replay        reprocess dead letters (after a fix), keeping provenance
+  cat           print or convert a run's Avro as JSON Lines or Parquet
   poll          poll feeds and watched folders, publish new items to Pub/Sub
   stream        local streaming in one command: Pub/Sub emulator + poller + pipeline
   bench         benchmark the pipeline against a plain-Python loop
@@ -47,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {
         "run": cmd_run,
         "inspect": cmd_inspect,
+        "report": cmd_report,
+        "replay": cmd_replay,
+        "cat": cmd_cat,
         "poll": cmd_poll,
         "stream": cmd_stream,
         "bench": cmd_bench,
@@ -184,8 +190,11 @@ def cmd_run(argv: list[str]) -> int:
     except InputError as exc:
         raise CliError(str(exc)) from None
     prepare_output(khabar.output, overwrite=khabar.overwrite)
+    from pipeline.progress import Progress
+
     started = time.time()
-    summary = run_batch(options, files)
+    with Progress(quiet=khabar.quiet) as progress:
+        summary = run_batch(options, files, progress.channel)
     print(format_summary(summary, time.time() - started))
     return 0 if summary["conservation"]["ok"] else 1
 
@@ -442,19 +451,48 @@ def cmd_inspect(argv: list[str]) -> int:
     parser.add_argument("paths", nargs="+", help="run directory, .avro files or globs")
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument("--samples", type=int, default=3, help="sample records to show")
+    parser.add_argument("--against", metavar="OLD", help="show drift from an older run")
     args = parser.parse_args(argv)
     try:
         report = inspect_paths(args.paths, samples=args.samples)
+        old = inspect_paths([args.against], samples=0) if args.against else None
     except InspectError as exc:
         raise CliError(str(exc)) from None
+    drift = None
+    if old is not None:
+        from pipeline.drift import drift_report, format_drift
+
+        drift = drift_report(report, old)
     if args.json:
-        print(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+        payload = report if drift is None else {"report": report, "drift": drift}
+        print(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
     else:
         print(format_report(report))
+        if drift is not None:
+            print(format_drift(drift))
     return 0
 
 
 # --------------------------------------------------------------------------- benchmarks
+
+
+def cmd_report(argv: list[str]) -> int:
+    from pipeline.report import main as report_main
+
+    return report_main(argv)
+
+
+def cmd_replay(argv: list[str]) -> int:
+    from pipeline.replay import main as replay_main
+
+    quiet_logs()
+    return replay_main(argv)
+
+
+def cmd_cat(argv: list[str]) -> int:
+    from pipeline.cat import main as cat_main
+
+    return cat_main(argv)
 
 
 def cmd_bench(argv: list[str]) -> int:

@@ -134,6 +134,7 @@ def inspect_paths(paths: list[str], samples: int = 3) -> dict[str, Any]:
         "dead_letters": n_dead,
         "languages": dict(languages.most_common()),
         "sources": dict(sources.most_common(TOP)),
+        "sources_all": dict(sources.most_common()),
         "formats": dict(formats.most_common()),
         "duplicates_by_reason": dict(dup_reasons),
         "dead_letters_by_stage": dict(dl_stage.most_common()),

@@ -77,6 +77,12 @@ class KhabarOptions(PipelineOptions):
             "to write into a directory that already holds output).",
         )
         group.add_argument(
+            "--quiet",
+            action="store_true",
+            default=False,
+            help="No live progress line (it is only drawn on a terminal anyway).",
+        )
+        group.add_argument(
             "--num_shards",
             "--num-shards",
             dest="num_shards",

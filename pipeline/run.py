@@ -113,7 +113,9 @@ def summarize(
     }
 
 
-def run_batch(options: PipelineOptions, files: list[str]) -> dict[str, Any]:
+def run_batch(
+    options: PipelineOptions, files: list[str], progress: Any = None
+) -> dict[str, Any]:
     khabar = options.view_as(KhabarOptions)
     started = dt.datetime.now(dt.UTC)
     pipeline = beam.Pipeline(runner=make_runner(options), options=options)
@@ -125,6 +127,7 @@ def run_batch(options: PipelineOptions, files: list[str]) -> dict[str, Any]:
         max_record_bytes=khabar.max_article_bytes,
         emit_duplicates=khabar.emit_duplicates,
         num_shards=khabar.num_shards,
+        progress=progress,
     )
     result = pipeline.run()
     result.wait_until_finish()

@@ -1,0 +1,464 @@
+"""``khabar replay DIR/dead_letter --output NEWDIR``: process dead letters again, after a fix.
+
+Each dead letter goes back through the same graph as a normal run (``ProcessArticles``:
+parse, clean, language, normalize, dedup) as the raw record it was, with its provenance:
+
+* ``input_uri`` and ``position`` as recorded, so an article gets the same deterministic id
+  it would have had in the first run, and a record that fails again keeps pointing at
+  its source;
+* the original format from ``attributes["format"]`` (sniffed from the bytes when a
+  read-level failure happened before the format was known; ``--format`` sets it then),
+  and every other attribute (feed title, Pub/Sub attributes) carried through;
+* records that failed at the ``read`` stage were whole files (an empty file, malformed
+  or refused XML): they are split again (a feed into its items, JSON Lines into lines);
+* ``read``/``TooLarge`` dead letters hold only the first bytes of the input, so their
+  input is read again from ``input_uri`` (one line for JSON Lines, else the whole file)
+  under the new ``--max_article_bytes``; only if what is there now still starts with the
+  stored bytes (else it stays dead as ``SourceChanged``; ``SourceUnavailable`` if gone);
+* ``attributes["replay_count"]`` counts how often a record has been replayed.
+
+The output is a normal run directory (``articles/``, ``dead_letter/``, ``duplicates/`` with
+``--emit_duplicates``, ``_SUMMARY.json``), so ``khabar inspect``, ``report``, ``cat`` and a
+later replay work on it. Deduplication runs among the replayed records only. Its
+conservation check: records in (dead letters read, whole files counted as the records
+they split into) = articles written + duplicates + dead letters still dead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.pvalue import TaggedOutput
+
+import schemas
+from pipeline.build import ProcessArticles
+from pipeline.cli import CliError, format_summary
+from pipeline.inspect import _is_avro_file, _match
+from pipeline.progress import Progress, ProgressChannel, count_progress
+from pipeline.sinks import (
+    ARTICLES_DIR,
+    DEAD_LETTER_DIR,
+    DUPLICATES_DIR,
+    WriteAvroBatch,
+    join,
+)
+from pipeline.sources import iter_lines_limited, read_limited
+from pipeline.version import PIPELINE_VERSION
+from transforms.common import ARTICLES, DEAD_LETTER, StageError, make_dead_letter
+from transforms.parse import (
+    DEFAULT_MAX_RECORD_BYTES,
+    FEED_FORMATS,
+    FORMATS,
+    EmptyInput,
+    RawRecord,
+    TooLarge,
+    detect_format,
+    split_records,
+)
+
+NAMESPACE = "replay"
+REPLAY_COUNT = "replay_count"
+
+USAGE = """usage: khabar replay DEAD_LETTERS [DEAD_LETTERS ...] --output NEWDIR [options]
+
+Process dead letters again (after a fix) through the same stages as `khabar run`,
+keeping their provenance (input URI, position, format, attributes). Records that failed
+while reading a whole file are split again; truncated ones (TooLarge) are read again from
+their input. Writes a normal run directory with its own _SUMMARY.json.
+
+DEAD_LETTERS: a run's dead_letter/ folder, a run directory, or dead-letter Avro files or
+globs (local or gs://); give them before the options.
+
+options:
+  --output NEWDIR          where to write (must not be the run being replayed)
+  --emit_duplicates        also write duplicates (linked to their survivor)
+  --max_article_bytes N    size limit for records (raise it to replay TooLarge)
+  --format FMT             format for records whose dead letter does not name one
+  --overwrite              replace an earlier output in NEWDIR
+  --num_shards N           Avro files per output kind
+  --quiet                  no live progress line
+  any Apache Beam option   (--runner, --direct_num_workers, ...), as for `khabar run`
+
+example:
+  khabar replay out/nightly/dead_letter --output out/replay --max_article_bytes 20000000
+"""
+
+
+class SourceUnavailable(StageError):
+    """A truncated dead letter's input can no longer be read."""
+
+
+class SourceChanged(StageError):
+    """A truncated dead letter's input no longer starts with the stored bytes."""
+
+
+# --------------------------------------------------------------------------- dead letter -> raw
+
+
+def _replay_count(attrs: dict[str, str]) -> str:
+    try:
+        previous = int(attrs.get(REPLAY_COUNT, "0"))
+    except ValueError:
+        previous = 0
+    return str(previous + 1)
+
+
+def _refetch(uri: str, fmt: str | None, position: int | None, limit: int) -> bytes:
+    """The input of a truncated read-stage dead letter, read again under ``limit``."""
+    try:
+        handle = FileSystems.open(uri, compression_type=CompressionTypes.AUTO)
+    except Exception as exc:  # noqa: BLE001 - any storage error: the input is gone
+        raise SourceUnavailable(f"cannot read {uri} again: {type(exc).__name__}: {exc}") from None
+    with handle:
+        if fmt == "jsonl" and position is not None:
+            for lineno, line, truncated in iter_lines_limited(handle, limit):
+                if lineno == position:
+                    if truncated:
+                        raise TooLarge(
+                            f"JSON line above the limit of {limit} bytes (truncated here)"
+                        )
+                    return line
+            raise SourceUnavailable(f"{uri} has no line {position} any more")
+        data, more = read_limited(handle, limit)
+    if more:
+        raise TooLarge(f"file above the limit of {limit} bytes; raw_payload holds the first part")
+    return data
+
+
+def raw_records_for(
+    dead: dict[str, Any],
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    format_override: str | None = None,
+) -> tuple[list[RawRecord], str]:
+    """The raw record(s) to process again for one dead letter, and how they were made
+    (``record``, ``resplit`` or ``refetched``). Raises a ``StageError`` when the record
+    cannot even be rebuilt (it then stays a dead letter at stage ``read``)."""
+    attrs = {str(k): str(v) for k, v in (dead.get("attributes") or {}).items()}
+    fmt = attrs.pop("format", None) or format_override
+    attrs[REPLAY_COUNT] = _replay_count(attrs)
+    uri: str = dead["input_uri"]
+    position: int | None = dead.get("position")
+    payload = bytes(dead["raw_payload"])
+    how = "record"
+    if dead["stage"] == "read":
+        if dead["error_type"] == "TooLarge":
+            fresh = _refetch(uri, fmt, position, max_record_bytes)
+            if not fresh.startswith(payload):
+                raise SourceChanged(
+                    f"{uri} changed since the failure (it no longer starts with the stored "
+                    f"{len(payload)} bytes); not replayed"
+                )
+            payload, how = fresh, "refetched"
+            if fmt == "jsonl" and position is not None:
+                return [RawRecord(uri, position, "jsonl", payload, attrs)], how
+        fmt = detect_format(uri, payload[:4096], fmt)
+        records = list(split_records(uri, payload, fmt, max_record_bytes))
+        if not records:
+            raise EmptyInput("feed without items" if fmt in FEED_FORMATS else "no records")
+        for record in records:
+            record.attributes = {**attrs, **record.attributes}
+        return records, ("resplit" if how == "record" else how)
+    fmt = detect_format(uri, payload[:4096], fmt)
+    if fmt in FEED_FORMATS and fmt not in FORMATS:  # a whole feed failed past the read stage
+        records = list(split_records(uri, payload, fmt, max_record_bytes))
+        for record in records:
+            record.attributes = {**attrs, **record.attributes}
+        return records, "resplit"
+    return [RawRecord(uri, position or 0, fmt, payload, attrs)], how
+
+
+class ExpandDeadLetters(beam.DoFn):
+    """Dead letter -> raw records (main output); one that cannot be rebuilt -> a dead
+    letter again (stage ``read``, the stored bytes kept, ``replay_count`` raised)."""
+
+    def __init__(self, max_record_bytes: int, format_override: str | None) -> None:
+        self.max_record_bytes = max_record_bytes
+        self.format_override = format_override
+        self.records_in = Metrics.counter("khabar", "records_in")
+        self.read_failed = Metrics.counter("stage.read", "dead_letter")
+        self.dead_in = Metrics.counter(NAMESPACE, "dead_letters_in")
+        self.resplit = Metrics.counter(NAMESPACE, "resplit_dead_letters")
+        self.resplit_records = Metrics.counter(NAMESPACE, "resplit_records")
+        self.refetched = Metrics.counter(NAMESPACE, "refetched")
+        self.not_rebuilt = Metrics.counter(NAMESPACE, "not_rebuilt")
+
+    def process(self, dead: dict[str, Any]):
+        self.dead_in.inc()
+        Metrics.counter(NAMESPACE, f"from.{dead['stage']}/{dead['error_type']}").inc()
+        try:
+            records, how = raw_records_for(dead, self.max_record_bytes, self.format_override)
+        except StageError as exc:
+            self.records_in.inc()
+            self.read_failed.inc()
+            self.not_rebuilt.inc()
+            attrs = {str(k): str(v) for k, v in (dead.get("attributes") or {}).items()}
+            attrs[REPLAY_COUNT] = _replay_count(attrs)
+            yield TaggedOutput(
+                DEAD_LETTER,
+                make_dead_letter(
+                    "read",
+                    exc,
+                    raw_payload=bytes(dead["raw_payload"]),
+                    input_uri=dead["input_uri"],
+                    position=dead.get("position"),
+                    attributes=attrs,
+                ),
+            )
+            return
+        if how == "refetched":
+            self.refetched.inc()
+        if len(records) != 1 or how != "record":
+            self.resplit.inc()
+            self.resplit_records.inc(len(records))
+        for record in records:
+            self.records_in.inc()
+            yield record.to_dict()
+
+
+def _count_skipped_duplicate(article: Any) -> None:
+    Metrics.counter("khabar", "skipped_duplicates").inc()
+
+
+def build_replay(
+    p: beam.Pipeline,
+    files: list[str],
+    output: str,
+    *,
+    input_format: str | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    emit_duplicates: bool = False,
+    num_shards: int = 0,
+    progress: ProgressChannel | None = None,
+) -> None:
+    """Dead-letter Avro ``files`` -> the same stages and sinks as ``build_batch``."""
+    from apache_beam.io.avroio import ReadAllFromAvro
+
+    fmt = None if input_format in (None, "auto") else input_format
+    expanded = (
+        p
+        | "DeadLetterFiles" >> beam.Create(files)
+        | "ReadDeadLetters" >> ReadAllFromAvro()
+        | "Expand"
+        >> beam.ParDo(ExpandDeadLetters(max_record_bytes, fmt)).with_outputs(
+            DEAD_LETTER, main=ARTICLES
+        )
+    )
+    count_progress(expanded[ARTICLES], "ProgressRead", progress, "read")
+    count_progress(expanded[DEAD_LETTER], "ProgressReadDead", progress, "read")
+    out = expanded[ARTICLES] | "Process" >> ProcessArticles(max_record_bytes)
+    dead = (expanded[DEAD_LETTER], out.dead_letters) | "AllDeadLetters" >> beam.Flatten()
+    count_progress(out.articles, "ProgressWritten", progress, "written")
+    count_progress(dead, "ProgressDead", progress, "dead_letters")
+    count_progress(out.duplicates, "ProgressDuplicates", progress, "duplicates")
+    out.articles | "WriteArticles" >> WriteAvroBatch(output, ARTICLES_DIR, num_shards)
+    dead | "WriteDeadLetters" >> WriteAvroBatch(output, DEAD_LETTER_DIR, num_shards)
+    if emit_duplicates:
+        out.duplicates | "WriteDuplicates" >> WriteAvroBatch(output, DUPLICATES_DIR, num_shards)
+    else:
+        out.duplicates | "CountDuplicates" >> beam.Map(_count_skipped_duplicate)
+
+
+# --------------------------------------------------------------------------- finding input
+
+
+def dead_letter_files(paths: list[str]) -> list[str]:
+    """Dead-letter Avro files under ``paths`` (a dead_letter folder, a run directory, or
+    files and globs); checks that they hold dead letters."""
+    from pipeline.cat import record_name
+
+    files: list[str] = []
+    for path in paths:
+        if path.endswith(".avro") or any(ch in path for ch in "*?["):
+            found = [p for p in _match(path) if _is_avro_file(p)]
+        else:
+            base = path.rstrip("/")
+            found = [p for p in _match(join(base, DEAD_LETTER_DIR, "*.avro")) if _is_avro_file(p)]
+            if not found:
+                found = [p for p in _match(join(base, "*.avro")) if _is_avro_file(p)]
+        if not found:
+            raise CliError(f"no dead-letter Avro files at {path}")
+        files += found
+    files = sorted(set(files))
+    for path in files:
+        name = record_name(path)
+        if name != "DeadLetter":
+            raise CliError(f"{path} holds {name or 'unknown'} records, not dead letters")
+    return files
+
+
+def _norm(path: str) -> str:
+    path = path.rstrip("/")
+    return path if "://" in path else os.path.abspath(path)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_replay(
+    options: PipelineOptions,
+    files: list[str],
+    progress: ProgressChannel | None = None,
+) -> dict[str, Any]:
+    """Run the replay job; writes and returns its summary (the ``_SUMMARY.json`` shape of
+    ``khabar run`` plus a ``replay`` section)."""
+    from pipeline.options import KhabarOptions
+    from pipeline.run import SUMMARY_FILE, counters, runner_name, summarize
+    from pipeline.runner import make_runner
+
+    khabar = options.view_as(KhabarOptions)
+    started = dt.datetime.now(dt.UTC)
+    pipeline = beam.Pipeline(runner=make_runner(options), options=options)
+    build_replay(
+        pipeline,
+        files,
+        khabar.output,
+        input_format=khabar.input_format,
+        max_record_bytes=khabar.max_article_bytes,
+        emit_duplicates=khabar.emit_duplicates,
+        num_shards=khabar.num_shards,
+        progress=progress,
+    )
+    result = pipeline.run()
+    result.wait_until_finish()
+    finished = dt.datetime.now(dt.UTC)
+    metrics = counters(result)
+    summary = summarize(metrics)
+    rp = metrics.get(NAMESPACE, {})
+    dead_in = rp.get("dead_letters_in", 0)
+    expected_in = dead_in - rp.get("resplit_dead_letters", 0) + rp.get("resplit_records", 0)
+    records_in = summary["counts"]["records_in"]
+    summary["replay"] = {
+        "dead_letter_files": files,
+        "dead_letters_in": dead_in,
+        "resplit_dead_letters": rp.get("resplit_dead_letters", 0),
+        "resplit_records": rp.get("resplit_records", 0),
+        "refetched": rp.get("refetched", 0),
+        "not_rebuilt": rp.get("not_rebuilt", 0),
+        "by_original_error": {
+            k[len("from.") :]: v for k, v in sorted(rp.items()) if k.startswith("from.")
+        },
+        "records_in_ok": records_in == expected_in,
+    }
+    summary["conservation"]["ok"] = summary["conservation"]["ok"] and records_in == expected_in
+    summary.update(
+        {
+            "command": "replay",
+            "pipeline_version": PIPELINE_VERSION,
+            "schema_versions": {
+                "article": schemas.ARTICLE_SCHEMA_VERSION,
+                "dead_letter": schemas.DEAD_LETTER_SCHEMA_VERSION,
+            },
+            "runner": runner_name(result),
+            "files": len(files),
+            "started_at": started.isoformat(),
+            "finished_at": finished.isoformat(),
+            "seconds": round((finished - started).total_seconds(), 3),
+            "options": {
+                k: v
+                for k, v in options.get_all_options(drop_default=True).items()
+                if isinstance(v, (str, int, float, bool, list, type(None)))
+            }
+            | {"emit_duplicates": khabar.emit_duplicates},
+            "outputs": {
+                "articles": join(khabar.output, ARTICLES_DIR) + "/",
+                "duplicates": join(khabar.output, DUPLICATES_DIR) + "/",
+                "dead_letter": join(khabar.output, DEAD_LETTER_DIR) + "/",
+                "summary": join(khabar.output, SUMMARY_FILE),
+            },
+        }
+    )
+    with FileSystems.create(join(khabar.output, SUMMARY_FILE)) as handle:
+        handle.write(json.dumps(summary, ensure_ascii=False, indent=2).encode("utf-8"))
+    return summary
+
+
+def format_replay(summary: dict[str, Any], elapsed: float) -> str:
+    text = format_summary(summary, elapsed).replace("khabar run:", "khabar replay:", 1)
+    rp = summary["replay"]
+    origin = ", ".join(f"{k} {v}" for k, v in rp["by_original_error"].items()) or "none"
+    lines = [
+        text,
+        f"  replayed {rp['dead_letters_in']} dead letter(s): {origin}",
+    ]
+    if rp["resplit_dead_letters"]:
+        lines.append(
+            f"  {rp['resplit_dead_letters']} whole input(s) or truncated record(s) rebuilt as "
+            f"{rp['resplit_records']} record(s), {rp['refetched']} of them read again from "
+            "their input"
+        )
+    if rp["not_rebuilt"]:
+        lines.append(f"  {rp['not_rebuilt']} could not be rebuilt (still dead at stage read)")
+    return "\n".join(lines)
+
+
+def parse_replay_args(argv: list[str]) -> tuple[list[str], PipelineOptions, bool]:
+    """(dead-letter paths, pipeline options, quiet)."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    from pipeline.cli import _all_options_parser
+    from pipeline.options import KhabarOptions
+
+    paths: list[str] = []
+    rest = list(argv)
+    while rest and not rest[0].startswith("-"):
+        paths.append(rest.pop(0))
+    quiet = "--quiet" in rest
+    rest = [a for a in rest if a != "--quiet"]
+    stray = [a for a in rest if a and not a.startswith("-")]
+    if not paths:
+        raise CliError(
+            "give the dead letters first: khabar replay DIR/dead_letter --output NEWDIR"
+            + (f" (got {stray[0]!r} after an option)" if stray else "")
+        )
+    _, unknown = _all_options_parser().parse_known_args(rest)
+    if unknown:
+        raise CliError(f"unrecognized arguments: {' '.join(unknown)}")
+    options = PipelineOptions(rest)
+    khabar = options.view_as(KhabarOptions)
+    if khabar.input:
+        raise CliError("replay reads the dead letters given before the options, not --input")
+    if not khabar.output:
+        raise CliError("--output is required (a new directory, local or gs://)")
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        standard.runner = "DirectRunner"
+    return paths, options, quiet
+
+
+def main(argv: list[str]) -> int:
+    if not argv or "-h" in argv or "--help" in argv:
+        print(USAGE, end="")
+        return 0 if argv else 2
+    from pipeline.options import KhabarOptions
+    from pipeline.run import prepare_output
+
+    paths, options, quiet = parse_replay_args(argv)
+    khabar = options.view_as(KhabarOptions)
+    level = os.environ.get("KHABAR_LOG_LEVEL", "ERROR")
+    for name in ("apache_beam", "trafilatura", "htmldate", "courlan"):
+        logging.getLogger(name).setLevel(level)
+    files = dead_letter_files(paths)
+    out = _norm(khabar.output)
+    if any(_norm(f).startswith(out + "/") for f in files):
+        raise CliError(
+            f"--output {khabar.output} holds the dead letters being replayed; "
+            "write the replay to a new directory"
+        )
+    prepare_output(khabar.output, overwrite=khabar.overwrite)
+    started = time.time()
+    with Progress(quiet=quiet, label="khabar replay") as progress:
+        summary = run_replay(options, files, progress.channel)
+    print(format_replay(summary, time.time() - started))
+    sys.stdout.flush()
+    return 0 if summary["conservation"]["ok"] else 1
