@@ -25,6 +25,7 @@ commands:
   replay        reprocess dead letters (after a fix), keeping provenance
   cat           print or convert a run's Avro as JSON Lines or Parquet
   poll          poll feeds and watched folders, publish new items to Pub/Sub
+  deploy        Dataflow: Flex Template metadata, offline option check, launch
   stream        local streaming in one command: Pub/Sub emulator + poller + pipeline
   bench         benchmark the pipeline against a plain-Python loop
   bench-langid  benchmark language identification against lingua, CLD2, langdetect
@@ -54,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "replay": cmd_replay,
         "cat": cmd_cat,
         "poll": cmd_poll,
+        "deploy": cmd_deploy,
         "stream": cmd_stream,
         "bench": cmd_bench,
         "bench-langid": cmd_bench_langid,
@@ -162,6 +164,9 @@ def parse_run_args(argv: list[str]):
         raise CliError("--output is required (a directory, local or gs://)")
     if not standard.runner:
         standard.runner = "DirectRunner"
+    from pipeline.deploy import validate_run_options
+
+    validate_run_options(options)
     return options, khabar
 
 
@@ -474,6 +479,12 @@ def cmd_inspect(argv: list[str]) -> int:
 
 
 # --------------------------------------------------------------------------- benchmarks
+
+
+def cmd_deploy(argv: list[str]) -> int:
+    from pipeline.deploy import main as deploy_main
+
+    return deploy_main(argv)
 
 
 def cmd_report(argv: list[str]) -> int:

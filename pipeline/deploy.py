@@ -1,0 +1,570 @@
+"""``khabar deploy``: Dataflow deployment helpers, all offline.
+
+* ``metadata``: the Flex Template ``metadata.json``, generated from
+  :class:`pipeline.options.KhabarOptions` (names, help texts, validation regexes per option
+  kind), so the template cannot drift from the options. ``python -m pipeline.deploy
+  metadata > deploy/metadata.json`` regenerates the file kept in the repository.
+* ``check``: validates ``khabar run`` options for the DataflowRunner without talking to
+  any service (project, region, ``--temp_location``, well-formed ``gs://`` paths, the
+  worker image, ...); every problem is one line.
+* ``launch``: the Flex Template entry (``deploy/main.py``). Builds exactly the graph that
+  ``khabar run`` builds and submits it to Dataflow without waiting for it (a Flex Template
+  launcher must return once the job exists). With ``--template_location`` (set by a Flex
+  Template launcher, or by hand) Beam writes the job description there instead of
+  submitting it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pipeline.cli import CliError
+
+# --------------------------------------------------------------------------- patterns
+
+# Cloud Storage bucket names: 3-63 characters, lowercase letters, digits, '-', '_', '.',
+# starting and ending with a letter or digit (names with dots may be longer; rare).
+BUCKET = r"[a-z0-9][-_.a-z0-9]{1,61}[a-z0-9]"
+#: A gs:// file, folder or glob; the bucket alone is allowed (``gs://bucket/``).
+GCS_PATH = rf"^gs://{BUCKET}(/[^\r\n]*)?$"
+#: A gs:// location with an object part (what Beam requires for temp and staging).
+GCS_OBJECT_PATH = rf"^gs://{BUCKET}/[^\r\n]+$"
+# Project ids: 6-30 characters, lowercase letters, digits and hyphens, starting with a
+# letter; domain-scoped ids (example.com:project) add ':' and '.'.
+PROJECT = r"[a-z][-a-z0-9:.]{4,61}[a-z0-9]"
+#: projects/P/subscriptions/S; S starts with a letter, 3-255 characters.
+SUBSCRIPTION = rf"^projects/{PROJECT}/subscriptions/[A-Za-z][-A-Za-z0-9._~+%]{{2,254}}$"
+REGION = r"^[a-z]+-[a-z]+[0-9]+$"
+JOB_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+POSITIVE_INT = r"^[1-9][0-9]*$"
+NON_NEGATIVE_INT = r"^[0-9]+$"
+NON_NEGATIVE_NUMBER = r"^[0-9]+([.][0-9]+)?$"
+BOOLEAN = r"^(true|false)$"
+
+#: The environment variable the launcher image sets to the worker image it was built
+#: with (deploy/Dockerfile.launcher), used when ``--sdk_container_image`` is not given.
+WORKER_IMAGE_ENV = "KHABAR_WORKER_IMAGE"
+
+DATAFLOW_NAMES = {"dataflowrunner", "dataflow", "testdataflowrunner"}
+
+# --------------------------------------------------------------------------- metadata
+
+TEMPLATE_NAME = "khabar"
+TEMPLATE_DESCRIPTION = (
+    "khabar: raw, mostly Persian news (text, JSON Lines, HTML, RSS/Atom) to clean, "
+    "language-tagged, deduplicated Avro. Batch reads --input from Cloud Storage; with "
+    "streaming=true it reads a Pub/Sub subscription (fed by `khabar poll`) and writes "
+    "event-time windowed files."
+)
+
+#: str options whose values have a meaning the generator cannot see from argparse.
+STRING_KINDS = {
+    "input": "gcs_read",
+    "output": "gcs_write",
+    "subscription": "pubsub_subscription",
+}
+
+#: KhabarOptions that are not template parameters, and why (the test checks that every
+#: option is either a parameter or listed here).
+NOT_PARAMETERS = {
+    "max_runtime": "local streaming only: a Dataflow streaming job runs until drained",
+    "drain_seconds": "local streaming only: Dataflow drains with `gcloud dataflow jobs drain`",
+    "quiet": "the live progress line is only drawn on a local terminal",
+}
+#: Of those, the ones refused with the DataflowRunner (they would silently do nothing).
+REFUSED_ON_DATAFLOW = ("max_runtime", "drain_seconds")
+
+#: Beam's own options that are template parameters too: one template serves both modes.
+BEAM_PARAMETERS = {
+    "streaming": "true for the streaming job (reads --subscription, writes windowed files); "
+    "false or unset for a batch job (reads --input).",
+}
+
+_KIND_REGEX = {
+    "gcs_read": GCS_PATH,
+    "gcs_write": GCS_PATH,
+    "pubsub_subscription": SUBSCRIPTION,
+    "positive_int": POSITIVE_INT,
+    "non_negative_int": NON_NEGATIVE_INT,
+    "non_negative_number": NON_NEGATIVE_NUMBER,
+    "boolean": BOOLEAN,
+}
+
+_KIND_PARAM_TYPE = {
+    "gcs_read": "GCS_READ_FOLDER",
+    "gcs_write": "GCS_WRITE_FOLDER",
+    "pubsub_subscription": "PUBSUB_SUBSCRIPTION",
+    "positive_int": "NUMBER",
+    "non_negative_int": "NUMBER",
+    "non_negative_number": "NUMBER",
+    "boolean": "BOOLEAN",
+    "enum": "ENUM",
+}
+
+#: Parameters a template user must give (the others have defaults or depend on the mode).
+REQUIRED = {"output"}
+
+
+class MetadataError(Exception):
+    """An option the metadata generator does not know how to describe."""
+
+
+def _flag(action: argparse.Action) -> str:
+    for option in action.option_strings:
+        if option.startswith("--"):
+            return option[2:]
+    raise MetadataError(f"option {action.dest!r} has no --long name")
+
+
+def _kind(name: str, action: argparse.Action) -> str:
+    from pipeline.options import _positive_int
+
+    if action.nargs == 0 and isinstance(action.default, bool):
+        return "boolean"
+    if action.choices:
+        return "enum"
+    if action.type is _positive_int:
+        return "positive_int"
+    if action.type is int:
+        return "non_negative_int"
+    if action.type is float:
+        return "non_negative_number"
+    if name in STRING_KINDS:
+        return STRING_KINDS[name]
+    raise MetadataError(
+        f"--{name}: no Flex Template parameter kind; add it to STRING_KINDS or "
+        "NOT_PARAMETERS in pipeline/deploy.py"
+    )
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+def _parameter(action: argparse.Action, group: str, help_text: str | None = None) -> dict:
+    name = _flag(action)
+    kind = _kind(name, action)
+    text = help_text or action.help or ""
+    if not text.strip():
+        raise MetadataError(f"--{name} has no help text")
+    parameter: dict[str, Any] = {
+        "name": name,
+        "label": _label(name),
+        "helpText": text % {"default": action.default} if "%(" in text else text,
+        "isOptional": name not in REQUIRED,
+        "paramType": _KIND_PARAM_TYPE[kind],
+    }
+    if kind == "enum":
+        choices = [str(choice) for choice in action.choices or ()]
+        parameter["regexes"] = ["^(" + "|".join(re.escape(c) for c in choices) + ")$"]
+        parameter["enumOptions"] = [{"value": choice, "label": choice} for choice in choices]
+    else:
+        parameter["regexes"] = [_KIND_REGEX[kind]]
+    if action.default is not None and action.default is not False:
+        parameter["defaultValue"] = str(action.default)
+    parameter["groupName"] = group
+    return parameter
+
+
+def _grouped_actions(register: Callable[[argparse.ArgumentParser], None]):
+    """(group title, action) for every option a PipelineOptions class registers."""
+    parser = argparse.ArgumentParser(add_help=False)
+    register(parser)
+    for group in parser._action_groups:
+        for action in group._group_actions:
+            yield group.title or "", action
+
+
+def template_parameters() -> list[dict[str, Any]]:
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    from pipeline.options import KhabarOptions
+
+    parameters = []
+    for group, action in _grouped_actions(KhabarOptions._add_argparse_args):
+        if _flag(action) in NOT_PARAMETERS:
+            continue
+        parameters.append(_parameter(action, group))
+    for _, action in _grouped_actions(StandardOptions._add_argparse_args):
+        if action.option_strings and _flag(action) in BEAM_PARAMETERS:
+            name = _flag(action)
+            parameters.append(_parameter(action, "Beam", BEAM_PARAMETERS[name]))
+    return parameters
+
+
+def template_metadata() -> dict[str, Any]:
+    """The Flex Template metadata (``gcloud dataflow flex-template build --metadata-file``)."""
+    return {
+        "name": TEMPLATE_NAME,
+        "description": TEMPLATE_DESCRIPTION,
+        "parameters": template_parameters(),
+    }
+
+
+def metadata_json() -> str:
+    return json.dumps(template_metadata(), ensure_ascii=False, indent=2) + "\n"
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def is_dataflow(options: Any) -> bool:
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    runner = options.view_as(StandardOptions).runner or ""
+    return runner.rsplit(".", 1)[-1].lower() in DATAFLOW_NAMES
+
+
+def check_gcs_path(flag: str, value: str, need_object: bool = False) -> None:
+    """Refuse a malformed ``gs://`` path (anything starting ``gs:``) with one line."""
+    if not re.match(r"(?i)gs:", value):
+        return
+    pattern = GCS_OBJECT_PATH if need_object else GCS_PATH
+    if not re.fullmatch(pattern.strip("^$"), value):
+        shape = "gs://BUCKET/PATH" if need_object else "gs://BUCKET[/PATH]"
+        raise CliError(
+            f"{flag} {value!r} is not a valid Cloud Storage path: expected {shape} (bucket: "
+            "3-63 lowercase letters, digits, '-', '_' or '.')"
+        )
+
+
+def validate_run_options(options: Any) -> None:
+    """Refuse bad options before any job is built, each problem one line (CliError).
+
+    For every runner: ``gs://`` paths must be well formed. For the DataflowRunner also:
+    --project, --region, --temp_location (gs://), a worker image with khabar on it,
+    gs:// input and output (workers cannot read the launching machine's disk), and no
+    local-only streaming options. Nothing here talks to a service.
+    """
+    from apache_beam.options.pipeline_options import (
+        DebugOptions,
+        GoogleCloudOptions,
+        SetupOptions,
+        StandardOptions,
+        WorkerOptions,
+    )
+
+    from pipeline.options import KhabarOptions
+
+    khabar = options.view_as(KhabarOptions)
+    cloud = options.view_as(GoogleCloudOptions)
+    streaming = bool(options.view_as(StandardOptions).streaming)
+    for path in khabar.input or []:
+        check_gcs_path("--input", path)
+    if khabar.output:
+        check_gcs_path("--output", khabar.output)
+    for flag, value in (
+        ("--temp_location", cloud.temp_location),
+        ("--staging_location", cloud.staging_location),
+    ):
+        if value:
+            check_gcs_path(flag, value, need_object=True)
+    if not is_dataflow(options):
+        return
+
+    runner = "--runner DataflowRunner"
+    if not cloud.project:
+        raise CliError(f"{runner} needs --project (the Google Cloud project id)")
+    if not re.fullmatch(PROJECT, cloud.project):
+        raise CliError(
+            f"--project {cloud.project!r} is not a project id (lowercase letters, digits "
+            "and hyphens, starting with a letter; not the project number)"
+        )
+    if not cloud.region:
+        raise CliError(f"{runner} needs --region (for example europe-west1)")
+    if not re.fullmatch(REGION.strip("^$"), cloud.region):
+        raise CliError(f"--region {cloud.region!r} is not a region (for example europe-west1)")
+    if not cloud.temp_location:
+        raise CliError(
+            f"{runner} needs --temp_location gs://BUCKET/tmp (Dataflow's temporary and "
+            "staging files)"
+        )
+    for flag, value in (
+        ("--temp_location", cloud.temp_location),
+        ("--staging_location", cloud.staging_location),
+    ):
+        if value and not value.startswith("gs://"):
+            raise CliError(f"{runner} needs {flag} on Cloud Storage (gs://...), got {value!r}")
+    worker = options.view_as(WorkerOptions)
+    setup = options.view_as(SetupOptions)
+    if not (worker.sdk_container_image or setup.setup_file or setup.extra_packages):
+        raise CliError(
+            f"{runner} needs --sdk_container_image (the khabar worker image, "
+            "deploy/Dockerfile.worker): the default Beam image has no khabar on it"
+        )
+    if streaming and not re.fullmatch(SUBSCRIPTION.strip("^$"), khabar.subscription or ""):
+        raise CliError(
+            f"--subscription {khabar.subscription!r} is not a Pub/Sub subscription name "
+            "(projects/PROJECT/subscriptions/NAME, NAME starting with a letter)"
+        )
+    if not streaming:
+        for path in khabar.input or []:
+            if not path.startswith("gs://"):
+                raise CliError(
+                    f"--input {path!r} is not on Cloud Storage: Dataflow workers cannot read "
+                    "local files (copy them to gs:// first)"
+                )
+    if khabar.output and not khabar.output.startswith("gs://"):
+        raise CliError(
+            f"--output {khabar.output!r} is not on Cloud Storage: Dataflow workers write to "
+            "gs:// only"
+        )
+    if cloud.job_name and not re.fullmatch(JOB_NAME.strip("^$"), cloud.job_name):
+        raise CliError(
+            f"--job_name {cloud.job_name!r}: use lowercase letters, digits and hyphens, "
+            "starting with a letter"
+        )
+    if cloud.update and not cloud.job_name:
+        raise CliError("--update needs --job_name (the name of the running job to replace)")
+    if cloud.template_location and options.view_as(DebugOptions).dataflow_job_file:
+        raise CliError("--template_location and --dataflow_job_file exclude each other")
+    if worker.num_workers and worker.max_num_workers:
+        if worker.num_workers > worker.max_num_workers:
+            raise CliError(
+                f"--num_workers {worker.num_workers} is more than --max_num_workers "
+                f"{worker.max_num_workers}"
+            )
+    for name in REFUSED_ON_DATAFLOW:
+        if getattr(khabar, name, None) is not None:
+            raise CliError(f"--{name} does not apply on Dataflow ({NOT_PARAMETERS[name]})")
+
+
+# --------------------------------------------------------------------------- launch
+
+
+def normalize_flex_args(argv: Sequence[str]) -> list[str]:
+    """A Flex Template launcher passes every parameter as ``--name=value``; Beam's and
+    khabar's switches (``--streaming``, ``--emit_duplicates``, ...) take no value, so
+    ``--name=true`` becomes ``--name`` and ``--name=false`` is dropped."""
+    from pipeline.cli import _all_options_parser
+
+    switches: set[str] = set()
+    for action in _all_options_parser()._actions:
+        if action.nargs == 0:
+            switches.update(action.option_strings)
+    out: list[str] = []
+    for arg in argv:
+        flag, sep, value = arg.partition("=")
+        if sep and flag in switches and value.lower() in ("true", "false"):
+            if value.lower() == "true":
+                out.append(flag)
+            continue
+        out.append(arg)
+    return out
+
+
+def _given(argv: Sequence[str], flag: str) -> bool:
+    return any(arg == flag or arg.startswith(flag + "=") for arg in argv)
+
+
+def launch_args(argv: Sequence[str]) -> list[str]:
+    """``argv`` as a Flex Template passes it, completed with the Dataflow defaults:
+    --runner DataflowRunner, the worker image the launcher was built with
+    (``$KHABAR_WORKER_IMAGE``), and no pickled main session (every DoFn lives in an
+    installed module; the launcher's ``__main__`` has nothing the workers need)."""
+    args = normalize_flex_args(argv)
+    if not _given(args, "--runner"):
+        args.append("--runner=DataflowRunner")
+    image = os.environ.get(WORKER_IMAGE_ENV, "").strip()
+    if image and not _given(args, "--sdk_container_image"):
+        args.append(f"--sdk_container_image={image}")
+    if not (_given(args, "--save_main_session") or _given(args, "--no_save_main_session")):
+        args.append("--no_save_main_session")
+    return args
+
+
+def construct(options: Any, files: list[str]):
+    """The ``beam.Pipeline`` of a run, built exactly as ``pipeline.run`` builds it
+    (``run_batch`` / ``run_streaming``); tests/test_deploy.py compares the two graphs."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    from pipeline.build import build_batch
+    from pipeline.options import KhabarOptions
+    from pipeline.runner import make_runner
+
+    khabar = options.view_as(KhabarOptions)
+    pipeline = beam.Pipeline(runner=make_runner(options), options=options)
+    if options.view_as(StandardOptions).streaming:
+        from pipeline.streaming import build_streaming
+
+        build_streaming(
+            pipeline,
+            khabar.subscription,
+            khabar.output,
+            window_seconds=khabar.window_seconds,
+            allowed_lateness=khabar.allowed_lateness,
+            ttl_seconds=khabar.dedup_ttl,
+            max_record_bytes=khabar.max_article_bytes,
+            emit_duplicates=khabar.emit_duplicates,
+        )
+    else:
+        build_batch(
+            pipeline,
+            files,
+            khabar.output,
+            input_format=khabar.input_format,
+            max_record_bytes=khabar.max_article_bytes,
+            emit_duplicates=khabar.emit_duplicates,
+            num_shards=khabar.num_shards,
+        )
+    return pipeline
+
+
+def launch(argv: Sequence[str]) -> dict[str, Any]:
+    """Check, build and submit the job without waiting; returns what happened.
+
+    Batch inputs are expanded here (on the launcher) and baked into the job, as
+    ``khabar run`` does. ``--update`` (replacing a running streaming job) leaves the
+    output alone; otherwise the output is checked like ``khabar run`` checks it.
+    """
+    from apache_beam.options.pipeline_options import (
+        DebugOptions,
+        GoogleCloudOptions,
+        StandardOptions,
+    )
+
+    from pipeline.cli import parse_run_args
+    from pipeline.run import prepare_output
+    from pipeline.sources import InputError, expand_inputs
+
+    options, khabar = parse_run_args(launch_args(argv))
+    validate_run_options(options)
+    if not is_dataflow(options):
+        raise CliError("khabar deploy launch submits to Dataflow; use `khabar run` locally")
+    streaming = bool(options.view_as(StandardOptions).streaming)
+    cloud = options.view_as(GoogleCloudOptions)
+    files: list[str] = []
+    if not streaming:
+        try:
+            files = expand_inputs(khabar.input)
+        except InputError as exc:
+            raise CliError(str(exc)) from None
+    if not cloud.update:
+        prepare_output(khabar.output, overwrite=khabar.overwrite)
+    pipeline = construct(options, files)
+    result = pipeline.run()
+    job_id = result.job_id() if getattr(result, "has_job", False) else None
+    return {
+        "mode": "streaming" if streaming else "batch",
+        "files": len(files),
+        "job_id": job_id,
+        "job_name": cloud.job_name,
+        "template_location": cloud.template_location,
+        "dataflow_job_file": options.view_as(DebugOptions).dataflow_job_file,
+    }
+
+
+# --------------------------------------------------------------------------- command
+
+USAGE = """usage: khabar deploy <command> [options]
+
+commands:
+  metadata [--check FILE]  print the Flex Template metadata.json generated from the
+                           pipeline options (--check: exit 1 if FILE differs from it)
+  check [run options]      validate `khabar run` options offline, Dataflow ones included
+  launch [run options]     build the job and submit it to Dataflow without waiting (the
+                           Flex Template entry, deploy/main.py); with --template_location
+                           the job description is written there instead
+
+See deploy/README.md.
+"""
+
+
+def _cmd_metadata(argv: list[str]) -> int:
+    from pipeline.cli import _Parser
+
+    parser = _Parser(prog="khabar deploy metadata")
+    parser.add_argument("--check", metavar="FILE", help="compare FILE with the generated one")
+    args = parser.parse_args(argv)
+    generated = metadata_json()
+    if not args.check:
+        sys.stdout.write(generated)
+        return 0
+    try:
+        with open(args.check, encoding="utf-8") as handle:
+            current = handle.read()
+    except OSError as exc:
+        raise CliError(f"cannot read {args.check}: {exc.strerror}") from None
+    if current != generated:
+        print(
+            f"{args.check} is out of date: regenerate it with "
+            f"`python -m pipeline.deploy metadata > {args.check}`",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{args.check} matches the pipeline options")
+    return 0
+
+
+def _cmd_check(argv: list[str]) -> int:
+    from apache_beam.options.pipeline_options import (
+        GoogleCloudOptions,
+        StandardOptions,
+        WorkerOptions,
+    )
+
+    from pipeline.cli import parse_run_args
+
+    options, _ = parse_run_args(list(argv))
+    validate_run_options(options)
+    standard = options.view_as(StandardOptions)
+    mode = "streaming" if standard.streaming else "batch"
+    if not is_dataflow(options):
+        print(f"khabar deploy check: ok ({mode}, {standard.runner})")
+        return 0
+    cloud = options.view_as(GoogleCloudOptions)
+    image = options.view_as(WorkerOptions).sdk_container_image or "(staged packages)"
+    print(
+        f"khabar deploy check: ok ({mode}, DataflowRunner, project {cloud.project}, region "
+        f"{cloud.region}, temp {cloud.temp_location}, worker image {image})"
+    )
+    return 0
+
+
+def _cmd_launch(argv: list[str]) -> int:
+    from pipeline.cli import quiet_logs
+
+    quiet_logs()
+    outcome = launch(argv)
+    where = outcome["template_location"] or outcome["dataflow_job_file"]
+    if outcome["job_id"]:
+        print(
+            f"khabar deploy launch: submitted {outcome['mode']} job {outcome['job_id']} "
+            f"({outcome['job_name'] or 'unnamed'}); follow it with `gcloud dataflow jobs "
+            f"show {outcome['job_id']}`"
+        )
+    else:
+        print(f"khabar deploy launch: wrote the {outcome['mode']} job description to {where}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``khabar deploy``; errors are one line on stderr (exit 2), like every khabar command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0 if args else 2
+    commands = {"metadata": _cmd_metadata, "check": _cmd_check, "launch": _cmd_launch}
+    command, rest = args[0], args[1:]
+    if command not in commands:
+        print(
+            f"khabar deploy: error: unknown command {command!r} (try: khabar deploy --help)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return commands[command](rest)
+    except CliError as exc:
+        print(f"khabar deploy {command}: error: {exc}", file=sys.stderr)
+        return exc.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
