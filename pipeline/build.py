@@ -18,6 +18,7 @@ from transforms.clean import CleanArticles
 from transforms.common import DEAD_LETTER
 from transforms.dedup import DUPLICATES, DeduplicateExact
 from transforms.language import DetectLanguage
+from transforms.neardup import DeduplicateNear, LinkExactDuplicates
 from transforms.normalize import NormalizeArticles
 from transforms.parse import DEFAULT_MAX_RECORD_BYTES, ParseArticles
 
@@ -52,18 +53,45 @@ class CoreStages(beam.PTransform):
         return normalized.articles, dead
 
 
+@dataclass(frozen=True)
+class NearDupSettings:
+    enabled: bool = True
+    threshold: float = 0.4
+    containment: float = 0.8
+    ngram: int = 3
+    num_perm: int = 128
+
+
 class ProcessArticles(beam.PTransform):
     """Raw records -> survivors, duplicates and dead letters (every stage after reading),
-    deduplicating over the whole input (batch)."""
+    deduplicating over the whole input (batch): exact copies first (URL, fingerprint),
+    then near-duplicate story clusters among the exact survivors."""
 
-    def __init__(self, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+    def __init__(
+        self,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        near: NearDupSettings | None = None,
+    ) -> None:
         super().__init__()
         self.max_record_bytes = max_record_bytes
+        self.near = near or NearDupSettings()
 
     def expand(self, raw):
         articles, dead = raw | "Stages" >> CoreStages(self.max_record_bytes)
         deduped = articles | "Dedup" >> DeduplicateExact()
-        return ProcessedOutputs(deduped["articles"], deduped[DUPLICATES], dead)
+        if not self.near.enabled:
+            return ProcessedOutputs(deduped["articles"], deduped[DUPLICATES], dead)
+        near = deduped["articles"] | "NearDedup" >> DeduplicateNear(
+            threshold=self.near.threshold,
+            ngram=self.near.ngram,
+            num_perm=self.near.num_perm,
+            containment=self.near.containment,
+        )
+        near_all = (near["articles"], near[DUPLICATES]) | "NearOutputs" >> beam.Flatten()
+        # exact copies of an article that lost to a near-duplicate follow it to its cluster
+        exact = (deduped[DUPLICATES], near_all) | "LinkExact" >> LinkExactDuplicates()
+        duplicates = (exact, near[DUPLICATES]) | "AllDuplicates" >> beam.Flatten()
+        return ProcessedOutputs(near["articles"], duplicates, dead)
 
 
 def build_batch(
@@ -76,11 +104,12 @@ def build_batch(
     emit_duplicates: bool = False,
     num_shards: int = 0,
     progress: ProgressChannel | None = None,
+    near: NearDupSettings | None = None,
 ) -> ProcessedOutputs:
     """The batch job: read ``files``, process, write Avro under ``output``."""
     fmt = None if input_format in (None, "auto") else input_format
     read = p | "Read" >> ReadArticleFiles(files, fmt, max_record_bytes)
-    out = read.articles | "Process" >> ProcessArticles(max_record_bytes)
+    out = read.articles | "Process" >> ProcessArticles(max_record_bytes, near)
     dead = (read[DEAD_LETTER], out.dead_letters) | "AllDeadLetters" >> beam.Flatten()
     count_progress(read.articles, "ProgressRead", progress, "read")
     count_progress(read[DEAD_LETTER], "ProgressReadDead", progress, "read")

@@ -29,6 +29,7 @@ commands:
   stream        local streaming in one command: Pub/Sub emulator + poller + pipeline
   bench         benchmark the pipeline against a plain-Python loop
   bench-langid  benchmark language identification against lingua, CLD2, langdetect
+  bench-dedup   benchmark near-duplicate detection against datasketch MinHashLSH
 
 khabar <command> --help shows the options of a command.
 """
@@ -59,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "stream": cmd_stream,
         "bench": cmd_bench,
         "bench-langid": cmd_bench_langid,
+        "bench-dedup": cmd_bench_dedup,
     }
     if command not in commands:
         print(f"khabar: error: unknown command {command!r} (try: khabar --help)", file=sys.stderr)
@@ -510,6 +512,12 @@ def cmd_bench(argv: list[str]) -> int:
     from pipeline.bench import main as bench_main
 
     return bench_main(argv)
+
+
+def cmd_bench_dedup(argv: list[str]) -> int:
+    from pipeline.bench_dedup import main as bench_dedup_main
+
+    return bench_dedup_main(argv)
 
 
 def cmd_bench_langid(argv: list[str]) -> int:

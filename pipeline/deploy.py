@@ -45,6 +45,7 @@ JOB_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
 POSITIVE_INT = r"^[1-9][0-9]*$"
 NON_NEGATIVE_INT = r"^[0-9]+$"
 NON_NEGATIVE_NUMBER = r"^[0-9]+([.][0-9]+)?$"
+FRACTION = r"^(0?[.][0-9]*[1-9][0-9]*|1([.]0+)?)$"
 BOOLEAN = r"^(true|false)$"
 
 #: The environment variable the launcher image sets to the worker image it was built
@@ -93,6 +94,7 @@ _KIND_REGEX = {
     "positive_int": POSITIVE_INT,
     "non_negative_int": NON_NEGATIVE_INT,
     "non_negative_number": NON_NEGATIVE_NUMBER,
+    "fraction": FRACTION,
     "boolean": BOOLEAN,
 }
 
@@ -103,6 +105,7 @@ _KIND_PARAM_TYPE = {
     "positive_int": "NUMBER",
     "non_negative_int": "NUMBER",
     "non_negative_number": "NUMBER",
+    "fraction": "NUMBER",
     "boolean": "BOOLEAN",
     "enum": "ENUM",
 }
@@ -123,7 +126,7 @@ def _flag(action: argparse.Action) -> str:
 
 
 def _kind(name: str, action: argparse.Action) -> str:
-    from pipeline.options import _positive_int
+    from pipeline.options import _fraction, _positive_int
 
     if action.nargs == 0 and isinstance(action.default, bool):
         return "boolean"
@@ -135,6 +138,8 @@ def _kind(name: str, action: argparse.Action) -> str:
         return "non_negative_int"
     if action.type is float:
         return "non_negative_number"
+    if action.type is _fraction:
+        return "fraction"
     if name in STRING_KINDS:
         return STRING_KINDS[name]
     raise MetadataError(

@@ -83,6 +83,9 @@ def inspect_paths(paths: list[str], samples: int = 3) -> dict[str, Any]:
     schema_versions: Counter[str] = Counter()
     n_articles = n_dups = n_dead = 0
     sample_articles: list[dict[str, Any]] = []
+    cluster_sizes: Counter[str] = Counter()
+    cluster_sources: dict[str, set[str]] = {}
+    survivor_titles: dict[str, str] = {}
     sample_dead: list[dict[str, Any]] = []
     for path in files:
         for name, record in read_records(path):
@@ -103,6 +106,11 @@ def inspect_paths(paths: list[str], samples: int = 3) -> dict[str, Any]:
                         }
                     )
                 continue
+            cluster = record.get("cluster_id") or record.get("canonical_id") or record["id"]
+            cluster_sizes[cluster] += 1
+            cluster_sources.setdefault(cluster, set()).add(record.get("source") or "(unknown)")
+            if record["id"] == cluster:
+                survivor_titles[cluster] = record["title"]
             if record.get("duplicate_of"):
                 n_dups += 1
                 dup_reasons[record.get("duplicate_reason") or "?"] += 1
@@ -139,6 +147,16 @@ def inspect_paths(paths: list[str], samples: int = 3) -> dict[str, Any]:
         "duplicates_by_reason": dict(dup_reasons),
         "dead_letters_by_stage": dict(dl_stage.most_common()),
         "dead_letters_by_error": dict(dl_type.most_common()),
+        "largest_clusters": [
+            {
+                "cluster_id": cid,
+                "size": size,
+                "sources": sorted(cluster_sources[cid]),
+                "survivor_title": _short(survivor_titles.get(cid), 100),
+            }
+            for cid, size in cluster_sizes.most_common(5)
+            if size > 1
+        ],
         "sample_articles": sample_articles,
         "sample_dead_letters": sample_dead,
     }
@@ -183,6 +201,15 @@ def format_report(r: dict[str, Any]) -> str:
         _counter_line("dead letters by stage", r["dead_letters_by_stage"]),
         _counter_line("dead letters by error", r["dead_letters_by_error"]),
     ]
+    if r.get("largest_clusters"):
+        lines.append("largest story clusters (survivor + duplicates written):")
+        for c in r["largest_clusters"]:
+            lines.append(
+                f"  - {c['size']} copies from {len(c['sources'])} source(s) "
+                f"({', '.join(c['sources'][:5])}): {c['survivor_title']}"
+            )
+    elif r["duplicates_written"] == 0:
+        lines.append("largest story clusters: run with --emit_duplicates to see them")
     if r["sample_articles"]:
         lines.append("sample articles:")
         for s in r["sample_articles"]:

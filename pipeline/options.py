@@ -26,6 +26,16 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _fraction(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not 0.0 < number <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {value}")
+    return number
+
+
 class KhabarOptions(PipelineOptions):
     """Options of the khabar pipeline (shown by ``khabar run --help``)."""
 
@@ -75,6 +85,50 @@ class KhabarOptions(PipelineOptions):
             default=False,
             help="Replace the outputs of an earlier run in --output (otherwise khabar refuses "
             "to write into a directory that already holds output).",
+        )
+        near = parser.add_argument_group("khabar near-duplicate story clusters (batch)")
+        near.add_argument(
+            "--near_dedup",
+            "--near-dedup",
+            dest="near_dedup",
+            choices=("on", "off"),
+            default="on",
+            help="Near-duplicate detection and story clusters (MinHash LSH on word shingles, "
+            "every candidate verified). Default on.",
+        )
+        near.add_argument(
+            "--near_threshold",
+            "--near-threshold",
+            dest="near_threshold",
+            type=_fraction,
+            default=0.4,
+            help="Jaccard similarity of word shingles above which two articles are the same "
+            "story (LSH bands are chosen for it). Default 0.4 (from khabar bench-dedup).",
+        )
+        near.add_argument(
+            "--near_containment",
+            "--near-containment",
+            dest="near_containment",
+            type=_fraction,
+            default=0.8,
+            help="Share of the shorter article's shingles found in the longer one above which "
+            "it is a cut copy of the same story. Default 0.8.",
+        )
+        near.add_argument(
+            "--near_ngram",
+            "--near-ngram",
+            dest="near_ngram",
+            type=_positive_int,
+            default=3,
+            help="Words per shingle. Default 3.",
+        )
+        near.add_argument(
+            "--near_num_perm",
+            "--near-num-perm",
+            dest="near_num_perm",
+            type=_positive_int,
+            default=128,
+            help="MinHash permutations (signature length). Default 128.",
         )
         group.add_argument(
             "--quiet",

@@ -13,7 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 import schemas
-from pipeline.build import build_batch
+from pipeline.build import NearDupSettings, build_batch
 from pipeline.options import KhabarOptions
 from pipeline.runner import make_runner
 from pipeline.sinks import ARTICLES_DIR, DEAD_LETTER_DIR, DUPLICATES_DIR, OUTPUT_DIRS, join
@@ -89,6 +89,7 @@ def summarize(
         "duplicates": k.get("written_duplicates", 0) + k.get("skipped_duplicates", 0),
         "duplicates_by_content": dedup.get("duplicates_content", 0),
         "duplicates_by_url": dedup.get("duplicates_url", 0),
+        "duplicates_near": metrics.get("neardup", {}).get("duplicates", 0),
         "dead_letters": k.get("written_dead_letters", 0),
         "files": k.get("files_read", 0),
     }
@@ -113,6 +114,16 @@ def summarize(
     }
 
 
+def near_settings(khabar: KhabarOptions) -> NearDupSettings:
+    return NearDupSettings(
+        enabled=khabar.near_dedup == "on",
+        threshold=khabar.near_threshold,
+        containment=khabar.near_containment,
+        ngram=khabar.near_ngram,
+        num_perm=khabar.near_num_perm,
+    )
+
+
 def run_batch(
     options: PipelineOptions, files: list[str], progress: Any = None
 ) -> dict[str, Any]:
@@ -128,6 +139,7 @@ def run_batch(
         emit_duplicates=khabar.emit_duplicates,
         num_shards=khabar.num_shards,
         progress=progress,
+        near=near_settings(khabar),
     )
     result = pipeline.run()
     result.wait_until_finish()

@@ -284,9 +284,11 @@ def test_batch_job_for_dataflow(buckets: str, tmp_path: Path) -> None:
         graph.transform(step)
     assert "CountDuplicates" in graph.by_name  # --emit_duplicates off: counted, not written
     assert "WriteDuplicates" not in graph.by_name
-    chain = ["Read/Split", *STAGE_CHAIN, "WriteArticles"]
+    chain = ["Read/Split", *STAGE_CHAIN, "Process/NearDedup", "WriteArticles"]
     for upstream, downstream in zip(chain, chain[1:], strict=False):
         assert graph.feeds(upstream, downstream), f"{upstream} does not feed {downstream}"
+    assert graph.feeds("Process/Dedup", "Process/LinkExact")  # exact copies follow clusters
+    assert graph.feeds("Process/NearOutputs", "Process/LinkExact")
     assert graph.feeds("Read/Split", "AllDeadLetters")
     assert graph.feeds("Process/Stages/StageDeadLetters", "AllDeadLetters")
     assert graph.feeds("AllDeadLetters", "WriteDeadLetters")

@@ -45,9 +45,10 @@ def test_conservation_and_summary(demo: dict) -> None:
     assert demo["summary"]["conservation"]["ok"]
     assert "[OK]" in demo["stdout"] and "FnApiRunner" in demo["stdout"]
     assert counts["articles"] == len(demo["articles"])
-    # seeds/README.md: 31 records; 4 duplicates (2 by URL, 2 by content); 3 dead letters
-    assert (counts["records_in"], counts["articles"], counts["duplicates"]) == (31, 24, 4)
+    # seeds/README.md: 32 records; 5 duplicates (2 by URL, 2 by content, 1 near); 3 dead
+    assert (counts["records_in"], counts["articles"], counts["duplicates"]) == (32, 24, 5)
     assert (counts["duplicates_by_url"], counts["duplicates_by_content"]) == (2, 2)
+    assert counts["duplicates_near"] == 1
     assert len(demo["dead"]) == 3
 
 
@@ -93,7 +94,14 @@ def test_duplicates_are_linked_to_written_survivors(demo: dict) -> None:
         assert dup["canonical_id"] in ids
         assert dup["duplicate_of"]
         reasons.add(dup["duplicate_reason"])
-    assert reasons == {"url", "content"}
+    assert reasons == {"url", "content", "near"}
+    # the Shiraz story republished with a new headline, dateline, Arabic letters and Latin
+    # digits, its closing paragraph cut: a near-duplicate in the same story cluster
+    (near,) = [d for d in demo["duplicates"] if d["duplicate_reason"] == "near"]
+    (original,) = [a for a in demo["articles"] if a["id"] == near["duplicate_of"]]
+    assert original["input_position"] == 8 and near["input_position"] == 17
+    assert near["cluster_id"] == original["cluster_id"] == original["id"]
+    assert 0.5 < near["similarity"] < 1.0 and original["similarity"] == 1.0
     # the football story: JSONL line 6 survives, its RSS copy (tracking params) is linked
     (football,) = [d for d in demo["duplicates"] if d["input_format"] == "rss"]
     (survivor,) = [a for a in demo["articles"] if a["id"] == football["duplicate_of"]]
