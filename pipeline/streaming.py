@@ -24,6 +24,7 @@ from pipeline.build import CoreStages
 from pipeline.sinks import ARTICLES_DIR, DEAD_LETTER_DIR, DUPLICATES_DIR, WriteAvroWindowed
 from transforms.common import ARTICLES, DEAD_LETTER, StageError, make_dead_letter
 from transforms.dedup import DUPLICATES, DeduplicateStreaming
+from transforms.neardup import DeduplicateNearStreaming
 from transforms.parse import (
     DEFAULT_MAX_RECORD_BYTES,
     FORMATS,
@@ -152,7 +153,12 @@ class ProcessStream(beam.PTransform):
 
     def expand(self, raw):
         articles, dead = raw | "Stages" >> CoreStages(self.max_record_bytes)
-        deduped = articles | "Dedup" >> DeduplicateStreaming(self.ttl_seconds)
+        exact = articles | "Dedup" >> DeduplicateStreaming(self.ttl_seconds)
+        near = exact["articles"] | "NearDedup" >> DeduplicateNearStreaming(self.ttl_seconds)
+        deduped = {
+            "articles": near["articles"],
+            DUPLICATES: (exact[DUPLICATES], near[DUPLICATES]) | "Duplicates" >> beam.Flatten(),
+        }
         timed = {
             kind: deduped[kind]
             | f"EventTime{kind.title()}" >> beam.ParDo(AssignEventTime(self.allowed_lateness))

@@ -91,9 +91,11 @@ def test_khabar_stream_through_the_emulator(tmp_path: Path) -> None:
         server.routes["/one.rss"] = rss(
             "One", [("o2", "Schools go online", SCHOOL), ("o1", "Storm closes ports", STORM)]
         )
-        # the agency story republished by another outlet (same text, other link): linked
+        # the agency story syndicated by another outlet: new headline, edits: a near copy
+        syndicated = STORM.replace("at noon", "at midday").replace("all ferries", "ferries")
         server.routes["/two.rss"] = rss(
-            "Two", [("t2", "Ports shut by storm", STORM), ("t1", "Council approves budget", BUDGET)]
+            "Two",
+            [("t2", "Ports shut by storm", syndicated), ("t1", "Council approves budget", BUDGET)],
         )
         stdout, stderr = proc.communicate(timeout=240)
     elapsed = time.time() - started
@@ -107,9 +109,9 @@ def test_khabar_stream_through_the_emulator(tmp_path: Path) -> None:
         ["Storm closes ports", "Council approves budget", "Bridge reopens", "Schools go online"]
     ), titles  # every new item exactly once; repeats (o1, t1) not republished
     (dup,) = duplicates
-    assert dup["title"] == "Ports shut by storm" and dup["duplicate_reason"] == "content"
+    assert dup["title"] == "Ports shut by storm" and dup["duplicate_reason"] == "near"
     (storm,) = [a for a in articles if a["title"] == "Storm closes ports"]
-    assert dup["duplicate_of"] == storm["id"]
+    assert dup["duplicate_of"] == storm["id"] == dup["cluster_id"]
     (bad,) = dead
     assert bad["stage"] == "parse" and b"<guid>t-bad</guid>" in bad["raw_payload"]
     summary = json.loads((out / "_SUMMARY.json").read_text())

@@ -22,17 +22,24 @@ T0 = int(dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.UTC).timestamp())
 TTL = 1000
 
 
+BODIES = {
+    "harbour": "The harbour authority reopened the northern docks after the storm and ships "
+    "queued outside the breakwater waiting for pilots.",
+    "school": "Primary schools moved classes online because the air quality index reached "
+    "unhealthy levels in most districts of the capital.",
+    "museum": "The national museum unveiled a restored bronze statue that had spent forty "
+    "years in storage after it was damaged in a fire.",
+    "bridge": "Engineers closed the old stone bridge to lorries after cracks were found in two "
+    "of its arches during a routine inspection.",
+}
+
+
 def iso(seconds: int) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat()
 
 
 def raw(n: int, title: str, published: int | None, body: str | None = None) -> dict:
-    obj = {
-        "title": title,
-        "body": body
-        or f"The city council approved the new budget for {title} after a long debate "
-        "on Tuesday evening, officials said, and the plan will now go to the governor.",
-    }
+    obj = {"title": title, "body": body or BODIES.get(title, title)}
     if published is not None:
         obj["published"] = iso(published)
     return RawRecord("pubsub://test", n, "jsonl", json.dumps(obj).encode()).to_dict()
@@ -102,3 +109,54 @@ def test_windows_late_data_cross_window_duplicates_and_ttl() -> None:
         # 4 is a copy of 1 seen a window later: still linked (state outlives windows)
         assert_that(dups, equal_to([([2], 0, 0), ([4], 60, 0)]), label="duplicates")
         assert_that(dead, equal_to([(9, "clean")]), label="dead")
+
+
+STORY = (
+    "Rescue teams reached the mountain villages cut off by the landslide on Friday and "
+    "began moving families to shelters in the valley, the provincial governor said, adding "
+    "that the main road would stay closed for at least a week while engineers inspect the "
+    "damaged bridge and clear the rocks that fell across the highway near the tunnel."
+)
+OTHER = (
+    "The central bank kept its main interest rate unchanged on Thursday, saying inflation "
+    "had eased for a third month in a row but that it would watch food prices closely before "
+    "deciding on any cut, and analysts said a first reduction could come early next year."
+)
+
+
+def test_near_duplicates_across_windows_first_seen_survives() -> None:
+    rewritten = STORY.replace("on Friday", "late on Friday").replace(
+        "the provincial governor said", "officials told reporters"
+    )
+    stream = (
+        TestStream()
+        .advance_watermark_to(T0)
+        .add_elements(
+            [
+                TimestampedValue(raw(1, "Landslide villages reached", T0 + 5, STORY), T0 + 6),
+                TimestampedValue(raw(2, "Bank holds rates", T0 + 7, OTHER), T0 + 8),
+            ]
+        )
+        .advance_watermark_to(T0 + 120)
+        .add_elements(
+            # the agency story again, new headline and two edits, from another outlet
+            [
+                TimestampedValue(
+                    raw(3, "Families moved after landslide", T0 + 125, rewritten), T0 + 126
+                )
+            ]
+        )
+        .advance_watermark_to_infinity()
+    )
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    with TestPipeline(runner="BundleBasedDirectRunner", options=options) as p:
+        out = p | stream | ProcessStream(window_seconds=60, allowed_lateness=3600, ttl_seconds=TTL)
+        survivors = out[ARTICLES] | "S" >> beam.Map(
+            lambda a: (a["input_position"], a["cluster_id"] == a["id"], a["similarity"])
+        )
+        dups = out[DUPLICATES] | "D" >> beam.Map(
+            lambda a: (a["input_position"], a["duplicate_reason"], a["similarity"] > 0.5)
+        )
+        assert_that(survivors, equal_to([(1, True, 1.0), (2, True, 1.0)]), label="survivors")
+        assert_that(dups, equal_to([(3, "near", True)]), label="near")

@@ -56,8 +56,11 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import BagStateSpec, TimerSpec, on_timer
 
 from transforms.common import Article
 from transforms.dedup import _FOLD as _DEDUP_FOLD
@@ -724,3 +727,165 @@ class LinkExactDuplicates(beam.PTransform):
             | "JoinExactToNear" >> beam.CoGroupByKey()
             | "Link" >> beam.FlatMap(_link_exact)
         )
+
+
+# --------------------------------------------------------------------------- streaming
+
+_ARTICLE = "article"
+_VOTE = "vote"
+#: Members kept per LSH band bucket in streaming (oldest dropped first).
+STREAM_MAX_BUCKET = 200
+
+
+class _StreamSketchFn(beam.DoFn):
+    """Article -> (id, ("article", article, n_bands)) and (band, (order, id, packed))."""
+
+    BANDS = "bands"
+
+    def __init__(self, config: NearDupConfig) -> None:
+        self.config = config
+        self.hasher: MinHasher | None = None
+
+    def setup(self) -> None:
+        self.hasher = self.config.minhasher()
+
+    def process(self, article: Article, timestamp=beam.DoFn.TimestampParam) -> Iterator[Any]:
+        assert self.hasher is not None
+        result = shingle_set(article, self.config.ngram, self.config.min_body_tokens)
+        bands = (
+            self.hasher.band_hashes(self.hasher.signature(result.shingles))
+            if result.shingles.size
+            else []
+        )
+        yield (article["id"], (_ARTICLE, article, len(bands)))
+        # arrival order: only an earlier article can be the survivor of a later one
+        order = (int(timestamp.micros), article["id"])
+        packed = result.shingles.tobytes()
+        for j, h in enumerate(bands):
+            yield TaggedOutput(self.BANDS, (f"{j}:{h}", (order, article["id"], packed)))
+
+
+class _BandMembersFn(beam.DoFn):
+    """Per LSH band bucket: compare a new article with the earlier members, vote for the
+    most similar verified one, then remember the article. State expires ``ttl`` seconds
+    after the last insertion and holds at most ``STREAM_MAX_BUCKET`` members."""
+
+    MEMBERS = BagStateSpec("members", PickleCoder())
+    EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
+
+    def __init__(self, config: NearDupConfig, ttl_seconds: int) -> None:
+        self.config = config
+        self.ttl = ttl_seconds
+        self.candidates = Metrics.counter("neardup", "stream_candidates")
+        self.verified = Metrics.counter("neardup", "stream_verified")
+
+    def process(
+        self,
+        element: tuple[str, tuple],
+        timestamp=beam.DoFn.TimestampParam,
+        members=beam.DoFn.StateParam(MEMBERS),
+        expiry=beam.DoFn.TimerParam(EXPIRY),
+    ) -> Iterator[Any]:
+        _, (order, article_id, packed) = element
+        mine = _unpack(packed)
+        known = list(members.read())
+        best: tuple[float, str] | None = None
+        for m_order, m_id, m_packed in known:
+            if m_order >= order or m_id == article_id:
+                continue
+            self.candidates.inc()
+            same, sim = self.config.same_story(mine, _unpack(m_packed))
+            if same:
+                self.verified.inc()
+                if best is None or sim > best[0] or (sim == best[0] and m_id < best[1]):
+                    best = (sim, m_id)
+        yield (article_id, (_VOTE, best))
+        known.append((order, article_id, packed))
+        if len(known) > STREAM_MAX_BUCKET:
+            known = sorted(known)[-STREAM_MAX_BUCKET:]
+            members.clear()
+            for item in known:
+                members.add(item)
+        else:
+            members.add((order, article_id, packed))
+        expiry.set(timestamp + self.ttl)
+
+    @on_timer(EXPIRY)
+    def expire(self, members=beam.DoFn.StateParam(MEMBERS)):
+        members.clear()
+
+
+class _DecideFn(beam.DoFn):
+    """Per article: wait for its votes from every band, then link it to the most similar
+    earlier article (first seen survives) or let it survive as a new story."""
+
+    SEEN = BagStateSpec("seen", PickleCoder())
+
+    def __init__(self) -> None:
+        self.dups = Metrics.counter("neardup", "duplicates")
+
+    def process(self, element: tuple[str, tuple], seen=beam.DoFn.StateParam(SEEN)):
+        _, value = element
+        seen.add(value)
+        items = list(seen.read())
+        article = next((v for v in items if v[0] == _ARTICLE), None)
+        if article is None:
+            return
+        votes = [v[1] for v in items if v[0] == _VOTE]
+        if len(votes) < article[2]:
+            return
+        seen.clear()
+        out = dict(article[1])
+        matches = [v for v in votes if v is not None]
+        if not matches:
+            out["cluster_id"] = out.get("canonical_id") or out["id"]
+            out["similarity"] = 1.0
+            yield out
+            return
+        sim, survivor = min(matches, key=lambda v: (-v[0], v[1]))  # most similar, then id
+        self.dups.inc()
+        out.update(
+            duplicate_of=survivor,
+            canonical_id=survivor,
+            cluster_id=survivor,
+            similarity=round(float(sim), 4),
+            duplicate_reason=NEAR,
+        )
+        yield TaggedOutput(DUPLICATES, out)
+
+
+class DeduplicateNearStreaming(beam.PTransform):
+    """Near-duplicates in a stream, with bounded state: the batch core (shingles,
+    MinHash, LSH bands, exact verification) in stateful DoFns keyed by band bucket, with
+    a TTL. First seen survives; a later copy is linked to the most similar earlier
+    article (``duplicate_of``, ``cluster_id``). Returns ``{"articles", "duplicates"}``."""
+
+    def __init__(
+        self,
+        ttl_seconds: int = 7 * 24 * 3600,
+        threshold: float = DEFAULT_THRESHOLD,
+        ngram: int = DEFAULT_NGRAM,
+        num_perm: int = DEFAULT_NUM_PERM,
+        containment: float = DEFAULT_CONTAINMENT,
+    ) -> None:
+        super().__init__()
+        config = NearDupConfig(
+            threshold=threshold, ngram=ngram, num_perm=num_perm, containment=containment
+        )
+        hasher = config.minhasher()
+        self.config = replace(config, bands=hasher.bands, rows=hasher.rows)
+        self.ttl_seconds = ttl_seconds
+
+    def expand(self, pcoll):
+        sketched = pcoll | "Sketch" >> beam.ParDo(_StreamSketchFn(self.config)).with_outputs(
+            _StreamSketchFn.BANDS, main="articles"
+        )
+        votes = sketched[_StreamSketchFn.BANDS] | "CompareInBand" >> beam.ParDo(
+            _BandMembersFn(self.config, self.ttl_seconds)
+        )
+        decided = (
+            (sketched.articles, votes)
+            | "ArticlesAndVotes" >> beam.Flatten()
+            | "Decide" >> beam.ParDo(_DecideFn()).with_outputs(DUPLICATES, main="articles")
+        )
+        return {"articles": decided.articles, DUPLICATES: decided[DUPLICATES]}
