@@ -87,7 +87,7 @@ def test_duplicates_folder_and_explicit_files(
     by_kind = cat_lines(capsys, str(run_dir), "--kind", "duplicates")
     by_folder = cat_lines(capsys, str(run_dir / "duplicates"))
     by_glob = cat_lines(capsys, str(run_dir / "duplicates" / "*.avro"))
-    assert len(by_kind) == 4 and all(r["duplicate_of"] for r in by_kind)
+    assert len(by_kind) == 5 and all(r["duplicate_of"] for r in by_kind)
     assert by_kind == by_folder == by_glob
 
 

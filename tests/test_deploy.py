@@ -323,6 +323,10 @@ def test_streaming_job_for_dataflow(buckets: str, tmp_path: Path) -> None:
         "Process/Dedup/FirstByFingerprint",
         "Process/Dedup/KeyByUrl",
         "Process/Dedup/FirstByUrl",
+        "Process/NearDedup/Sketch",
+        "Process/NearDedup/CompareInBand",
+        "Process/NearDedup/ArticlesAndVotes",
+        "Process/NearDedup/Decide",
         "Process/EventTimeArticles",
         "Process/WindowArticles",
         "WriteArticles",
@@ -339,6 +343,12 @@ def test_streaming_job_for_dataflow(buckets: str, tmp_path: Path) -> None:
         spec = beam_runner_api_pb2.ParDoPayload.FromString(pardo.spec.payload)
         assert "first" in spec.state_specs and spec.timer_family_specs, name
         assert pickler.loads(spec.do_fn.payload)[0].ttl == 86400
+    # near-duplicates: band buckets in state with their TTL timer
+    pardo = graph.by_name["Process/NearDedup/CompareInBand"]
+    assert pardo.spec.urn == common_urns.primitives.PAR_DO.urn
+    spec = beam_runner_api_pb2.ParDoPayload.FromString(pardo.spec.payload)
+    assert "members" in spec.state_specs and spec.timer_family_specs
+    assert pickler.loads(spec.do_fn.payload)[0].ttl == 86400
 
     # Event-time windows: --window_seconds 120, --allowed_lateness 600, late panes fire.
     for name in ("Process/WindowArticles", "Process/WindowDuplicates", "WindowReadDead"):

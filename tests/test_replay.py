@@ -95,10 +95,10 @@ def test_replay_recovers_everything_but_the_truly_bad(small_run: dict, replayed:
     assert not ids_first & ids_second  # nothing written twice
     # every good record of seeds/ is now written once, with the id a clean run gives it
     expected = expected_ids(small_run["inputs"])
-    assert len(expected) == 31
+    assert len(expected) == 32
     still = {(d["input_uri"], d["position"]) for d in read_dir(replayed / "dead_letter")}
     assert ids_first | ids_second == {i for i, where in expected.items() if where not in still}
-    assert len(ids_first | ids_second) == 31 - BAD
+    assert len(ids_first | ids_second) == 32 - BAD
     for record in second:  # provenance kept
         assert expected[record["id"]] == (record["input_uri"], record["input_position"])
     feeds = [r for r in second if r["input_format"] in ("rss", "atom")]
