@@ -26,6 +26,7 @@ CATEGORIES = ("sentences", "word-pairs", "single-words")
 SHORT = {"sentences": "sent", "word-pairs": "pairs", "single-words": "words"}
 FOCUS = ("fa", "ar", "ur", "en")
 QUICK_LANGUAGES = ("fa", "ar", "ur", "en", "de", "ru", "hi", "tr")
+CKB_TEST = Path(__file__).resolve().parent.parent / "transforms" / "langid_data" / "ckb_test.txt"
 DEFAULT_DATA = Path(os.environ.get("KHABAR_SHARED_DATA", "/work/shared/data"))
 #: Code spellings of other detectors mapped to khabar's.
 ALIASES = {"iw": "he", "zh-hant": "zh", "zh-cn": "zh", "zh-tw": "zh", "no": "nb", "jw": "jv"}
@@ -101,9 +102,13 @@ OTHERS: dict[str, tuple[str, Callable[[], Detect]]] = {
 
 
 def read_lines(path: Path, limit: int) -> list[str]:
+    """Up to ``limit`` non-empty lines, evenly spaced over the file."""
     with path.open(encoding="utf-8") as fh:
         lines = [line.strip() for line in fh if line.strip()]
-    return lines[:limit]
+    if len(lines) <= limit:
+        return lines
+    step = len(lines) / limit
+    return [lines[int(i * step)] for i in range(limit)]
 
 
 def read_news(news_dir: Path, limit: int) -> list[dict[str, str]]:
@@ -197,7 +202,10 @@ def main(argv: list[str] | None = None) -> int:
                     sent_time[name] += seconds
 
     header = f"{'lang':<6}" + "".join(f"{n:>22}" for n in names)
-    print(f"Accuracy % (sentences / word pairs / single words), {samples} samples per file")
+    print(
+        f"Accuracy % (sentences / word pairs / single words), at most {samples} samples per file"
+        " (evenly spaced)"
+    )
     print(header)
 
     def triple(name: str, lang: str) -> str:
@@ -235,6 +243,13 @@ def main(argv: list[str] | None = None) -> int:
                 vals.append(accuracy(detectors[name], read_lines(path, samples), "ps")[0])
             vals.append(accuracy(detectors[name], ud, "ps")[0])
             print(f"  {name:<12}" + " / ".join(f"{v:5.1f}" for v in vals))
+
+    ckb_path = CKB_TEST
+    if ckb_path.exists():
+        ckb = read_lines(ckb_path, 100_000)
+        print(f"\nSorani Kurdish (ckb, {len(ckb)} lines of langid_data/ckb_test.txt): % ckb")
+        for name in names:
+            print(f"  {name:<12}{accuracy(detectors[name], ckb, 'ckb')[0]:6.1f}")
 
     news_dir = args.data / "news-fa"
     if news_dir.exists():

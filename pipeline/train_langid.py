@@ -10,6 +10,15 @@ Sources (see ``transforms/langid_data/README.md`` for licences):
 - klpt 0.1.7 (CC BY-SA 4.0): the Sorani Kurdish (ckb, Arabic script) lexicon.
 - Unicode CLDR as shipped in Babel (Unicode licence): every Arabic-script string of the
   ``ps``, ``ckb`` and ``ug`` locales (names of countries, languages, months, units...).
+- Debian packages, fetched with ``apt-get download`` (Pashto only): the word list of
+  tesseract-ocr-pus (Apache-2.0; extracted with ``combine_tessdata`` and ``dawg2wordlist`` of
+  the tesseract-ocr package, which must be installed) and the Pashto user-interface
+  translations (``ps`` .mo files, LGPL) of GTK 2/3, GLib, GdkPixbuf, AT-SPI and xdg-user-dirs.
+
+The model stores, per (n-gram, language), the difference between the n-gram's quantized
+log-probability and the value its prefix chain gives (see ``transforms.language._Model``);
+entries whose difference is at most ``PRUNE_TOLERANCE`` are dropped (their n-gram then backs
+off to its prefix, as in lingua), which shrinks the model with little effect on accuracy.
 
 Persian is stored in both spellings: every Persian n-gram with Persian yeh/kaf (ی ک) is
 also stored with the Arabic letters (ي ك), so Persian typed with Arabic letter variants
@@ -25,6 +34,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,7 +45,13 @@ from types import ModuleType
 
 import numpy as np
 
-from transforms.language import LOGP_SCALE, MAX_ORDER, hash_ngrams
+from transforms.language import (
+    LOGP_SCALE,
+    MAX_ORDER,
+    N_BUCKETS,
+    bucket_and_fingerprint,
+    hash_ngrams,
+)
 
 OUT_DIR = Path(__file__).resolve().parent.parent / "transforms" / "langid_data"
 LINGUA = "lingua-language-detector==1.3.5"
@@ -73,6 +89,19 @@ PASHTO_FUNCTION_WORDS = tuple("د په کې چې یې ته دې څخه شوی ک
 NOT_PASHTO_MARKERS = frozenset(("موسم", "پوليس", "جاپان", "نرس", "نومبر", "پروفيسر", "اوس"))
 #: Entries whose probability is below this are dropped (they carry almost no evidence).
 MIN_LOGP = -12.0
+#: Entries of order >= 2 whose delta to the backed-off value is at most this many 1/8 nats
+#: are dropped.
+PRUNE_TOLERANCE = 1
+TESSERACT_PASHTO = "tesseract-ocr-pus"
+#: Debian packages whose Pashto (ps) user-interface translations are used.
+DEBIAN_PS_TRANSLATIONS = (
+    "libgtk-3-common",
+    "libgtk2.0-common",
+    "libglib2.0-data",
+    "libgdk-pixbuf2.0-common",
+    "at-spi2-common",
+    "xdg-user-dirs",
+)
 
 
 def pip_download(requirement: str, dest: Path) -> Path:
@@ -173,9 +202,23 @@ def persian_vocabulary(news_dir: Path) -> set[str]:
     return vocab
 
 
-def pashto_marker_words(stopwords: list[str], persian: set[str]) -> list[str]:
-    """Pashto words that never occur in the Persian news corpus, plus core function words."""
-    words = {w for w in stopwords if w not in persian and w not in NOT_PASHTO_MARKERS}
+def pashto_marker_words(
+    pashto: list[str], persian: set[str], others: list[list[dict[str, float]]]
+) -> list[str]:
+    """Pashto words (no Pashto-only letter needed) unlikely to be Persian, Arabic or Urdu.
+
+    Kept: words of the Pashto word lists that never occur in the Persian news corpus and
+    whose n-grams are not all known to lingua's Arabic, Persian or Urdu model; plus the core
+    function words.
+    """
+    words = {
+        w
+        for w in pashto
+        if len(w) > 1
+        and w not in persian
+        and w not in NOT_PASHTO_MARKERS
+        and not any(plausible_in(w, models) for models in others)
+    }
     return sorted(words | set(PASHTO_FUNCTION_WORDS))
 
 
@@ -186,11 +229,103 @@ def read_pashto_stopwords(tmp: Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if ARABIC_WORD.fullmatch(line.strip())]
 
 
+#: Debian packages whose Sorani (ckb) user-interface translations make the ckb test set.
+DEBIAN_CKB_TRANSLATIONS = ("libgtk-3-common", "at-spi2-common", "appstream", "libsecret-common")
+CKB_TEST_LINES = 400
+
+
+def build_ckb_test(out: Path, tmp: Path) -> int:
+    """Sorani test lines: the ckb translations of DEBIAN_CKB_TRANSLATIONS (not used in training).
+
+    Every translated string with at least two Arabic-script words and no Latin letter, with
+    markup, mnemonics and placeholders removed; distinct, sorted, at most CKB_TEST_LINES
+    (evenly spaced).
+    """
+    import gettext
+
+    root = apt_download(DEBIAN_CKB_TRANSLATIONS, tmp / "ckb")
+    lines: set[str] = set()
+    for mo in sorted((root / "usr" / "share" / "locale" / "ckb").rglob("*.mo")):
+        with mo.open("rb") as fh:
+            catalog = gettext.GNUTranslations(fh)._catalog  # type: ignore[attr-defined]
+        for key, value in catalog.items():
+            if not key or not isinstance(value, str):
+                continue
+            text = re.sub(r"<[^>]*>|%[-+ #0-9.]*[a-zA-Z]|\{[^}]*\}|_", " ", value)
+            text = " ".join(text.split())
+            if re.search(r"[A-Za-z]", text) or len(ARABIC_WORD.findall(text)) < 2:
+                continue
+            lines.add(text)
+    ordered = sorted(lines)
+    step = max(1, len(ordered) // CKB_TEST_LINES)
+    chosen = ordered[::step][:CKB_TEST_LINES]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(chosen) + "\n", encoding="utf-8")
+    return len(chosen)
+
+
+def apt_download(packages: tuple[str, ...], dest: Path) -> Path:
+    """Fetch Debian packages with apt-get and unpack them all into ``dest / "root"``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["apt-get", "download", "-q", *packages], cwd=dest, check=True)
+    root = dest / "root"
+    for deb in sorted(dest.glob("*.deb")):
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    return root
+
+
+def tesseract_pashto_words(tmp: Path) -> list[str]:
+    """The word list inside tesseract-ocr-pus's LSTM model (Apache-2.0)."""
+    tools = [shutil.which(t) for t in ("combine_tessdata", "dawg2wordlist")]
+    if not all(tools):
+        raise SystemExit("combine_tessdata/dawg2wordlist missing: apt-get install tesseract-ocr")
+    root = apt_download((TESSERACT_PASHTO,), tmp / "tess")
+    model = next(root.rglob("pus.traineddata"))
+    work = tmp / "tess" / "parts"
+    work.mkdir()
+    subprocess.run(
+        [str(tools[0]), "-u", str(model), str(work / "pus.")], check=True, capture_output=True
+    )
+    out = work / "words.txt"
+    subprocess.run(
+        [
+            str(tools[1]),
+            str(work / "pus.lstm-unicharset"),
+            str(work / "pus.lstm-word-dawg"),
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    text = out.read_text(encoding="utf-8")
+    return sorted({w for line in text.splitlines() for w in ARABIC_WORD.findall(line)})
+
+
+def debian_pashto_strings(tmp: Path) -> list[str]:
+    """Pashto translations (msgstr) of the user interfaces listed above."""
+    import gettext
+
+    root = apt_download(DEBIAN_PS_TRANSLATIONS, tmp / "l10n")
+    strings: list[str] = []
+    for mo in sorted((root / "usr" / "share" / "locale" / "ps").rglob("*.mo")):
+        with mo.open("rb") as fh:
+            catalog = gettext.GNUTranslations(fh)._catalog  # type: ignore[attr-defined]
+        for key, value in sorted(catalog.items(), key=lambda kv: str(kv[0])):
+            if key and isinstance(value, str) and ARABIC_WORD.search(value):
+                strings.append(value)
+    return strings
+
+
 def extra_word_lists(tmp: Path) -> dict[str, Counter[str]]:
     words = {code: cldr_words(code) for code in EXTRA_LANGUAGES}
     # function words are frequent in running text: weight them like it
     for word in read_pashto_stopwords(tmp):
         words["ps"][word] += 20
+    for word in tesseract_pashto_words(tmp):
+        words["ps"][word] += 1
+    for text in debian_pashto_strings(tmp):
+        for word in ARABIC_WORD.findall(text.lower()):
+            words["ps"][word] += 1
     with zipfile.ZipFile(pip_download(KLPT, tmp)) as zf:
         lexicon = json.load(io.BytesIO(zf.read("klpt/data/lexicon_ckb_arab.json")))
     for key in lexicon["Lexicon"]:
@@ -199,7 +334,15 @@ def extra_word_lists(tmp: Path) -> dict[str, Counter[str]]:
     return words
 
 
-def build(out_dir: Path, tmp: Path, news_dir: Path) -> None:
+def plausible_in(word: str, models: list[dict[str, float]]) -> bool:
+    """Every n-gram of the word (n = min(len, 5)) is in the language's model."""
+    n = min(len(word), MAX_ORDER)
+    table = models[n - 1]
+    return all(word[i : i + n] in table for i in range(len(word) - n + 1))
+
+
+def collect(tmp: Path, news_dir: Path) -> dict:
+    """Everything the model is made of: languages, rules and n-gram tables."""
     lingua = load_lingua(pip_download(LINGUA, tmp), tmp)
     language_enum = lingua.Language
     pkg_dir = tmp / "lingua"
@@ -225,7 +368,8 @@ def build(out_dir: Path, tmp: Path, news_dir: Path) -> None:
                         table[variant] = logp
         tables.append(models)
         print(f"{iso}: {[len(t) for t in models]}", file=sys.stderr)
-    for code, words in extra_word_lists(tmp).items():
+    extra = extra_word_lists(tmp)
+    for code, words in extra.items():
         languages.append(code)
         scripts["Arab"].append(code)
         models = models_from_words(words)
@@ -235,52 +379,100 @@ def build(out_dir: Path, tmp: Path, news_dir: Path) -> None:
         [chars, sorted(lang.iso_code_639_1.name.lower() for lang in langs)]
         for chars, langs in constants.CHARS_TO_LANGUAGES_MAPPING.items()
     ]
-
-    key_parts: list[np.ndarray] = []
-    lang_parts: list[np.ndarray] = []
-    q_parts: list[np.ndarray] = []
-    for li, models in enumerate(tables):
-        for table in models:
-            items = [(g, p) for g, p in table.items() if p >= MIN_LOGP]
-            if not items:
-                continue
-            keys, _ = hash_ngrams(g for g, _ in items)
-            logp = np.array([p for _, p in items], dtype=np.float64)
-            key_parts.append(keys)
-            lang_parts.append(np.full(keys.size, li, dtype=np.uint8))
-            q_parts.append(np.clip(np.rint(-logp * LOGP_SCALE), 0, 255).astype(np.uint8))
-    keys = np.concatenate(key_parts)
-    langs = np.concatenate(lang_parts)
-    q = np.concatenate(q_parts)
-    order = np.lexsort((langs, keys))
-    keys, langs, q = keys[order], langs[order], q[order]
-    dup = np.zeros(keys.size, dtype=bool)
-    dup[1:] = (keys[1:] == keys[:-1]) & (langs[1:] == langs[:-1])
-    keys, langs, q = keys[~dup], langs[~dup], q[~dup]
-    uniq, counts = np.unique(keys, return_counts=True)
-    deltas = np.diff(uniq, prepend=np.uint64(0))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(
-        out_dir / "ngrams.npz",
-        key_deltas=deltas,
-        counts=counts.astype(np.uint8),
-        langs=langs,
-        logq=q,
-    )
-    meta = {
+    others = [tables[languages.index(c)] for c in ("ar", "fa", "ur")]
+    markers = pashto_marker_words(list(extra["ps"]), persian_vocabulary(news_dir), others)
+    return {
         "languages": languages,
         "scripts": {s: sorted(set(c)) for s, c in sorted(scripts.items())},
         "unique_characters": unique_chars,
         "char_groups": char_groups,
-        "pashto_words": pashto_marker_words(
-            read_pashto_stopwords(tmp), persian_vocabulary(news_dir)
-        ),
-        "sources": [LINGUA, PASHTO_STOPWORDS, KLPT, "babel CLDR locales ps ckb ug"],
+        "tables": tables,
+        "pashto_words": markers,
     }
+
+
+def encode(
+    tables: list[list[dict[str, float]]], tolerance: int = PRUNE_TOLERANCE
+) -> dict[str, np.ndarray]:
+    """Delta-encode, prune and hash the n-gram tables into the arrays of ``ngrams.npz``."""
+    key_parts: list[np.ndarray] = []
+    lang_parts: list[np.ndarray] = []
+    delta_parts: list[np.ndarray] = []
+    for li, models in enumerate(tables):
+        kept: list[dict[str, int]] = [{} for _ in range(MAX_ORDER)]
+
+        def backed_off(gram: str, kept: list[dict[str, int]] = kept) -> int:
+            while gram:
+                value = kept[len(gram) - 1].get(gram)
+                if value is not None:
+                    return value
+                gram = gram[:-1]
+            return 0
+
+        for n, table in enumerate(models, start=1):
+            grams: list[str] = []
+            deltas: list[int] = []
+            for gram in sorted(table):
+                logp = table[gram]
+                if logp < MIN_LOGP:
+                    continue
+                q = -int(min(127, round(-logp * LOGP_SCALE)))
+                base = 0 if n == 1 else backed_off(gram[:-1])
+                delta = q - base
+                if n > 1 and abs(delta) <= tolerance:
+                    continue
+                kept[n - 1][gram] = q
+                grams.append(gram)
+                deltas.append(delta)
+            if not grams:
+                continue
+            keys, _ = hash_ngrams(grams)
+            key_parts.append(keys)
+            lang_parts.append(np.full(keys.size, li, dtype=np.uint8))
+            delta_parts.append(np.array(deltas, dtype=np.int8))
+    keys = np.concatenate(key_parts)
+    langs = np.concatenate(lang_parts)
+    deltas = np.concatenate(delta_parts)
+    bucket, fp = bucket_and_fingerprint(keys)
+    # a stored key is (bucket, fingerprint); sort by it, then by language
+    stored = (bucket.astype(np.uint64) << np.uint64(16)) | fp.astype(np.uint64)
+    order = np.lexsort((langs, stored))
+    stored, langs, deltas = stored[order], langs[order], deltas[order]
+    dup = np.zeros(stored.size, dtype=bool)
+    dup[1:] = (stored[1:] == stored[:-1]) & (langs[1:] == langs[:-1])
+    stored, langs, deltas = stored[~dup], langs[~dup], deltas[~dup]
+    uniq, counts = np.unique(stored, return_counts=True)
+    bucket_counts = np.bincount((uniq >> np.uint64(16)).astype(np.intp), minlength=N_BUCKETS)
+    print(
+        f"{uniq.size} keys, {langs.size} entries, largest bucket {bucket_counts.max()}",
+        file=sys.stderr,
+    )
+    return {
+        "bucket_counts": bucket_counts.astype(np.uint8),
+        "fingerprints": (uniq & np.uint64(0xFFFF)).astype(np.uint16),
+        "counts": counts.astype(np.uint8),
+        "langs": langs,
+        "deltas": deltas,
+    }
+
+
+def write(out_dir: Path, collected: dict, tolerance: int = PRUNE_TOLERANCE) -> None:
+    arrays = encode(collected["tables"], tolerance)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out_dir / "ngrams.npz", **arrays)
+    meta = {key: value for key, value in collected.items() if key != "tables"}
+    meta["sources"] = [
+        LINGUA,
+        PASHTO_STOPWORDS,
+        KLPT,
+        "babel CLDR locales ps ckb ug",
+        f"debian {TESSERACT_PASHTO} word list",
+        "debian ps translations: " + " ".join(DEBIAN_PS_TRANSLATIONS),
+    ]
     (out_dir / "meta.json").write_text(
         json.dumps(meta, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8"
     )
-    print(f"{uniq.size} keys, {keys.size} entries -> {out_dir}", file=sys.stderr)
+    print(f"-> {out_dir}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,9 +484,18 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(os.environ.get("KHABAR_SHARED_DATA", "/work/shared/data")) / "news-fa",
         help="Persian news (JSON lines) used to keep Persian words out of the Pashto word list",
     )
+    parser.add_argument("--prune", type=int, default=PRUNE_TOLERANCE, help="tolerance, 1/8 nat")
+    parser.add_argument(
+        "--ckb-test", action="store_true", help="only (re)build langid_data/ckb_test.txt"
+    )
     args = parser.parse_args(argv)
+    if args.ckb_test:
+        with tempfile.TemporaryDirectory() as tmp:
+            n = build_ckb_test(args.out / "ckb_test.txt", Path(tmp))
+        print(f"{n} Sorani test lines -> {args.out / 'ckb_test.txt'}", file=sys.stderr)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
-        build(args.out, Path(tmp), args.news_fa)
+        write(args.out, collect(Path(tmp), args.news_fa), args.prune)
     return 0
 
 

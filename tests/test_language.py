@@ -187,3 +187,19 @@ def test_beam_stage():
         langs = out.articles | beam.Map(lambda a: (a["title"], a["language"], a["script"]))
         assert_that(langs, equal_to([("t1", "fa", "Arab"), ("t2", "en", "Latn")]))
         assert_that(out.dead_letter, equal_to([]), label="no dead letters")
+
+
+def test_sorani_test_set(detector):
+    from pipeline.bench_langid import CKB_TEST, read_lines
+
+    lines = read_lines(CKB_TEST, 1000)
+    assert len(lines) >= 200
+    hits = sum(detector.detect_text(line).language == "ckb" for line in lines)
+    assert hits >= 0.9 * len(lines)
+
+
+def test_backoff_to_prefix_is_scored_like_the_prefix(detector):
+    # an unknown 5-gram backs off along its prefix chain: the score stays finite and the
+    # language decided by the known part
+    result = detector.detect_text("the government announced qqqqq")
+    assert result.language == "en"

@@ -7,11 +7,13 @@ How it decides (all data ships in ``transforms/langid_data``, nothing is downloa
 2. The dominant script (ISO 15924) is the script with most letters. Scripts used by one
    supported language decide alone (Greek → el, Hangul → ko, Thai → th, kana → ja, ...).
 3. For scripts shared by several languages (Latin, Cyrillic, Arabic, Devanagari) a character
-   n-gram (n = 1..5) naive-Bayes model scores the candidate languages with that script. The
-   n-gram tables are hashed into one sorted ``uint64`` key array with a CSR list of
-   ``(language, log-probability)`` entries per key; a text is scored with a handful of
-   vectorised numpy operations (backing off from a missing n-gram to its prefix, as
-   lingua does). The tables come from lingua 1.3.5's models (see ``langid_data/README.md``).
+   n-gram (n = 1..5) naive-Bayes model scores the candidate languages with that script, as
+   lingua's high-accuracy mode does (distinct n-grams, a missing n-gram backing off to its
+   prefix). The model stores per (n-gram, language) the *delta* between the n-gram's
+   log-probability and its prefix's backed-off value, so a text's score is one weighted
+   ``bincount`` over the entries of its n-grams (weight: how many of the text's n-grams
+   extend that one). Keys are 61-bit hashes found through 2^22 hash buckets and 16-bit
+   fingerprints. The tables come from lingua 1.3.5's models (see ``langid_data/README.md``).
 4. Letter rules: characters used by only one language of a script (lingua's rule set, plus
    Arabic-script rules for Pashto, Sorani Kurdish, Uyghur and Urdu) restrict or decide.
 
@@ -49,8 +51,8 @@ LONG_TEXT_ORDER = 3
 ARTICLE_CHARS = 2000
 #: Characters of any text considered at most.
 TEXT_CHARS = 4000
-#: Fixed-point scale of the stored log-probabilities (value = -q / SCALE).
-LOGP_SCALE = 16.0
+#: Fixed-point scale of the stored log-probability deltas (value = delta / SCALE).
+LOGP_SCALE = 8.0
 
 _MULT = np.uint64(0x100000001B3)
 _SALTS = (
@@ -62,7 +64,17 @@ _SALTS = (
     np.uint64(0xD6E8FEB86659FD93),
 )
 
-_INV_SCALE = np.float32(-1.0 / LOGP_SCALE)
+_SALT_ARRAY = np.array(_SALTS, dtype=np.uint64)
+_MIX1 = np.uint64(0xFF51AFD7ED558CCD)
+_MIX2 = np.uint64(0xC4CEB9FE1A85EC53)
+#: Hash buckets of the model (bits 39..60 of a key).
+N_BUCKETS = 1 << 22
+#: Smallest key of each order (keys carry their order in the top three bits).
+_ORDER_STARTS = np.array([n << 61 for n in range(MAX_ORDER + 2)], dtype=np.uint64)
+_ORDER_RANGE = np.arange(MAX_ORDER + 1)
+#: Slots of a bucket compared at once by a lookup.
+LOOKUP_WIDTH = 6
+_WIDTH_RANGE = np.arange(LOOKUP_WIDTH)
 
 #: Share of words that must be Pashto marker words to call letter-less Arabic script Pashto.
 PASHTO_WORD_SHARE = 0.15
@@ -170,6 +182,22 @@ UNDETERMINED = LanguageResult(UND, 0.0, NO_SCRIPT)
 # --------------------------------------------------------------------------- hashing
 
 
+def _finish(h: np.ndarray, n: np.ndarray | int) -> np.ndarray:
+    """Final key of raw polynomial hashes of order ``n``: a 61-bit mix, order in the top bits.
+
+    Keys therefore sort by order; bits 39..60 pick the model's hash bucket and bits 23..38
+    are the 16-bit fingerprint stored in the model.
+    """
+    k = h ^ (_SALT_ARRAY[n] if isinstance(n, np.ndarray) else _SALTS[n])
+    k = k ^ (k >> np.uint64(33))
+    k = k * _MIX1
+    k = k ^ (k >> np.uint64(33))
+    k = k * _MIX2
+    k = k ^ (k >> np.uint64(33))
+    order = n.astype(np.uint64) if isinstance(n, np.ndarray) else np.uint64(n)
+    return (order << np.uint64(61)) | (k >> np.uint64(3))
+
+
 def hash_ngram_matrix(codepoints: np.ndarray) -> np.ndarray:
     """Keys of n-grams given as an ``(N, n)`` matrix of code points (used by training)."""
     n = codepoints.shape[1]
@@ -177,7 +205,7 @@ def hash_ngram_matrix(codepoints: np.ndarray) -> np.ndarray:
     h = cps[:, 0].copy()
     for k in range(1, n):
         h = h * _MULT + cps[:, k]
-    return h ^ _SALTS[n]
+    return _finish(h, n)
 
 
 def hash_ngrams(ngrams: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -193,6 +221,13 @@ def hash_ngrams(ngrams: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         mat = np.frombuffer(blob, dtype=np.uint32).reshape(idx.size, n)
         keys[idx] = hash_ngram_matrix(mat)
     return keys, lengths
+
+
+def bucket_and_fingerprint(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bucket index, 16-bit fingerprint) of final keys."""
+    bucket = ((keys >> np.uint64(39)) & np.uint64(N_BUCKETS - 1)).astype(np.intp)
+    fp = ((keys >> np.uint64(23)) & np.uint64(0xFFFF)).astype(np.uint16)
+    return bucket, fp
 
 
 @lru_cache(maxsize=1)
@@ -216,19 +251,30 @@ def _char_tables() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
 
 
 class _Model:
-    """The shipped n-gram tables and rule data."""
+    """The shipped n-gram tables and rule data.
+
+    ``ngrams.npz`` holds, for every stored n-gram key, its bucket (``bucket_counts``: keys per
+    bucket), its 16-bit fingerprint (``fingerprints``, sorted within a bucket) and its CSR list
+    of ``(language, delta)`` entries (``counts``, ``langs``, ``deltas``). A delta is the
+    n-gram's log-probability minus the value its prefix gives the language (its own or, where
+    missing, its prefix's, down to the unigram), times ``LOGP_SCALE``. So the backed-off
+    log-probability of any n-gram is the sum of the deltas along its prefix chain, and a text
+    is scored with one weighted ``bincount``.
+    """
 
     def __init__(self, model_file: Path = MODEL_FILE, meta_file: Path = META_FILE) -> None:
         with np.load(model_file) as data:
-            keys = data["key_deltas"]
-            np.cumsum(keys, out=keys)
-            self.keys: np.ndarray = keys
+            bucket_counts = data["bucket_counts"]
+            self.fingerprints: np.ndarray = data["fingerprints"]
             counts = data["counts"]
             self.langs: np.ndarray = data["langs"]
-            self.logq: np.ndarray = data["logq"]
+            self.deltas: np.ndarray = data["deltas"]  # int8, log-probability x LOGP_SCALE
+        self.starts = np.zeros(bucket_counts.size + 1, dtype=np.int32)
+        np.cumsum(bucket_counts, out=self.starts[1:])
+        self.max_bucket = int(bucket_counts.max())
         self.offsets = np.zeros(counts.size + 1, dtype=np.int32)
         np.cumsum(counts, out=self.offsets[1:])
-        del counts
+        del counts, bucket_counts
         meta: dict[str, Any] = json.loads(meta_file.read_text(encoding="utf-8"))
         self.languages: list[str] = meta["languages"]
         self.index = {code: i for i, code in enumerate(self.languages)}
@@ -238,6 +284,34 @@ class _Model:
             (chars, langs) for chars, langs in meta["char_groups"]
         ]
         self.pashto_words: frozenset[str] = frozenset(meta.get("pashto_words", ()))
+
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(indices into ``keys`` that are stored, their row numbers in the model)."""
+        bucket, fp = bucket_and_fingerprint(keys)
+        lo = self.starts[bucket]
+        size = self.starts[bucket + 1] - lo
+        width = min(LOOKUP_WIDTH, self.max_bucket)
+        slots = np.minimum(lo[:, None] + _WIDTH_RANGE[:width], self.fingerprints.size - 1)
+        match = (self.fingerprints[slots] == fp[:, None]) & (_WIDTH_RANGE[:width] < size[:, None])
+        hit = match.any(axis=1)
+        idx = np.flatnonzero(hit)
+        rows = lo[idx] + match[idx].argmax(axis=1)
+        if self.max_bucket > width:
+            # rare: buckets longer than the probe width
+            rest = np.flatnonzero(~hit & (size > width))
+            extra_idx, extra_rows = [], []
+            for i in rest.tolist():
+                seg = self.fingerprints[lo[i] + width : lo[i] + size[i]]
+                j = np.flatnonzero(seg == fp[i])
+                if j.size:
+                    extra_idx.append(i)
+                    extra_rows.append(int(lo[i]) + width + int(j[0]))
+            if extra_idx:
+                idx = np.concatenate([idx, np.array(extra_idx, dtype=idx.dtype)])
+                rows = np.concatenate([rows, np.array(extra_rows, dtype=rows.dtype)])
+                order = np.argsort(idx, kind="stable")
+                idx, rows = idx[order], rows[order]
+        return idx, rows
 
 
 class LanguageDetector:
@@ -420,79 +494,63 @@ class LanguageDetector:
     def _score(
         self, cps: np.ndarray, letters: np.ndarray, candidates: np.ndarray, max_order: int
     ) -> np.ndarray | None:
-        """Naive-Bayes scores of the candidate languages (None when no n-gram is known)."""
+        """Naive-Bayes scores of the candidate languages (None when no n-gram is known).
+
+        Like lingua's high-accuracy mode: the distinct n-grams (n = 1..max_order) of the text,
+        each scored with its log-probability or, when missing, its prefix's; the sum divided
+        by the number of the text's distinct unigrams the language knows.
+        """
         m = self._model
         t = cps.size
-        h = cps.astype(np.uint64) + np.uint64(1)
-        nonletter = np.zeros(t + 1, dtype=np.int32)
-        np.cumsum(~letters, out=nonletter[1:])
-        key_parts: list[np.ndarray] = []
-        prefix_parts: list[np.ndarray] = []
-        order_parts: list[np.ndarray] = []
-        offset = 0
-        prev_rank: np.ndarray | None = None
-        prev_offset = 0
-        cur = h
-        for n in range(1, max_order + 1):
-            if n > 1:
-                cur = cur[:-1] * _MULT + h[n - 1 :]
-            if cur.size == 0:
-                break
-            valid = (nonletter[n:] - nonletter[: t - n + 1]) == 0
-            pos = np.nonzero(valid)[0]
-            if pos.size == 0:
-                break
-            key_parts.append(cur[pos] ^ _SALTS[n])
-            order_parts.append(np.full(pos.size, n, dtype=np.int8))
-            if prev_rank is None:
-                prefix_parts.append(np.full(pos.size, -1, dtype=np.int64))
-            else:
-                prefix_parts.append(prev_offset + prev_rank[pos])
-            rank = np.cumsum(valid) - 1
-            prev_rank, prev_offset = rank, offset
-            offset += pos.size
-        if not key_parts:
+        # run[i]: letters from position i up to the next non-letter (capped at max_order)
+        positions = np.arange(t)
+        stops = np.flatnonzero(~letters)
+        next_stop = np.append(stops, t)[np.searchsorted(stops, positions)]
+        run = np.minimum(next_stop - positions, max_order)
+        if not run.any():
             return None
-        all_keys = np.concatenate(key_parts)
-        uniq, first, inverse = np.unique(all_keys, return_index=True, return_inverse=True)
-        order = np.concatenate(order_parts)[first]
-        prefix_occ = np.concatenate(prefix_parts)[first]
-        prefix = np.where(prefix_occ >= 0, inverse[np.maximum(prefix_occ, 0)], -1)
-
-        pos_in_model = np.searchsorted(m.keys, uniq)
-        pos_in_model[pos_in_model >= m.keys.size] = 0
-        found = m.keys[pos_in_model] == uniq
-        rows = np.nonzero(found)[0]
-        n_cand = candidates.size
-        col_of = np.full(self._n_lang, -1, dtype=np.intp)
-        col_of[candidates] = np.arange(n_cand)
-        values = np.full((uniq.size, n_cand), np.nan, dtype=np.float32)
-        if rows.size:
-            starts = m.offsets[pos_in_model[rows]]
-            lengths = m.offsets[pos_in_model[rows] + 1] - starts
-            total = int(lengths.sum())
-            entry_rows = np.repeat(rows, lengths)
-            base = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
-            entries = base + np.arange(total)
-            cols = col_of[m.langs[entries]]
-            keep = cols >= 0
-            values[entry_rows[keep], cols[keep]] = m.logq[entries[keep]] * _INV_SCALE
-        for n in range(2, max_order + 1):
-            r = np.nonzero(order == n)[0]
-            if r.size == 0:
-                break
-            sub = values[r]
-            missing = np.isnan(sub)
-            if missing.any():
-                sub[missing] = values[prefix[r]][missing]
-                values[r] = sub
-        unigram_hits = (~np.isnan(values[order == 1])).sum(axis=0)
-        sums = np.nansum(values, axis=0)
-        ok = unigram_hits > 0
+        # hashes of the n-grams starting at each position, one column per order; the valid
+        # ones of a row are a prefix of it, so in the flattened list an n-gram's prefix is
+        # the element just before it
+        h = cps.astype(np.uint64) + np.uint64(1)
+        raw = np.empty((t, max_order), dtype=np.uint64)
+        raw[:, 0] = h
+        for n in range(1, min(max_order, t)):
+            raw[: t - n, n] = raw[: t - n, n - 1] * _MULT + h[n:]
+        valid = _ORDER_RANGE[:max_order] < run[:, None]
+        orders = np.broadcast_to(_ORDER_RANGE[1 : max_order + 1], (t, max_order))[valid]
+        keys = _finish(raw[valid], orders)
+        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        # uniq is sorted by order (top bits): block boundaries of each order
+        bounds = np.searchsorted(uniq, _ORDER_STARTS[: max_order + 2])
+        n_uni = int(bounds[2])
+        # w[u]: distinct n-grams of the text whose prefix chain contains n-gram u
+        w = np.ones(uniq.size, dtype=np.float64)
+        if uniq.size > n_uni:
+            parent = inverse[first[n_uni:] - 1]
+            for n in range(max_order, 1, -1):
+                lo, hi = int(bounds[n]), int(bounds[n + 1])
+                if hi > lo:
+                    w += np.bincount(parent[lo - n_uni : hi - n_uni], w[lo:hi], uniq.size)
+        idx, rows = m.lookup(uniq)
+        if idx.size == 0:
+            return None
+        starts = m.offsets[rows]
+        lengths = m.offsets[rows + 1] - starts
+        ends = np.cumsum(lengths)
+        total = int(ends[-1])
+        entries = np.repeat(starts - ends + lengths, lengths) + np.arange(total)
+        langs = m.langs[entries]
+        sums = np.bincount(langs, np.repeat(w[idx], lengths) * m.deltas[entries], self._n_lang)
+        sums /= LOGP_SCALE
+        n_uni_found = int(np.searchsorted(idx, n_uni))
+        uni_entries = int(ends[n_uni_found - 1]) if n_uni_found else 0
+        hits = np.bincount(langs[:uni_entries], minlength=self._n_lang)[candidates]
+        ok = hits > 0
         if not ok.any():
             return None
-        scores = np.full(n_cand, -np.inf, dtype=np.float64)
-        scores[ok] = sums[ok] / unigram_hits[ok]
+        scores = np.full(candidates.size, -np.inf, dtype=np.float64)
+        scores[ok] = sums[candidates][ok] / hits[ok]
         return scores
 
 
