@@ -67,3 +67,44 @@ def test_missing_bucket_and_object_are_one_line_errors(bucket: str) -> None:
     missing_inspect = run_khabar("inspect", f"gs://{bucket}/nothing/")
     assert missing_inspect.returncode == 2
     assert missing_inspect.stderr.strip().count("\n") == 0
+
+
+def test_permission_error_is_one_clear_line() -> None:
+    """A GCS-protocol server that refuses every request (403), as a bucket without the
+    reader role does: khabar says so in one line."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Forbidden(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            body = json.dumps(
+                {"error": {"code": 403, "message": "caller does not have storage.objects.list"}}
+            ).encode()
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forbidden)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host = f"http://127.0.0.1:{server.server_address[1]}"
+        result = run_khabar(
+            "run",
+            "--input",
+            "gs://locked-bucket/in/*.jsonl",
+            "--output",
+            "/tmp/x",
+            env={"STORAGE_EMULATOR_HOST": host},
+        )
+    finally:
+        server.shutdown()
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "permission denied" in result.stderr and "Traceback" not in result.stderr
