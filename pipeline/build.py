@@ -17,6 +17,7 @@ from pipeline.sources import ReadArticleFiles
 from transforms.clean import CleanArticles
 from transforms.common import DEAD_LETTER
 from transforms.dedup import DUPLICATES, DeduplicateExact
+from transforms.entities import TagEntities
 from transforms.language import DetectLanguage
 from transforms.neardup import DeduplicateNear, LinkExactDuplicates
 from transforms.normalize import NormalizeArticles
@@ -35,22 +36,29 @@ class CoreStages(beam.PTransform):
     (parse, clean, language, normalize). Batch and streaming share it unchanged; only
     deduplication (global in batch, stateful with a TTL in streaming) and sinks differ."""
 
-    def __init__(self, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+    def __init__(
+        self,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        entities_model: str | None = None,
+    ) -> None:
         super().__init__()
         self.max_record_bytes = max_record_bytes
+        self.entities_model = entities_model
 
     def expand(self, raw):
         parsed = raw | "Parse" >> ParseArticles(self.max_record_bytes)
         cleaned = parsed.articles | "Clean" >> CleanArticles()
         detected = cleaned.articles | "Language" >> DetectLanguage()
         normalized = detected.articles | "Normalize" >> NormalizeArticles()
+        tagged = normalized.articles | "Entities" >> TagEntities(self.entities_model)
         dead = (
             parsed[DEAD_LETTER],
             cleaned[DEAD_LETTER],
             detected[DEAD_LETTER],
             normalized[DEAD_LETTER],
+            tagged[DEAD_LETTER],
         ) | "StageDeadLetters" >> beam.Flatten()
-        return normalized.articles, dead
+        return tagged.articles, dead
 
 
 @dataclass(frozen=True)
@@ -71,13 +79,15 @@ class ProcessArticles(beam.PTransform):
         self,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         near: NearDupSettings | None = None,
+        entities_model: str | None = None,
     ) -> None:
         super().__init__()
         self.max_record_bytes = max_record_bytes
         self.near = near or NearDupSettings()
+        self.entities_model = entities_model
 
     def expand(self, raw):
-        articles, dead = raw | "Stages" >> CoreStages(self.max_record_bytes)
+        articles, dead = raw | "Stages" >> CoreStages(self.max_record_bytes, self.entities_model)
         deduped = articles | "Dedup" >> DeduplicateExact()
         if not self.near.enabled:
             return ProcessedOutputs(deduped["articles"], deduped[DUPLICATES], dead)
@@ -105,11 +115,12 @@ def build_batch(
     num_shards: int = 0,
     progress: ProgressChannel | None = None,
     near: NearDupSettings | None = None,
+    entities_model: str | None = None,
 ) -> ProcessedOutputs:
     """The batch job: read ``files``, process, write Avro under ``output``."""
     fmt = None if input_format in (None, "auto") else input_format
     read = p | "Read" >> ReadArticleFiles(files, fmt, max_record_bytes)
-    out = read.articles | "Process" >> ProcessArticles(max_record_bytes, near)
+    out = read.articles | "Process" >> ProcessArticles(max_record_bytes, near, entities_model)
     dead = (read[DEAD_LETTER], out.dead_letters) | "AllDeadLetters" >> beam.Flatten()
     count_progress(read.articles, "ProgressRead", progress, "read")
     count_progress(read[DEAD_LETTER], "ProgressReadDead", progress, "read")

@@ -30,6 +30,7 @@ commands:
   bench         benchmark the pipeline against a plain-Python loop
   bench-langid  benchmark language identification against lingua, CLD2, langdetect
   bench-dedup   benchmark near-duplicate detection against datasketch MinHashLSH
+  bench-ner     benchmark entity tagging (PEYMA/NSURL, ARMAN folds, English)
 
 khabar <command> --help shows the options of a command.
 """
@@ -61,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench": cmd_bench,
         "bench-langid": cmd_bench_langid,
         "bench-dedup": cmd_bench_dedup,
+        "bench-ner": cmd_bench_ner,
     }
     if command not in commands:
         print(f"khabar: error: unknown command {command!r} (try: khabar --help)", file=sys.stderr)
@@ -512,6 +514,12 @@ def cmd_bench(argv: list[str]) -> int:
     from pipeline.bench import main as bench_main
 
     return bench_main(argv)
+
+
+def cmd_bench_ner(argv: list[str]) -> int:
+    from pipeline.bench_ner import main as bench_ner_main
+
+    return bench_ner_main(argv)
 
 
 def cmd_bench_dedup(argv: list[str]) -> int:

@@ -45,6 +45,7 @@ JOB_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
 POSITIVE_INT = r"^[1-9][0-9]*$"
 NON_NEGATIVE_INT = r"^[0-9]+$"
 NON_NEGATIVE_NUMBER = r"^[0-9]+([.][0-9]+)?$"
+MODEL_DIR = r"^(gs://[a-z0-9][-_.a-z0-9]*[a-z0-9](/.*)?|/.+)$"
 FRACTION = r"^(0?[.][0-9]*[1-9][0-9]*|1([.]0+)?)$"
 BOOLEAN = r"^(true|false)$"
 
@@ -66,6 +67,7 @@ TEMPLATE_DESCRIPTION = (
 
 #: str options whose values have a meaning the generator cannot see from argparse.
 STRING_KINDS = {
+    "entities_model": "model_dir",
     "input": "gcs_read",
     "output": "gcs_write",
     "subscription": "pubsub_subscription",
@@ -96,6 +98,7 @@ _KIND_REGEX = {
     "non_negative_number": NON_NEGATIVE_NUMBER,
     "fraction": FRACTION,
     "boolean": BOOLEAN,
+    "model_dir": MODEL_DIR,
 }
 
 _KIND_PARAM_TYPE = {
@@ -106,6 +109,7 @@ _KIND_PARAM_TYPE = {
     "non_negative_int": "NUMBER",
     "non_negative_number": "NUMBER",
     "fraction": "NUMBER",
+    "model_dir": "TEXT",
     "boolean": "BOOLEAN",
     "enum": "ENUM",
 }

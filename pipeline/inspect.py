@@ -83,6 +83,8 @@ def inspect_paths(paths: list[str], samples: int = 3) -> dict[str, Any]:
     schema_versions: Counter[str] = Counter()
     n_articles = n_dups = n_dead = 0
     sample_articles: list[dict[str, Any]] = []
+    entity_types: Counter[str] = Counter()
+    entity_texts: dict[str, Counter[str]] = {}
     cluster_sizes: Counter[str] = Counter()
     cluster_sources: dict[str, set[str]] = {}
     survivor_titles: dict[str, str] = {}
@@ -116,6 +118,9 @@ def inspect_paths(paths: list[str], samples: int = 3) -> dict[str, Any]:
                 dup_reasons[record.get("duplicate_reason") or "?"] += 1
                 continue
             n_articles += 1
+            for entity in record.get("entities") or []:
+                entity_types[entity["type"]] += 1
+                entity_texts.setdefault(entity["type"], Counter())[entity["text"]] += 1
             languages[record["language"]] += 1
             sources[record.get("source") or "(unknown)"] += 1
             formats[record.get("input_format") or "?"] += 1
@@ -132,6 +137,11 @@ def inspect_paths(paths: list[str], samples: int = 3) -> dict[str, Any]:
                         "title": _short(record["title"]),
                         "body": _short(record["body"]),
                         "input": f"{record['input_uri']}#{record['input_position']}",
+                        "entities": [
+                            f"{e['text']} ({e['type']})"
+                            for e in (record.get("entities") or [])
+                            if e["field"] in ("title", "lead", "body")
+                        ][:10],
                     }
                 )
     report: dict[str, Any] = {
@@ -147,6 +157,10 @@ def inspect_paths(paths: list[str], samples: int = 3) -> dict[str, Any]:
         "duplicates_by_reason": dict(dup_reasons),
         "dead_letters_by_stage": dict(dl_stage.most_common()),
         "dead_letters_by_error": dict(dl_type.most_common()),
+        "entities_by_type": dict(entity_types.most_common()),
+        "top_entities": {
+            kind: dict(texts.most_common(5)) for kind, texts in sorted(entity_texts.items())
+        },
         "largest_clusters": [
             {
                 "cluster_id": cid,
@@ -201,6 +215,9 @@ def format_report(r: dict[str, Any]) -> str:
         _counter_line("dead letters by stage", r["dead_letters_by_stage"]),
         _counter_line("dead letters by error", r["dead_letters_by_error"]),
     ]
+    lines.append(_counter_line("entities by type", r.get("entities_by_type", {})))
+    for kind, texts in r.get("top_entities", {}).items():
+        lines.append(f"  top {kind}: " + ", ".join(f"{t} {n}" for t, n in texts.items()))
     if r.get("largest_clusters"):
         lines.append("largest story clusters (survivor + duplicates written):")
         for c in r["largest_clusters"]:
@@ -216,6 +233,8 @@ def format_report(r: dict[str, Any]) -> str:
             lines.append(f"  - [{s['language']}] {s['title']}")
             lines.append(f"    source {s['source']}, published {s['published_at']}, id {s['id']}")
             lines.append(f"    {s['body']}")
+            if s.get("entities"):
+                lines.append(f"    entities: {'; '.join(s['entities'])}")
             lines.append(f"    from {s['input']}")
     if r["sample_dead_letters"]:
         lines.append("sample dead letters:")

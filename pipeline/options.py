@@ -131,6 +131,16 @@ class KhabarOptions(PipelineOptions):
             help="MinHash permutations (signature length). Default 128.",
         )
         group.add_argument(
+            "--entities_model",
+            "--entities-model",
+            dest="entities_model",
+            default=None,
+            help="Directory of entity models to use instead of the shipped ones (same format "
+            "as transforms/models/ner; train your own with python -m pipeline.train_ner "
+            "--data DIR). The shipped Persian models are trained on ARMAN and PEYMA, which "
+            "are licensed for RESEARCH USE ONLY: for commercial use, plug in your own.",
+        )
+        group.add_argument(
             "--quiet",
             action="store_true",
             default=False,

@@ -20,7 +20,7 @@ from pipeline.sinks import ARTICLES_DIR, DEAD_LETTER_DIR, DUPLICATES_DIR, OUTPUT
 from pipeline.version import PIPELINE_VERSION
 
 SUMMARY_FILE = "_SUMMARY.json"
-STAGES = ("read", "parse", "clean", "language", "normalize")
+STAGES = ("read", "parse", "clean", "language", "normalize", "entities")
 
 
 class OutputExists(Exception):
@@ -140,6 +140,7 @@ def run_batch(
         num_shards=khabar.num_shards,
         progress=progress,
         near=near_settings(khabar),
+        entities_model=khabar.entities_model,
     )
     result = pipeline.run()
     result.wait_until_finish()
@@ -276,6 +277,7 @@ def run_streaming(
         ttl_seconds=khabar.dedup_ttl,
         max_record_bytes=khabar.max_article_bytes,
         emit_duplicates=khabar.emit_duplicates,
+        entities_model=khabar.entities_model,
     )
     result = pipeline.run()
     if "dataflow" in type(result).__module__:

@@ -144,15 +144,17 @@ class ProcessStream(beam.PTransform):
         allowed_lateness: int = 3600,
         ttl_seconds: int = 7 * 24 * 3600,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        entities_model: str | None = None,
     ) -> None:
         super().__init__()
         self.window_seconds = window_seconds
         self.allowed_lateness = allowed_lateness
         self.ttl_seconds = ttl_seconds
         self.max_record_bytes = max_record_bytes
+        self.entities_model = entities_model
 
     def expand(self, raw):
-        articles, dead = raw | "Stages" >> CoreStages(self.max_record_bytes)
+        articles, dead = raw | "Stages" >> CoreStages(self.max_record_bytes, self.entities_model)
         exact = articles | "Dedup" >> DeduplicateStreaming(self.ttl_seconds)
         near = exact["articles"] | "NearDedup" >> DeduplicateNearStreaming(self.ttl_seconds)
         deduped = {
@@ -184,6 +186,7 @@ def build_streaming(
     ttl_seconds: int = 7 * 24 * 3600,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     emit_duplicates: bool = True,
+    entities_model: str | None = None,
 ) -> None:
     from apache_beam.io.gcp.pubsub import ReadFromPubSub
 
@@ -196,7 +199,7 @@ def build_streaming(
         )
     )
     out = expanded[ARTICLES] | "Process" >> ProcessStream(
-        window_seconds, allowed_lateness, ttl_seconds, max_record_bytes
+        window_seconds, allowed_lateness, ttl_seconds, max_record_bytes, entities_model
     )
     read_dead = expanded[DEAD_LETTER] | "WindowReadDead" >> windowing(
         window_seconds, allowed_lateness

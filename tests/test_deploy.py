@@ -205,6 +205,7 @@ STAGE_CHAIN = [
     "Process/Stages/Clean",
     "Process/Stages/Language",
     "Process/Stages/Normalize",
+    "Process/Stages/Entities",
     "Process/Dedup",
 ]
 

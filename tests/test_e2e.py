@@ -67,6 +67,21 @@ def test_seed_article_fields(demo: dict) -> None:
     assert seed["ingested_at"].tzinfo is not None
 
 
+def test_seed_entities_with_offsets(demo: dict) -> None:
+    (seed,) = [a for a in demo["articles"] if a["input_uri"].endswith(SEED_NAME)]
+    assert seed["entity_model"] and "research use only" in seed["entity_model"]
+    found = {(e["text"], e["type"]) for e in seed["entities"]}
+    for name in ("میخائیل بوگدانف", "اسماعیل هنیه", "خالد مشعل", "موسی ابو مرزوق"):
+        assert (name, "PERSON") in found, name
+    assert ("حماس", "ORGANIZATION") in found
+    assert {("دوحه", "LOCATION"), ("قطر", "LOCATION")} <= found
+    for entity in seed["entities"]:
+        field = seed[entity["field"]]
+        assert field[entity["start"] : entity["end"]] == entity["text"]
+    arabic = [a for a in demo["articles"] if a["language"] == "ar"]
+    assert arabic and all(a["entities"] == [] and a["entity_model"] is None for a in arabic)
+
+
 def test_languages_and_scripts_kept_apart(demo: dict) -> None:
     langs = {a["language"] for a in demo["articles"]}
     assert {"fa", "ar", "en", "ur"} <= langs

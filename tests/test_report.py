@@ -14,7 +14,7 @@ from pipeline.report import collect, main, render, top_clusters
 from tests.conftest import SEEDS, run_khabar
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHARTS = 7  # languages, sources, published, ingested, clusters, dead letters, text length
+CHARTS = 8  # languages, sources, published, ingested, entities, clusters, dead letters, lengths
 
 
 def seeds_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -98,13 +98,13 @@ def test_entities_chart_or_a_graceful_note(page: dict) -> None:
     data = collect([str(page["run"])])
     data.entities.clear()
     empty = render(data, "no entities")
-    assert "no entities" in empty and empty.count("Plotly.newPlot(") == CHARTS
+    assert "no entities" in empty and empty.count("Plotly.newPlot(") == CHARTS - 1
     data.entities.update(
         {("LOCATION", "تبریز"): 3, ("LOCATION", "یزد"): 1, ("PERSON", "Ada"): 2, ("ORG", "X"): 1}
     )
     data.entity_articles = 3
     tagged = render(data, "entities")
-    assert tagged.count("Plotly.newPlot(") == CHARTS + 1
+    assert tagged.count("Plotly.newPlot(") == CHARTS
     assert "تبریز" in tagged and "LOCATION (4)" in tagged
 
 

@@ -1,0 +1,566 @@
+"""Entity stage: named entities with character offsets, Persian natively, English too.
+
+The Beam-free :class:`EntityTagger` tokenizes each field (title, lead, body) of an
+article that has already been cleaned and normalized (hazm's ``Normalizer`` for
+Persian), runs linear-chain CRF models (python-crfsuite) over each sentence and
+returns entities as ``{text, type, start, end, confidence}`` where ``start``/``end``
+are Python ``str`` offsets into the field, so ``field[start:end] == text``.
+
+Models live in a directory with a ``manifest.json`` (see ``transforms/models/ner/``):
+per language, an ordered list of CRF models, the resources their features use (word
+clusters, gazetteers) and the SHA-256 of every file, checked when the tagger loads.
+Persian combines two models, one trained on PEYMA/NSURL-2019 (PERSON, LOCATION,
+ORGANIZATION, DATE, TIME, MONEY, PERCENT) and one trained on ArmanPersoNER (PERSON,
+ORGANIZATION, LOCATION, FACILITY, PRODUCT, EVENT) that also reads the first model's
+labels as features (stacking); their entities are merged by the manifest's rules
+(which model may emit which type; overlaps resolved by confidence), and names found in
+one place of an article are looked up again in the rest of it (``propagate``).
+
+Licence: the shipped Persian models are trained on corpora released for research use
+only (ArmanPersoNERCorpus: academic research only; PEYMA/NSURL-2019: "for research
+purposes"), so the Persian models are for research use only. The English model is
+trained on WikiGold and the Broad Twitter Corpus (CC BY 4.0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms.common import Article, run_stage
+
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "ner"
+MANIFEST = "manifest.json"
+FIELDS = ("title", "lead", "body")
+
+#: Corpus tag suffixes -> the schema's entity types.
+TYPE_NAMES = {
+    "PER": "PERSON",
+    "PERS": "PERSON",
+    "ORG": "ORGANIZATION",
+    "LOC": "LOCATION",
+    "FAC": "FACILITY",
+    "PRO": "PRODUCT",
+    "EVENT": "EVENT",
+    "DAT": "DATE",
+    "TIM": "TIME",
+    "MON": "MONEY",
+    "PCT": "PERCENT",
+}
+
+_PERSIAN_WORD = re.compile(r"[\w\u200c\u200d]+|[^\w\s\u200c\u200d]")
+_ENGLISH_WORD = re.compile(r"[@#]?\w+(?:['’.&\-]\w+)*|[^\w\s]")
+_SENTENCE_END = frozenset((".", "!", "?", "؟", "…"))
+_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
+_MAX_SENTENCE_TOKENS = 250
+_CACHE_LIMIT = 300_000
+#: Types whose names are looked up again across a document (``propagate``).
+PROPAGATED = frozenset(("PERSON", "ORGANIZATION", "LOCATION"))
+
+
+class ModelError(Exception):
+    """A model directory is missing, incomplete or fails its checksums."""
+
+
+def tokenize(text: str, language: str) -> list[tuple[str, int, int]]:
+    """Tokens of ``text`` as ``(token, start, end)``; ``text[start:end] == token``.
+
+    Persian: runs of letters, digits, ZWNJ (so ``می‌شود`` is one token, as hazm writes
+    it) and single punctuation marks. English: words with inner apostrophes, dots,
+    hyphens and ampersands, ``@mentions`` and ``#hashtags``; single punctuation marks.
+    """
+    pattern = _ENGLISH_WORD if language == "en" else _PERSIAN_WORD
+    return [(m.group(), m.start(), m.end()) for m in pattern.finditer(text)]
+
+
+def split_sentences(
+    tokens: Sequence[tuple[str, int, int]], text: str = ""
+) -> list[list[tuple[str, int, int]]]:
+    """Cut a token list after sentence-final punctuation, at line breaks of ``text`` and
+    every 250 tokens."""
+    sentences: list[list[tuple[str, int, int]]] = []
+    current: list[tuple[str, int, int]] = []
+    prev_end = 0
+    for tok in tokens:
+        if current and text and "\n" in text[prev_end : tok[1]]:
+            sentences.append(current)
+            current = []
+        current.append(tok)
+        prev_end = tok[2]
+        if tok[0] in _SENTENCE_END or len(current) >= _MAX_SENTENCE_TOKENS:
+            sentences.append(current)
+            current = []
+    if current:
+        sentences.append(current)
+    return sentences
+
+
+def shape(word: str) -> str:
+    """Compressed word shape: Persian/Arabic letter ``a``, Latin ``X``/``x``, digit ``d``."""
+    out: list[str] = []
+    for ch in word:
+        if ch.isdigit():
+            c = "d"
+        elif "\u0600" <= ch <= "\u06ff" or "\ufb50" <= ch <= "\ufeff":
+            c = "a"
+        elif ch.isalpha():
+            c = "X" if ch.isupper() else "x"
+        elif ch == "\u200c":
+            c = "z"
+        else:
+            c = ch
+        if not out or out[-1] != c:
+            out.append(c)
+    return "".join(out)
+
+
+def iob_spans(labels: Sequence[str]) -> list[tuple[int, int, str]]:
+    """``(first, last_exclusive, type)`` token spans from IOB2 labels (CoNLL rules)."""
+    spans: list[tuple[int, int, str]] = []
+    start = -1
+    kind = ""
+    for i, label in enumerate(labels):
+        if label == "O" or label.startswith("B-") or (label[2:] != kind):
+            if start >= 0:
+                spans.append((start, i, kind))
+                start = -1
+            if label != "O":
+                start, kind = i, label[2:]
+        # an I- tag continuing the current entity needs nothing
+    if start >= 0:
+        spans.append((start, len(labels), kind))
+    return spans
+
+
+class Gazetteer:
+    """Entity phrases (tuples of lower-cased tokens) -> type, matched longest first."""
+
+    def __init__(self, phrases: dict[tuple[str, ...], str]) -> None:
+        self.phrases = phrases
+        self.lengths: dict[str, list[int]] = {}
+        for phrase in phrases:
+            self.lengths.setdefault(phrase[0], []).append(len(phrase))
+        for first, lens in self.lengths.items():
+            self.lengths[first] = sorted(set(lens), reverse=True)
+
+    @classmethod
+    def load(cls, path: Path) -> Gazetteer:
+        phrases: dict[tuple[str, ...], str] = {}
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                kind, _, phrase = line.rstrip("\n").partition("\t")
+                if phrase:
+                    phrases[tuple(phrase.split(" "))] = kind
+        return cls(phrases)
+
+    def features(self, words: Sequence[str], prefix: str) -> list[list[str]]:
+        """Per token, ``prefix=B-TYPE``/``prefix=I-TYPE`` where a phrase matches."""
+        out: list[list[str]] = [[] for _ in words]
+        n = len(words)
+        i = 0
+        while i < n:
+            lens = self.lengths.get(words[i])
+            matched = 0
+            if lens:
+                for length in lens:
+                    if i + length <= n and tuple(words[i : i + length]) in self.phrases:
+                        kind = self.phrases[tuple(words[i : i + length])]
+                        out[i].append(f"{prefix}=B-{kind}")
+                        for j in range(i + 1, i + length):
+                            out[j].append(f"{prefix}=I-{kind}")
+                        matched = length
+                        break
+            i += matched or 1
+        return out
+
+
+class FeatureExtractor:
+    """Token features shared by every model of a language (cached per word form)."""
+
+    def __init__(self, clusters: dict[str, tuple[str, ...]] | None = None) -> None:
+        self.clusters = clusters or {}
+        self._cache: dict[str, tuple[list[str], list[str], list[str], list[str], list[str]]] = {}
+
+    def _word(self, word: str) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
+        cached = self._cache.get(word)
+        if cached is not None:
+            return cached
+        low = word.lower().translate(_DIGITS)
+        sh = shape(word)
+        own = [
+            "w=" + low,
+            "p2=" + low[:2],
+            "p3=" + low[:3],
+            "s1=" + low[-1:],
+            "s2=" + low[-2:],
+            "s3=" + low[-3:],
+            "s4=" + low[-4:],
+            "sh=" + sh,
+            "len=" + str(min(len(word), 8)),
+        ]
+        if word[:1].isupper():
+            own.append("title")
+        if "\u200c" in word:
+            own.append("zwnj")
+            own.append("stem=" + low.split("\u200c")[0])
+            own.append("aff=" + low.split("\u200c")[-1])
+        clus = self.clusters.get(low)
+        if clus is None and word != low:
+            clus = self.clusters.get(word)
+        ctx = ["w=" + low, "s3=" + low[-3:], "sh=" + sh]
+        if clus is not None:
+            for level, cid in enumerate(clus):
+                own.append(f"c{level}={cid}")
+            ctx.append("c1=" + clus[1] if len(clus) > 1 else "c0=" + clus[0])
+        else:
+            own.append("c=none")
+        m2 = ["-2" + f for f in ctx[:1]] + ["-2" + f for f in ctx[3:]]
+        m1 = ["-1" + f for f in ctx]
+        p1 = ["+1" + f for f in ctx]
+        p2 = ["+2" + f for f in ctx[:1]] + ["+2" + f for f in ctx[3:]]
+        entry = (own, m2, m1, p1, p2)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[word] = entry
+        return entry
+
+    def sentence(self, words: Sequence[str]) -> list[list[str]]:
+        """Features of every token of one sentence (lists of binary feature names)."""
+        entries = [self._word(w) for w in words]
+        lows = [e[0][0] for e in entries]
+        n = len(words)
+        out: list[list[str]] = []
+        for i in range(n):
+            feats = ["bias"]
+            feats.extend(entries[i][0])
+            if i >= 2:
+                feats.extend(entries[i - 2][1])
+            if i >= 1:
+                feats.extend(entries[i - 1][2])
+                feats.append("b-1=" + lows[i - 1] + "|" + lows[i])
+            else:
+                feats.append("BOS")
+            if i + 1 < n:
+                feats.extend(entries[i + 1][3])
+                feats.append("b+1=" + lows[i] + "|" + lows[i + 1])
+            else:
+                feats.append("EOS")
+            if i + 2 < n:
+                feats.extend(entries[i + 2][4])
+            out.append(feats)
+        return out
+
+
+def stacked_features(labels: Sequence[str], prefix: str) -> list[list[str]]:
+    """Another model's labels at offsets -1, 0, +1 as features (stacking)."""
+    n = len(labels)
+    out: list[list[str]] = []
+    for i in range(n):
+        feats = [f"{prefix}0={labels[i]}"]
+        feats.append(f"{prefix}-1={labels[i - 1]}" if i else f"{prefix}-1=BOS")
+        feats.append(f"{prefix}+1={labels[i + 1]}" if i + 1 < n else f"{prefix}+1=EOS")
+        if i and labels[i] != "O":
+            feats.append(f"{prefix}01={labels[i - 1]}|{labels[i]}")
+        out.append(feats)
+    return out
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_clusters(path: Path) -> dict[str, tuple[str, ...]]:
+    clusters: dict[str, tuple[str, ...]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) >= 2:
+                clusters[parts[0]] = tuple(parts[1:])
+    return clusters
+
+
+class LanguageModel:
+    """The CRF models of one language, applied in order (later ones may stack)."""
+
+    def __init__(self, directory: Path, spec: dict[str, Any]) -> None:
+        import pycrfsuite
+
+        self.language: str = spec["language"]
+        self.name: str = spec["name"]
+        clusters = spec.get("clusters")
+        self.features = FeatureExtractor(load_clusters(directory / clusters) if clusters else None)
+        self.stages: list[dict[str, Any]] = []
+        for stage in spec["models"]:
+            tagger = pycrfsuite.Tagger()
+            tagger.open(str(directory / stage["file"]))
+            gaz = stage.get("gazetteer")
+            self.stages.append(
+                {
+                    "id": stage["id"],
+                    "tagger": tagger,
+                    "gazetteer": Gazetteer.load(directory / gaz) if gaz else None,
+                    "stack": stage.get("stack"),
+                    "types": {t: TYPE_NAMES.get(t, t) for t in stage["types"]},
+                }
+            )
+        #: ``{type: [model ids]}``: the models whose entities of that type are kept.
+        self.owner: dict[str, list[str]] = {
+            t: [ids] if isinstance(ids, str) else list(ids)
+            for t, ids in spec["merge"]["owner"].items()
+        }
+        #: Overlaps are resolved by model order (a list of ids) or by ``"confidence"``.
+        self.priority: list[str] | str = spec["merge"]["priority"]
+        self.propagate: bool = bool(spec.get("propagate", False))
+
+    def stage_features(
+        self,
+        base: list[list[str]],
+        words: Sequence[str],
+        stage: dict[str, Any],
+        labels: dict[str, list[str]],
+    ) -> list[list[str]]:
+        extra: list[list[list[str]]] = []
+        if stage["gazetteer"] is not None:
+            lows = [w.lower().translate(_DIGITS) for w in words]
+            extra.append(stage["gazetteer"].features(lows, "gz"))
+        if stage["stack"]:
+            extra.append(stacked_features(labels[stage["stack"]], "st"))
+        if not extra:
+            return base
+        out = []
+        for i, feats in enumerate(base):
+            merged = list(feats)
+            for block in extra:
+                merged.extend(block[i])
+            out.append(merged)
+        return out
+
+    def label_sentence(self, words: Sequence[str]) -> dict[str, list[str]]:
+        """Labels of every model for one sentence (model id -> IOB labels)."""
+        base = self.features.sentence(words)
+        labels: dict[str, list[str]] = {}
+        for stage in self.stages:
+            xseq = self.stage_features(base, words, stage, labels)
+            labels[stage["id"]] = stage["tagger"].tag(xseq)
+        return labels
+
+    def entities(self, text: str) -> list[dict[str, Any]]:
+        """Entities of one text: ``{text, type, start, end, confidence}``."""
+        return [ent for _, ent in self.document({"text": text})]
+
+    def document(self, fields: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
+        """Entities of the fields of one document, as ``(field, entity)``.
+
+        With ``propagate`` set in the manifest, names found with confidence >= 0.5 are
+        looked up again in the rest of the document (a later bare surname or a repeated
+        name the model missed in another context gets the same type).
+        """
+        tagged: list[tuple[str, str, list[tuple[str, int, int]], list]] = []
+        for field, text in fields.items():
+            for sentence in split_sentences(tokenize(text, self.language), text):
+                tagged.append((field, text, sentence, self._sentence(sentence)))
+        if self.propagate:
+            self._propagate(tagged)
+        out: list[tuple[str, dict[str, Any]]] = []
+        for field, text, sentence, kept in tagged:
+            for first, last, etype, conf in kept:
+                start, end = sentence[first][1], sentence[last - 1][2]
+                ent = {
+                    "text": text[start:end],
+                    "type": etype,
+                    "start": start,
+                    "end": end,
+                    "confidence": round(float(conf), 4),
+                }
+                out.append((field, ent))
+        return out
+
+    def _sentence(self, sentence: Sequence[tuple[str, int, int]]) -> list:
+        words = [t[0] for t in sentence]
+        base = self.features.sentence(words)
+        labels: dict[str, list[str]] = {}
+        candidates: list[tuple[int, int, int, str, float]] = []
+        for rank, stage in enumerate(self.stages):
+            xseq = self.stage_features(base, words, stage, labels)
+            tagger = stage["tagger"]
+            seq = tagger.tag(xseq)
+            labels[stage["id"]] = seq
+            for first, last, kind in iob_spans(seq):
+                etype = stage["types"].get(kind, kind)
+                if stage["id"] not in self.owner.get(etype, (stage["id"],)):
+                    continue
+                conf = 1.0
+                for k in range(first, last):
+                    conf = min(conf, tagger.marginal(seq[k], k))
+                candidates.append((rank, first, last, etype, conf))
+        return self._merge(candidates, len(sentence))
+
+    def _merge(
+        self, candidates: list[tuple[int, int, int, str, float]], length: int
+    ) -> list[tuple[int, int, str, float]]:
+        if self.priority == "confidence":
+            candidates.sort(key=lambda c: (-c[4], c[1]))
+        else:
+            order = {mid: i for i, mid in enumerate(self.priority)}
+            ids = [s["id"] for s in self.stages]
+            candidates.sort(key=lambda c: (order.get(ids[c[0]], 99), -c[4]))
+        taken = [False] * length
+        kept: list[tuple[int, int, str, float]] = []
+        for _, first, last, etype, conf in candidates:
+            if any(taken[first:last]):
+                continue
+            for k in range(first, last):
+                taken[k] = True
+            kept.append((first, last, etype, conf))
+        kept.sort()
+        return kept
+
+    def _propagate(self, tagged: list) -> None:
+        names: dict[tuple[str, ...], tuple[str, float]] = {}
+        for _, _, sentence, kept in tagged:
+            for first, last, etype, conf in kept:
+                if etype not in PROPAGATED or conf < 0.5:
+                    continue
+                words = tuple(t[0] for t in sentence[first:last])
+                names.setdefault(words, (etype, conf))
+                if etype == "PERSON" and len(words) > 1 and len(words[-1]) > 2:
+                    names.setdefault(words[-1:], (etype, conf))
+        if not names:
+            return
+        lengths = sorted({len(k) for k in names}, reverse=True)
+        for _, _, sentence, kept in tagged:
+            taken = [False] * len(sentence)
+            for first, last, _, _ in kept:
+                for k in range(first, last):
+                    taken[k] = True
+            words = [t[0] for t in sentence]
+            added = []
+            i = 0
+            while i < len(words):
+                step = 1
+                if not taken[i]:
+                    for n in lengths:
+                        key = tuple(words[i : i + n])
+                        if len(key) == n and key in names and not any(taken[i : i + n]):
+                            if (i > 0 and taken[i - 1]) or (i + n < len(words) and taken[i + n]):
+                                continue  # would touch another entity: leave it
+                            etype, conf = names[key]
+                            added.append((i, i + n, etype, conf * 0.8))
+                            step = n
+                            break
+                i += step
+            if added:
+                kept.extend(added)
+                kept.sort()
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / MANIFEST
+    if not path.is_file():
+        raise ModelError(f"no {MANIFEST} in entity model directory {model_dir}")
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def verify_checksums(model_dir: Path, manifest: dict[str, Any]) -> None:
+    for name, expected in manifest["sha256"].items():
+        path = model_dir / name
+        if not path.is_file():
+            raise ModelError(f"entity model file missing: {path}")
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ModelError(f"checksum mismatch for {path}: {actual} != {expected}")
+
+
+class EntityTagger:
+    """Tag entities in text or articles; ``model_dir=None`` loads the shipped models."""
+
+    def __init__(self, model_dir: str | None = None) -> None:
+        directory = Path(model_dir) if model_dir else SHIPPED_MODEL_DIR
+        manifest = read_manifest(directory)
+        verify_checksums(directory, manifest)
+        self.manifest = manifest
+        self.licence: str = manifest.get("licence", "")
+        self.languages: dict[str, LanguageModel] = {
+            lang: LanguageModel(directory, spec) for lang, spec in manifest["languages"].items()
+        }
+        names = [m.name for m in self.languages.values()]
+        self.model_name: str = manifest.get("name") or ", ".join(names)
+
+    def model_for(self, language: str) -> LanguageModel | None:
+        return self.languages.get(language)
+
+    def tag(self, text: str, language: str) -> list[dict[str, Any]]:
+        model = self.languages.get(language)
+        if model is None or not text:
+            return []
+        return model.entities(text)
+
+    def tag_article(self, article: Article) -> Article:
+        language = article.get("language") or "und"
+        model = self.languages.get(language)
+        out = dict(article)
+        entities: list[dict[str, Any]] = []
+        if model is not None:
+            fields = {f: article[f] for f in FIELDS if article.get(f)}
+            for field, ent in model.document(fields):
+                entities.append({"field": field, **ent})
+        out["entities"] = entities
+        out["entity_model"] = model.name if model is not None else None
+        return out
+
+
+def tag_entities_core(model_dir: str | None = None) -> Callable[[Article], Article]:
+    """Build the tagger once (per worker) and return the per-article core."""
+    tagger = EntityTagger(model_dir)
+    known = set(tagger.languages)
+    counters: dict[str, Any] = {}
+
+    def counter(name: str) -> Any:
+        c = counters.get(name)
+        if c is None:
+            c = counters[name] = Metrics.counter("entities", name)
+        return c
+
+    def core(article: Article) -> Article:
+        language = article.get("language") or "und"
+        if language not in known:
+            counter("no_model_" + language).inc()
+        out = tagger.tag_article(article)
+        for ent in out["entities"]:
+            counter(ent["type"]).inc()
+        return out
+
+    return core
+
+
+class TagEntities(beam.PTransform):
+    """Normalized articles -> articles with ``entities``/``entity_model``; failures -> dead
+    letters. ``model_dir`` plugs in a user's own models (same directory format)."""
+
+    def __init__(self, model_dir: str | None = None) -> None:
+        super().__init__()
+        self.model_dir = model_dir
+
+    def expand(self, pcoll):
+        model_dir = self.model_dir
+        return run_stage(pcoll, "TagEntities", "entities", lambda: tag_entities_core(model_dir))
+
+
+def entity_types(entities: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """Count entities per type (handy for reports)."""
+    counts: dict[str, int] = {}
+    for ent in entities:
+        counts[ent["type"]] = counts.get(ent["type"], 0) + 1
+    return counts
