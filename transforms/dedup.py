@@ -32,6 +32,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.typehints import typehints
 
 from transforms.common import Article
 
@@ -180,6 +181,8 @@ def fingerprint_article(article: Article) -> Article:
 
 
 DUPLICATES = "duplicates"
+#: Keys are strings: a deterministic coder for GroupByKey and for state keys.
+KeyedArticle = typehints.Tuple[str, typehints.Any]
 
 
 class _ResolveFn(beam.DoFn):
@@ -227,7 +230,8 @@ class DeduplicateExact(beam.PTransform):
         keyed = pcoll | "Fingerprint" >> beam.Map(fingerprint_article)
         by_content = (
             keyed
-            | "KeyByFingerprint" >> beam.Map(lambda a: (a["content_fingerprint"], a))
+            | "KeyByFingerprint"
+            >> beam.Map(lambda a: (a["content_fingerprint"], a)).with_output_types(KeyedArticle)
             | "GroupByFingerprint" >> beam.GroupByKey()
             | "ResolveContent"
             >> beam.ParDo(_ResolveFn("content")).with_outputs(DUPLICATES, main="articles")
@@ -236,7 +240,7 @@ class DeduplicateExact(beam.PTransform):
             return {"articles": by_content.articles, DUPLICATES: by_content[DUPLICATES]}
         by_url = (
             by_content.articles
-            | "KeyByUrl" >> beam.Map(_key_by_url)
+            | "KeyByUrl" >> beam.Map(_key_by_url).with_output_types(KeyedArticle)
             | "GroupByUrl" >> beam.GroupByKey()
             | "ResolveUrl"
             >> beam.ParDo(_ResolveFn("url")).with_outputs(DUPLICATES, main="articles")
@@ -320,7 +324,8 @@ class DeduplicateStreaming(beam.PTransform):
         keyed = pcoll | "Fingerprint" >> beam.Map(fingerprint_article)
         by_content = (
             keyed
-            | "KeyByFingerprint" >> beam.Map(lambda a: (a["content_fingerprint"], a))
+            | "KeyByFingerprint"
+            >> beam.Map(lambda a: (a["content_fingerprint"], a)).with_output_types(KeyedArticle)
             | "FirstByFingerprint"
             >> beam.ParDo(_FirstSeenFn("content", self.ttl_seconds)).with_outputs(
                 DUPLICATES, main="articles"
@@ -328,7 +333,7 @@ class DeduplicateStreaming(beam.PTransform):
         )
         by_url = (
             by_content.articles
-            | "KeyByUrl" >> beam.Map(_key_by_url)
+            | "KeyByUrl" >> beam.Map(_key_by_url).with_output_types(KeyedArticle)
             | "FirstByUrl"
             >> beam.ParDo(_FirstSeenFn("url", self.ttl_seconds)).with_outputs(
                 DUPLICATES, main="articles"
