@@ -72,6 +72,8 @@ N_BUCKETS = 1 << 22
 #: Smallest key of each order (keys carry their order in the top three bits).
 _ORDER_STARTS = np.array([n << 61 for n in range(MAX_ORDER + 2)], dtype=np.uint64)
 _ORDER_RANGE = np.arange(MAX_ORDER + 1)
+#: Row i: the orders 1..MAX_ORDER (sliced per text instead of a per-call ``broadcast_to``).
+_ORDER_TILE = np.tile(_ORDER_RANGE[1:], (TEXT_CHARS, 1))
 #: Slots of a bucket compared at once by a lookup.
 LOOKUP_WIDTH = 6
 _WIDTH_RANGE = np.arange(LOOKUP_WIDTH)
@@ -358,13 +360,17 @@ class LanguageDetector:
             return UNDETERMINED
         text = _URL_RE.sub(" ", text).lower()
         cps = np.frombuffer(text.encode("utf-32-le", "replace"), dtype=np.uint32)
-        bmp = cps < 0x10000
-        cps_bmp = np.where(bmp, cps, 0)
-        letters = self._is_letter[cps_bmp] | (~bmp & (cps >= 0x20000) & (cps < 0x31350))
+        if int(cps.max()) < 0x10000:  # common case: Basic Multilingual Plane only
+            letters = self._is_letter[cps]
+            script_ids = self._script_of[cps]
+        else:
+            bmp = cps < 0x10000
+            cps_bmp = np.where(bmp, cps, 0)
+            letters = self._is_letter[cps_bmp] | (~bmp & (cps >= 0x20000) & (cps < 0x31350))
+            script_ids = np.where(bmp, self._script_of[cps_bmp], self._script_names.index("Hani"))
         n_letters = int(letters.sum())
         if n_letters == 0:
             return UNDETERMINED
-        script_ids = np.where(bmp, self._script_of[cps_bmp], self._script_names.index("Hani"))
         counts = np.bincount(script_ids[letters], minlength=len(self._script_names))
         script = self._dominant_script(counts)
         if script == UNKNOWN_SCRIPT:
@@ -449,8 +455,12 @@ class LanguageDetector:
         """lingua's filter: letters shared by a few languages restrict the candidates."""
         counts = np.zeros(self._n_lang, dtype=np.int64)
         idx = self._model.index
+        # words containing each letter (a group's hits: its letters' word counts summed)
+        in_words: Counter[str] = Counter()
+        for word in words:
+            in_words.update(set(word))
         for chars, langs in self._char_groups:
-            hits = sum(1 for word in words for ch in chars if ch in word)
+            hits = sum(in_words[ch] for ch in chars if ch in in_words)
             if hits:
                 for code in langs:
                     if code in idx:
@@ -518,9 +528,20 @@ class LanguageDetector:
         for n in range(1, min(max_order, t)):
             raw[: t - n, n] = raw[: t - n, n - 1] * _MULT + h[n:]
         valid = _ORDER_RANGE[:max_order] < run[:, None]
-        orders = np.broadcast_to(_ORDER_RANGE[1 : max_order + 1], (t, max_order))[valid]
+        orders = _ORDER_TILE[:t, :max_order][valid] if t <= TEXT_CHARS else None
+        if orders is None:
+            orders = np.broadcast_to(_ORDER_RANGE[1 : max_order + 1], (t, max_order))[valid]
         keys = _finish(raw[valid], orders)
-        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        # np.unique(keys, return_index=True, return_inverse=True) without its overhead
+        perm = keys.argsort(kind="stable")
+        sorted_keys = keys[perm]
+        new = np.empty(sorted_keys.size, dtype=bool)
+        new[0] = True
+        np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:])
+        uniq = sorted_keys[new]
+        first = perm[new]
+        inverse = np.empty(keys.size, dtype=np.intp)
+        inverse[perm] = np.cumsum(new) - 1
         # uniq is sorted by order (top bits): block boundaries of each order
         bounds = np.searchsorted(uniq, _ORDER_STARTS[: max_order + 2])
         n_uni = int(bounds[2])
