@@ -4,7 +4,8 @@ Generates a corpus from the real Persian news in ``../shared/data/news-fa`` (wit
 duplicates by URL and by content, and a few broken lines), then times, in one run:
 
 * a plain Python loop calling the stage cores directly (read, split, parse, clean, detect
-  language, normalize, fingerprint, exact dedup in a dict);
+  language, normalize, tag entities, fingerprint, exact dedup in a dict, near-duplicate
+  clusters in memory);
 * ``khabar``'s batch pipeline on the DirectRunner with 1 worker, and with 2 workers
   (``multi_processing``), each including pipeline start-up and Avro writing.
 
@@ -75,12 +76,16 @@ def plain_loop(files: list[str]) -> dict[str, int]:
     """The same stage cores, called directly: the baseline."""
     from transforms.clean import clean_article
     from transforms.dedup import fingerprint_article
+    from transforms.entities import tag_entities_core
     from transforms.language import detect_language_core
+    from transforms.neardup import NearDupConfig, cluster_in_memory
     from transforms.normalize import normalize_core
     from transforms.parse import RawRecord, parse_record
 
     detect = detect_language_core()
     normalize = normalize_core()
+    entities = tag_entities_core()
+    survivors: list[dict[str, Any]] = []
     seen_fp: set[str] = set()
     seen_url: set[str] = set()
     counts = {"records": 0, "articles": 0, "duplicates": 0, "dead_letters": 0}
@@ -94,7 +99,7 @@ def plain_loop(files: list[str]) -> dict[str, int]:
                 try:
                     raw = RawRecord(path, lineno, "jsonl", line).to_dict()
                     article = fingerprint_article(
-                        normalize(detect(clean_article(parse_record(raw))))
+                        entities(normalize(detect(clean_article(parse_record(raw)))))
                     )
                 except Exception:  # noqa: BLE001 - counted like a dead letter
                     counts["dead_letters"] += 1
@@ -106,7 +111,12 @@ def plain_loop(files: list[str]) -> dict[str, int]:
                 seen_fp.add(article["content_fingerprint"])
                 if url:
                     seen_url.add(url)
-                counts["articles"] += 1
+                survivors.append(article)
+    # near-duplicate story clusters over the exact survivors, in memory (same algorithm)
+    clusters = cluster_in_memory(survivors, NearDupConfig())
+    near = sum(1 for a in survivors if clusters.cluster_of.get(a["id"], a["id"]) != a["id"])
+    counts["duplicates"] += near
+    counts["articles"] = len(survivors) - near
     return counts
 
 
