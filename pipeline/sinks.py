@@ -65,6 +65,13 @@ class _Count(beam.DoFn):
         yield element
 
 
+def kind_spec(kind: str) -> tuple[dict[str, Any], Callable[[dict], dict], str]:
+    """(schema, record converter, written counter) for an output kind."""
+    if kind == DEAD_LETTER_DIR:
+        return schemas.dead_letter_schema(), to_dead_letter_record, "written_dead_letters"
+    return schemas.article_schema(), to_article_record, "written_" + kind
+
+
 class WriteAvroBatch(beam.PTransform):
     """Write records to ``DIR/<kind>/<kind>-SSSSS-of-NNNNN.avro`` with the package schema."""
 
@@ -75,15 +82,7 @@ class WriteAvroBatch(beam.PTransform):
         self.num_shards = num_shards
 
     def expand(self, pcoll):
-        if self.kind == DEAD_LETTER_DIR:
-            schema, convert, counter = (
-                schemas.dead_letter_schema(),
-                to_dead_letter_record,
-                "written_dead_letters",
-            )
-        else:
-            schema, convert = schemas.article_schema(), to_article_record
-            counter = "written_" + self.kind
+        schema, convert, counter = kind_spec(self.kind)
         return (
             pcoll
             | "ToRecord" >> beam.Map(convert)
@@ -162,12 +161,7 @@ class WriteAvroWindowed(beam.PTransform):
         self.shards = shards
 
     def expand(self, pcoll):
-        if self.kind == DEAD_LETTER_DIR:
-            schema, convert = schemas.dead_letter_schema(), to_dead_letter_record
-            counter = "written_dead_letters"
-        else:
-            schema, convert = schemas.article_schema(), to_article_record
-            counter = "written_" + self.kind
+        schema, convert, counter = kind_spec(self.kind)
         return (
             pcoll
             | "ToRecord" >> beam.Map(convert)
