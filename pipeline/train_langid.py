@@ -1,12 +1,15 @@
 """Build the language-identification model shipped in ``transforms/langid_data``.
 
 Run ``python -m pipeline.train_langid``. It fetches its sources with pip (no other network
-access) and writes ``ngrams.npz`` and ``meta.json``; the same inputs give the same bytes.
+access) and writes ``ngrams.npz``, ``words.tsv.gz`` and ``meta.json``; the same inputs give the
+same bytes. ``--words-only`` rebuilds only ``words.tsv.gz``.
 
 Sources (see ``transforms/langid_data/README.md`` for licences):
 - lingua-language-detector 1.3.5 (Apache-2.0): its n-gram models (n = 1..5) for 75 languages
   and its letter rules (unique characters, shared-character groups, alphabets).
 - pashto-stopwords 1.0.0 (MIT): Pashto function words.
+- wordfreq 3.1.1 (code Apache-2.0, data CC BY-SA 4.0): word frequencies of Arabic, Persian
+  and Urdu for the Arabic-script word model.
 - klpt 0.1.7 (CC BY-SA 4.0): the Sorani Kurdish (ckb, Arabic script) lexicon.
 - Unicode CLDR as shipped in Babel (Unicode licence): every Arabic-script string of the
   ``ps``, ``ckb`` and ``ug`` locales (names of countries, languages, months, units...).
@@ -23,16 +26,24 @@ off to its prefix, as in lingua), which shrinks the model with little effect on 
 Persian is stored in both spellings: every Persian n-gram with Persian yeh/kaf (ی ک) is
 also stored with the Arabic letters (ي ك), so Persian typed with Arabic letter variants
 scores as Persian.
+
+The Arabic-script word model (``words.tsv.gz``) gives, per word, its frequency in Arabic,
+Persian, Urdu and Pashto (centibels, as wordfreq stores them: frequency = 10^(-cB/100)).
+Arabic, Persian and Urdu come from wordfreq's "small" lists; the Persian column also holds the
+Arabic-letter spelling of every word at ``FA_ARABIC_SPELLING`` of its frequency. Pashto has no
+frequency list here, so its distribution is a mixture (``PASHTO_MIX``) of the function words,
+the user-interface text, the tesseract word list and CLDR, keyed with yeh/kaf folded
+(``PASHTO_FOLD``) because Pashto text mixes both spellings.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import importlib.util
 import io
 import json
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -46,9 +57,12 @@ from types import ModuleType
 import numpy as np
 
 from transforms.language import (
+    ARABIC_WORD_RE,
     LOGP_SCALE,
     MAX_ORDER,
     N_BUCKETS,
+    PASHTO_FOLD,
+    WORD_LANGUAGES,
     bucket_and_fingerprint,
     hash_ngrams,
 )
@@ -56,6 +70,12 @@ from transforms.language import (
 OUT_DIR = Path(__file__).resolve().parent.parent / "transforms" / "langid_data"
 LINGUA = "lingua-language-detector==1.3.5"
 PASHTO_STOPWORDS = "pashto-stopwords==1.0.0"
+WORDFREQ = "wordfreq==3.1.1"
+#: Share of a Persian word's frequency given to its Arabic-letter spelling (ي ك).
+FA_ARABIC_SPELLING = 0.3
+#: Pashto word distribution: probability mass of each source, spread within the source
+#: uniformly (word lists) or by count (running text).
+PASHTO_MIX = {"function": 0.4, "ui": 0.15, "tesseract": 0.35, "cldr": 0.1}
 KLPT = "klpt==0.1.7"
 ORDER_NAMES = ("unigrams", "bigrams", "trigrams", "quadrigrams", "fivegrams")
 ALPHABET_TO_SCRIPT = {
@@ -81,12 +101,9 @@ ALPHABET_TO_SCRIPT = {
 EXTRA_LANGUAGES = ("ps", "ckb", "ug")
 ARABIC_WORD = re.compile(r"[\u0620-\u064a\u066e-\u06d3\u06d5\u06ee\u06ef\u06fa-\u06ff]+")
 PERSIAN_TO_ARABIC = str.maketrans({"ی": "ي", "ک": "ك"})
-ARABIC_TO_PERSIAN = str.maketrans({"ي": "ی", "ك": "ک"})
 #: Core Pashto function words (written from grammar knowledge, not from any corpus): the
 #: genitive "d", "pa", "ke", "che", "ye", "ta", "de", "tsakha", "shawi", "kri", "wu", "lapara".
 PASHTO_FUNCTION_WORDS = tuple("د په کې چې یې ته دې څخه شوی کړی وو لپاره".split())
-#: Pashto stopwords that are also everyday Urdu or Arabic words (loanwords, months).
-NOT_PASHTO_MARKERS = frozenset(("موسم", "پوليس", "جاپان", "نرس", "نومبر", "پروفيسر", "اوس"))
 #: Entries whose probability is below this are dropped (they carry almost no evidence).
 MIN_LOGP = -12.0
 #: Entries of order >= 2 whose delta to the backed-off value is at most this many 1/8 nats
@@ -184,42 +201,6 @@ def cldr_words(locale: str) -> Counter[str]:
 
     walk(dict(localedata.load(locale)))
     return Counter(w for s in out for w in ARABIC_WORD.findall(s.lower()))
-
-
-def persian_vocabulary(news_dir: Path) -> set[str]:
-    """Words of the Persian news corpus, in both yeh/kaf spellings."""
-    vocab: set[str] = set()
-    for path in sorted(news_dir.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            for field in ("title", "lead", "body"):
-                for word in ARABIC_WORD.findall(row.get(field) or ""):
-                    vocab.add(word)
-                    vocab.add(word.translate(ARABIC_TO_PERSIAN))
-                    vocab.add(word.translate(PERSIAN_TO_ARABIC))
-    return vocab
-
-
-def pashto_marker_words(
-    pashto: list[str], persian: set[str], others: list[list[dict[str, float]]]
-) -> list[str]:
-    """Pashto words (no Pashto-only letter needed) unlikely to be Persian, Arabic or Urdu.
-
-    Kept: words of the Pashto word lists that never occur in the Persian news corpus and
-    whose n-grams are not all known to lingua's Arabic, Persian or Urdu model; plus the core
-    function words.
-    """
-    words = {
-        w
-        for w in pashto
-        if len(w) > 1
-        and w not in persian
-        and w not in NOT_PASHTO_MARKERS
-        and not any(plausible_in(w, models) for models in others)
-    }
-    return sorted(words | set(PASHTO_FUNCTION_WORDS))
 
 
 def read_pashto_stopwords(tmp: Path) -> list[str]:
@@ -334,14 +315,82 @@ def extra_word_lists(tmp: Path) -> dict[str, Counter[str]]:
     return words
 
 
-def plausible_in(word: str, models: list[dict[str, float]]) -> bool:
-    """Every n-gram of the word (n = min(len, 5)) is in the language's model."""
-    n = min(len(word), MAX_ORDER)
-    table = models[n - 1]
-    return all(word[i : i + n] in table for i in range(len(word) - n + 1))
+def wordfreq_frequencies(wheel: Path, lang: str) -> dict[str, float]:
+    """Word frequencies of wordfreq's "small" list for ``lang``, split into Arabic-script words
+    the way the detector splits text (a ZWNJ compound adds its frequency to each part)."""
+    import msgpack
+
+    with zipfile.ZipFile(wheel) as zf:
+        blob = zf.read(f"wordfreq/data/small_{lang}.msgpack.gz")
+    header, *buckets = msgpack.unpackb(gzip.decompress(blob), raw=False)
+    if header.get("format") != "cB":
+        raise SystemExit(f"unexpected wordfreq data format: {header}")
+    freqs: dict[str, float] = defaultdict(float)
+    for centibels, words in enumerate(buckets):
+        freq = 10.0 ** (-centibels / 100.0)
+        for word in words:
+            for piece in ARABIC_WORD_RE.findall(word.lower()):
+                freqs[piece] += freq
+    return dict(freqs)
 
 
-def collect(tmp: Path, news_dir: Path) -> dict:
+def pashto_frequencies(tmp: Path) -> dict[str, float]:
+    """A Pashto word distribution: the ``PASHTO_MIX`` of its sources, yeh/kaf folded."""
+
+    def fold(word: str) -> str:
+        return word.translate(PASHTO_FOLD)
+
+    function = Counter({fold(w): 1 for w in [*read_pashto_stopwords(tmp), *PASHTO_FUNCTION_WORDS]})
+    ui: Counter[str] = Counter(
+        fold(w) for text in debian_pashto_strings(tmp) for w in ARABIC_WORD_RE.findall(text.lower())
+    )
+    tesseract = Counter({fold(w): 1 for w in tesseract_pashto_words(tmp)})
+    cldr: Counter[str] = Counter()
+    for word, count in cldr_words("ps").items():
+        cldr[fold(word)] += count
+    sources = {"function": function, "ui": ui, "tesseract": tesseract, "cldr": cldr}
+    freqs: dict[str, float] = defaultdict(float)
+    for name, counter in sources.items():
+        total = sum(counter.values())
+        for word, count in counter.items():
+            freqs[word] += PASHTO_MIX[name] * count / total
+    return dict(freqs)
+
+
+def word_columns(tmp: Path) -> dict[str, dict[str, float]]:
+    """Per language of ``WORD_LANGUAGES``: word -> frequency."""
+    wheel = pip_download(WORDFREQ, tmp)
+    columns = {lang: wordfreq_frequencies(wheel, lang) for lang in ("ar", "fa", "ur")}
+    persian = dict(columns["fa"])
+    for word, freq in columns["fa"].items():
+        variant = word.translate(PERSIAN_TO_ARABIC)
+        if variant != word:
+            persian[variant] = max(persian.get(variant, 0.0), freq * FA_ARABIC_SPELLING)
+    columns["fa"] = persian
+    columns["ps"] = pashto_frequencies(tmp)
+    return {lang: columns[lang] for lang in WORD_LANGUAGES}
+
+
+def write_words(out_dir: Path, columns: dict[str, dict[str, float]]) -> None:
+    """``words.tsv.gz``: word, then one centibel value per language ('' = not listed)."""
+    langs = list(columns)
+    words = sorted(set().union(*columns.values()))
+    lines = ["word\t" + "\t".join(langs)]
+    for word in words:
+        cells = []
+        for lang in langs:
+            freq = columns[lang].get(word)
+            cells.append("" if freq is None else str(round(-100.0 * math.log10(freq))))
+        lines.append(word + "\t" + "\t".join(cells))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    with (out_dir / "words.tsv.gz").open("wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as fh:
+            fh.write(data)
+    print(f"{len(words)} words -> {out_dir / 'words.tsv.gz'}", file=sys.stderr)
+
+
+def collect(tmp: Path) -> dict:
     """Everything the model is made of: languages, rules and n-gram tables."""
     lingua = load_lingua(pip_download(LINGUA, tmp), tmp)
     language_enum = lingua.Language
@@ -379,15 +428,12 @@ def collect(tmp: Path, news_dir: Path) -> dict:
         [chars, sorted(lang.iso_code_639_1.name.lower() for lang in langs)]
         for chars, langs in constants.CHARS_TO_LANGUAGES_MAPPING.items()
     ]
-    others = [tables[languages.index(c)] for c in ("ar", "fa", "ur")]
-    markers = pashto_marker_words(list(extra["ps"]), persian_vocabulary(news_dir), others)
     return {
         "languages": languages,
         "scripts": {s: sorted(set(c)) for s, c in sorted(scripts.items())},
         "unique_characters": unique_chars,
         "char_groups": char_groups,
         "tables": tables,
-        "pashto_words": markers,
     }
 
 
@@ -465,6 +511,7 @@ def write(out_dir: Path, collected: dict, tolerance: int = PRUNE_TOLERANCE) -> N
         LINGUA,
         PASHTO_STOPWORDS,
         KLPT,
+        WORDFREQ,
         "babel CLDR locales ps ckb ug",
         f"debian {TESSERACT_PASHTO} word list",
         "debian ps translations: " + " ".join(DEBIAN_PS_TRANSLATIONS),
@@ -478,24 +525,22 @@ def write(out_dir: Path, collected: dict, tolerance: int = PRUNE_TOLERANCE) -> N
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT_DIR)
-    parser.add_argument(
-        "--news-fa",
-        type=Path,
-        default=Path(os.environ.get("KHABAR_SHARED_DATA", "/work/shared/data")) / "news-fa",
-        help="Persian news (JSON lines) used to keep Persian words out of the Pashto word list",
-    )
     parser.add_argument("--prune", type=int, default=PRUNE_TOLERANCE, help="tolerance, 1/8 nat")
     parser.add_argument(
         "--ckb-test", action="store_true", help="only (re)build langid_data/ckb_test.txt"
     )
+    parser.add_argument(
+        "--words-only", action="store_true", help="only (re)build langid_data/words.tsv.gz"
+    )
     args = parser.parse_args(argv)
-    if args.ckb_test:
-        with tempfile.TemporaryDirectory() as tmp:
-            n = build_ckb_test(args.out / "ckb_test.txt", Path(tmp))
-        print(f"{n} Sorani test lines -> {args.out / 'ckb_test.txt'}", file=sys.stderr)
-        return 0
     with tempfile.TemporaryDirectory() as tmp:
-        write(args.out, collect(Path(tmp), args.news_fa), args.prune)
+        if args.ckb_test:
+            n = build_ckb_test(args.out / "ckb_test.txt", Path(tmp))
+            print(f"{n} Sorani test lines -> {args.out / 'ckb_test.txt'}", file=sys.stderr)
+            return 0
+        if not args.words_only:
+            write(args.out, collect(Path(tmp)), args.prune)
+        write_words(args.out, word_columns(Path(tmp)))
     return 0
 
 

@@ -133,6 +133,36 @@ def test_pashto_letters_beat_persian_and_urdu(detector):
     assert detector.detect_text("شهر کابل").language == "fa"
 
 
+def test_pashto_without_pashto_only_letters_is_decided_by_words(detector):
+    # half of short Pashto has none of ټ ډ ړ ښ ږ ځ څ ګ ڼ ې ۍ: the word model decides
+    for text in ("دغه راز", "وزیر وويل", "دوه تنه وژل شوي", "د هغوی خبرو"):
+        assert detector.detect_text(text).language == "ps", text
+    # the same frames in Persian stay Persian
+    for text in ("این راز", "وزیر گفت", "دو تن کشته شدند"):
+        assert detector.detect_text(text).language == "fa", text
+
+
+def test_word_model_table():
+    from transforms.language import WORD_LANGUAGES, WORDS_FILE, _load_words
+
+    rows, logp = _load_words(WORDS_FILE)
+    assert logp.shape == (len(rows) + 1, len(WORD_LANGUAGES))
+    fa, ar, ps = (WORD_LANGUAGES.index(c) for c in ("fa", "ar", "ps"))
+    # Persian holds both spellings of "that" (که / كه), the Persian one more often
+    assert logp[rows["که"], fa] > logp[rows["كه"], fa] > np.log(1e-4)
+    # Arabic "في" is far likelier in Arabic than in Persian
+    assert logp[rows["في"], ar] > logp[rows["في"], fa] + 3
+    # the Pashto column knows the genitive particle د
+    assert logp[rows["د"], ps] > np.log(1e-3)
+    assert (logp[-1] == logp.min()).all()  # the floor row
+
+
+def test_azerbaijani_schwa_is_a_latin_letter(detector):
+    # ə (U+0259) sits in the IPA block: it must count as a Latin letter, not split words
+    assert detector.detect_text("Azərbaycan hökuməti yeni qərar qəbul etdi").language == "az"
+    assert detector.detect_text("əhali").language == "az"
+
+
 def test_urdu_letters(detector):
     assert detector.detect_text("لاہور میں بارش ہوئی ہے").language == "ur"
 

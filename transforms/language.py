@@ -16,6 +16,12 @@ How it decides (all data ships in ``transforms/langid_data``, nothing is downloa
    fingerprints. The tables come from lingua 1.3.5's models (see ``langid_data/README.md``).
 4. Letter rules: characters used by only one language of a script (lingua's rule set, plus
    Arabic-script rules for Pashto, Sorani Kurdish, Uyghur and Urdu) restrict or decide.
+5. Arabic script without a deciding letter (which is most Persian and Arabic, and half of short
+   Pashto) is decided among Arabic, Persian, Urdu and Pashto by a word model on top of the
+   n-gram scores: per language, the sum over the text's words of log word frequency (floored at
+   ``WORD_FLOOR``; ``words.tsv.gz``: wordfreq's lists for ar/fa/ur, Pashto word lists for ps)
+   plus ``WORD_NGRAM_WEIGHT`` x the n-gram score per word, plus a prior. Word frequencies tell
+   Persian ``سره`` from Pashto ``سره`` where letters cannot.
 
 Persian written with Arabic yeh/kaf (ي ك) is handled by the Persian model itself, which holds
 both spellings of every n-gram.
@@ -23,6 +29,7 @@ both spellings of every n-gram.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import unicodedata
@@ -42,6 +49,7 @@ from transforms.common import run_stage
 DATA_DIR = Path(__file__).resolve().parent / "langid_data"
 MODEL_FILE = DATA_DIR / "ngrams.npz"
 META_FILE = DATA_DIR / "meta.json"
+WORDS_FILE = DATA_DIR / "words.tsv.gz"
 
 MAX_ORDER = 5
 #: Texts with at least this many letters are scored with n-grams up to LONG_TEXT_ORDER only.
@@ -78,15 +86,26 @@ _ORDER_TILE = np.tile(_ORDER_RANGE[1:], (TEXT_CHARS, 1))
 LOOKUP_WIDTH = 6
 _WIDTH_RANGE = np.arange(LOOKUP_WIDTH)
 
-#: Share of words that must be Pashto marker words to call letter-less Arabic script Pashto.
-PASHTO_WORD_SHARE = 0.15
+#: Languages of the Arabic-script word model (columns of ``words.tsv.gz``).
+WORD_LANGUAGES = ("ar", "fa", "ur", "ps")
+#: Frequency given to a word a language's list does not hold.
+WORD_FLOOR = 1e-8
+#: Weight of the n-gram score (per word) beside the word log-frequencies.
+WORD_NGRAM_WEIGHT = 0.3
+#: Log prior of each word-model language: Pashto is the rarest in news feeds and its word
+#: distribution is the roughest (word lists, not counts), so it must win by a margin.
+WORD_PRIORS = {"ar": 0.0, "fa": 0.0, "ur": 0.0, "ps": -2.0}
+#: Stand-in n-gram score of a language that knows none of the text's letters.
+NO_NGRAM_SCORE = -30.0
+#: Pashto words are looked up with Arabic yeh/kaf folded into the Persian letters.
+PASHTO_FOLD = str.maketrans("يكى", "یکی")
 UND = "und"
 NO_SCRIPT = "Zyyy"
 UNKNOWN_SCRIPT = "Zzzz"
 
 # (first, last, ISO 15924) code point ranges of the scripts told apart here.
 _SCRIPT_RANGES: tuple[tuple[int, int, str], ...] = (
-    (0x0041, 0x024F, "Latn"),
+    (0x0041, 0x02AF, "Latn"),  # Latin letters through IPA extensions (Azerbaijani ə)
     (0x1E00, 0x1EFF, "Latn"),
     (0x2C60, 0x2C7F, "Latn"),
     (0xA720, 0xA7FF, "Latn"),
@@ -161,7 +180,7 @@ UYGHUR_ONLY_LETTERS = "ۈۇۋ"
 UYGHUR_SORANI_LETTERS = "ۆە"
 URDU_LETTERS = "ٹڈڑںےۓ"
 
-_ARABIC_WORD_RE = re.compile(r"[\u0620-\u064a\u066e-\u06d3\u06d5\u06fa-\u06ff]+")
+ARABIC_WORD_RE = re.compile(r"[\u0620-\u064a\u066e-\u06d3\u06d5\u06fa-\u06ff]+")
 _URL_RE = re.compile(
     r"(?:https?://|ftp://|www\.)\S+"
     r"|\S+@\S+\.\w+"
@@ -264,7 +283,12 @@ class _Model:
     is scored with one weighted ``bincount``.
     """
 
-    def __init__(self, model_file: Path = MODEL_FILE, meta_file: Path = META_FILE) -> None:
+    def __init__(
+        self,
+        model_file: Path = MODEL_FILE,
+        meta_file: Path = META_FILE,
+        words_file: Path = WORDS_FILE,
+    ) -> None:
         with np.load(model_file) as data:
             bucket_counts = data["bucket_counts"]
             self.fingerprints: np.ndarray = data["fingerprints"]
@@ -285,7 +309,7 @@ class _Model:
         self.char_groups: list[tuple[str, list[str]]] = [
             (chars, langs) for chars, langs in meta["char_groups"]
         ]
-        self.pashto_words: frozenset[str] = frozenset(meta.get("pashto_words", ()))
+        self.word_rows, self.word_logp = _load_words(words_file)
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(indices into ``keys`` that are stored, their row numbers in the model)."""
@@ -337,7 +361,12 @@ class LanguageDetector:
             ch for chars, _ in m.char_groups for ch in chars
         )
         self._char_groups = [(frozenset(chars), langs) for chars, langs in m.char_groups]
-        self._pashto_words = m.pashto_words
+        # language index -> column of the word model (-1: not a word-model language)
+        self._word_col_of = np.full(self._n_lang, -1, dtype=np.intp)
+        for col, code in enumerate(WORD_LANGUAGES):
+            self._word_col_of[m.index[code]] = col
+        self._word_priors = np.array([WORD_PRIORS[c] for c in WORD_LANGUAGES])
+        self._pashto_col = WORD_LANGUAGES.index("ps")
 
     # ------------------------------------------------------------------ public API
 
@@ -398,13 +427,16 @@ class LanguageDetector:
             if decided is not None and mask[self._model.index[decided]]:
                 return LanguageResult(decided, 1.0, script)
             mask = self._filter_by_char_groups(words, mask)
+        use_words = False
         if script == "Arab":
-            mask = self._arabic_rules(text, mask)
+            mask, use_words = self._arabic_rules(text, mask)
         candidates = np.nonzero(mask)[0]
         if candidates.size == 1:
             return LanguageResult(self._model.languages[int(candidates[0])], 1.0, script)
         max_order = MAX_ORDER if int(in_script.sum()) < LONG_TEXT_LETTERS else LONG_TEXT_ORDER
         scores = self._score(cps, in_script, candidates, max_order)
+        if use_words:
+            scores = self._word_scores(text, candidates, scores)
         if scores is None:
             return LanguageResult(UND, 0.0, script)
         best = int(np.argmax(scores))
@@ -468,14 +500,16 @@ class LanguageDetector:
         subset = mask & (counts >= len(words) * 0.5)
         return subset if subset.any() else mask
 
-    def _arabic_rules(self, text: str, mask: np.ndarray) -> np.ndarray:
-        """Letters and function words that tell Pashto, Sorani, Uyghur and Urdu apart."""
+    def _arabic_rules(self, text: str, mask: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Letters that tell Pashto, Sorani, Uyghur and Urdu apart: the candidates left, and
+        whether no letter decided (then the word model chooses among ar, fa, ur and ps)."""
         idx = self._model.index
         ps = sum(text.count(c) for c in PASHTO_LETTERS)
         ug = sum(text.count(c) for c in UYGHUR_ONLY_LETTERS)
         ckb = sum(text.count(c) for c in SORANI_ONLY_LETTERS)
         ug_or_ckb = sum(text.count(c) for c in UYGHUR_SORANI_LETTERS)
         ur = sum(text.count(c) for c in URDU_LETTERS)
+        use_words = False
         if ug and ug >= ckb:
             chosen: tuple[str, ...] = ("ug",)
         elif ckb or ug_or_ckb > ps:
@@ -484,22 +518,39 @@ class LanguageDetector:
             chosen = ("ps",)
         elif ur:
             chosen = ("ur",)
-        elif self._pashto_words and self._pashto_evidence(text):
-            chosen = ("ps",)
         else:
-            chosen = tuple(c for c in ("ar", "fa", "ur") if c in idx)
+            chosen = WORD_LANGUAGES
+            use_words = True
         keep = np.zeros_like(mask)
         for code in chosen:
             if code in idx:
                 keep[idx[code]] = True
         keep &= mask
-        return keep if keep.any() else mask
+        return (keep, use_words) if keep.any() else (mask, False)
 
-    def _pashto_evidence(self, text: str) -> bool:
-        """Enough Pashto-only function words (for text without any Pashto-only letter)."""
-        words = _ARABIC_WORD_RE.findall(text)
-        hits = sum(1 for w in words if w in self._pashto_words)
-        return hits > 0 and hits >= PASHTO_WORD_SHARE * len(words)
+    def _word_scores(
+        self, text: str, candidates: np.ndarray, ngram: np.ndarray | None
+    ) -> np.ndarray | None:
+        """Word-model scores of the candidates (all of them word-model languages)."""
+        cols = self._word_col_of[candidates]
+        words = ARABIC_WORD_RE.findall(text)
+        if not words or (cols < 0).any():
+            return ngram
+        m = self._model
+        get = m.word_rows.get
+        missing = m.word_logp.shape[0] - 1  # the last row holds the floor
+        rows = np.fromiter((get(w, missing) for w in words), dtype=np.intp, count=len(words))
+        total = m.word_logp[rows].sum(axis=0)
+        # the Pashto column is keyed by the yeh/kaf-folded word
+        folded = np.fromiter(
+            (get(w.translate(PASHTO_FOLD), missing) for w in words),
+            dtype=np.intp,
+            count=len(words),
+        )
+        total[self._pashto_col] = m.word_logp[folded, self._pashto_col].sum()
+        base = ngram if ngram is not None else np.full(candidates.size, NO_NGRAM_SCORE)
+        base = np.where(np.isfinite(base), base, NO_NGRAM_SCORE)
+        return total[cols] + WORD_NGRAM_WEIGHT * len(words) * base + self._word_priors[cols]
 
     def _score(
         self, cps: np.ndarray, letters: np.ndarray, candidates: np.ndarray, max_order: int
@@ -573,6 +624,29 @@ class LanguageDetector:
         scores = np.full(candidates.size, -np.inf, dtype=np.float64)
         scores[ok] = sums[candidates][ok] / hits[ok]
         return scores
+
+
+def _load_words(path: Path) -> tuple[dict[str, int], np.ndarray]:
+    """``words.tsv.gz`` as (word -> row, natural-log frequency per row and WORD_LANGUAGES column:
+    ``log(WORD_FLOOR)`` where a language does not list the word; one extra last row of floors
+    for words no language lists)."""
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        header = fh.readline().rstrip("\n").split("\t")
+        if tuple(header[1:]) != WORD_LANGUAGES:
+            raise ValueError(f"{path}: columns {header[1:]}, expected {list(WORD_LANGUAGES)}")
+        rows: dict[str, int] = {}
+        cells: list[str] = []
+        for i, line in enumerate(fh):
+            word, rest = line.rstrip("\n").split("\t", 1)
+            rows[word] = i
+            cells.append(rest)
+    floor_cb = -100.0 * np.log10(WORD_FLOOR)
+    table = np.array(
+        [[float(c) if c else floor_cb for c in rest.split("\t")] for rest in cells],
+        dtype=np.float64,
+    ).reshape(len(cells), len(WORD_LANGUAGES))
+    table = np.vstack([np.minimum(table, floor_cb), np.full(len(WORD_LANGUAGES), floor_cb)])
+    return rows, -table * (np.log(10.0) / 100.0)
 
 
 def _words(text: str, letters: np.ndarray) -> list[str]:
