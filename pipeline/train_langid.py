@@ -1,15 +1,15 @@
 """Build the language-identification model shipped in ``transforms/langid_data``.
 
 Run ``python -m pipeline.train_langid``. It fetches its sources with pip (no other network
-access) and writes ``ngrams.npz``, ``words.tsv.gz`` and ``meta.json``; the same inputs give the
-same bytes. ``--words-only`` rebuilds only ``words.tsv.gz``.
+access) and writes ``ngrams.npz``, ``words.npz`` and ``meta.json``; the same inputs give the
+same bytes. ``--words-only`` rebuilds only ``words.npz``.
 
 Sources (see ``transforms/langid_data/README.md`` for licences):
 - lingua-language-detector 1.3.5 (Apache-2.0): its n-gram models (n = 1..5) for 75 languages
   and its letter rules (unique characters, shared-character groups, alphabets).
 - pashto-stopwords 1.0.0 (MIT): Pashto function words.
-- wordfreq 3.1.1 (code Apache-2.0, data CC BY-SA 4.0): word frequencies of Arabic, Persian
-  and Urdu for the Arabic-script word model.
+- wordfreq 3.1.1 (code Apache-2.0, data CC BY-SA 4.0): the word frequencies of the word model
+  (its "small" lists of the 34 detector languages it covers).
 - klpt 0.1.7 (CC BY-SA 4.0): the Sorani Kurdish (ckb, Arabic script) lexicon.
 - Unicode CLDR as shipped in Babel (Unicode licence): every Arabic-script string of the
   ``ps``, ``ckb`` and ``ug`` locales (names of countries, languages, months, units...).
@@ -27,9 +27,9 @@ Persian is stored in both spellings: every Persian n-gram with Persian yeh/kaf (
 also stored with the Arabic letters (ي ك), so Persian typed with Arabic letter variants
 scores as Persian.
 
-The Arabic-script word model (``words.tsv.gz``) gives, per word, its frequency in Arabic,
-Persian, Urdu and Pashto (centibels, as wordfreq stores them: frequency = 10^(-cB/100)).
-Arabic, Persian and Urdu come from wordfreq's "small" lists; the Persian column also holds the
+The word model (``words.npz``) gives, per word key (a 64-bit hash of the word's letters), its
+frequency in each language that lists it (centibels, as wordfreq stores them: frequency =
+10^(-cB/100)). Most languages come from wordfreq's "small" lists; the Persian list also holds the
 Arabic-letter spelling of every word at ``FA_ARABIC_SPELLING`` of its frequency. Pashto has no
 frequency list here, so its distribution is a mixture (``PASHTO_MIX``) of the function words,
 the user-interface text, the tesseract word list and CLDR, keyed with yeh/kaf folded
@@ -56,13 +56,16 @@ from types import ModuleType
 
 import numpy as np
 
+from transforms.langid_kernel import word_keys
 from transforms.language import (
-    ARABIC_WORD_RE,
     LOGP_SCALE,
     MAX_ORDER,
     N_BUCKETS,
     PASHTO_FOLD,
-    WORD_LANGUAGES,
+    WORD_FLOOR,
+    WORD_MODEL_LANGUAGES,
+    _char_tables,
+    _words,
     bucket_and_fingerprint,
     hash_ngrams,
 )
@@ -71,6 +74,8 @@ OUT_DIR = Path(__file__).resolve().parent.parent / "transforms" / "langid_data"
 LINGUA = "lingua-language-detector==1.3.5"
 PASHTO_STOPWORDS = "pashto-stopwords==1.0.0"
 WORDFREQ = "wordfreq==3.1.1"
+#: wordfreq's code where it differs from the detector's (Filipino for Tagalog).
+WORDFREQ_CODES = {"tl": "fil"}
 #: Share of a Persian word's frequency given to its Arabic-letter spelling (ي ك).
 FA_ARABIC_SPELLING = 0.3
 #: Pashto word distribution: probability mass of each source, spread within the source
@@ -315,13 +320,24 @@ def extra_word_lists(tmp: Path) -> dict[str, Counter[str]]:
     return words
 
 
-def wordfreq_frequencies(wheel: Path, lang: str) -> dict[str, float]:
-    """Word frequencies of wordfreq's "small" list for ``lang``, split into Arabic-script words
-    the way the detector splits text (a ZWNJ compound adds its frequency to each part)."""
+def letter_words(text: str) -> list[str]:
+    """The words of ``text`` as the detector sees them: lower-cased runs of letters."""
+    is_letter = _char_tables()[0]
+    cps = np.frombuffer(text.lower().encode("utf-32-le"), dtype=np.uint32)
+    letters = np.zeros(cps.size, dtype=bool)
+    bmp = cps < 0x10000
+    letters[bmp] = is_letter[cps[bmp]]
+    return _words(cps, letters)
+
+
+def wordfreq_frequencies(wheel: Path, code: str) -> dict[str, float]:
+    """Word frequencies of wordfreq's "small" list ``code``, split into words the way the
+    detector splits text (a compound joined by ZWNJ or a hyphen adds its frequency to each
+    part)."""
     import msgpack
 
     with zipfile.ZipFile(wheel) as zf:
-        blob = zf.read(f"wordfreq/data/small_{lang}.msgpack.gz")
+        blob = zf.read(f"wordfreq/data/small_{code}.msgpack.gz")
     header, *buckets = msgpack.unpackb(gzip.decompress(blob), raw=False)
     if header.get("format") != "cB":
         raise SystemExit(f"unexpected wordfreq data format: {header}")
@@ -329,7 +345,7 @@ def wordfreq_frequencies(wheel: Path, lang: str) -> dict[str, float]:
     for centibels, words in enumerate(buckets):
         freq = 10.0 ** (-centibels / 100.0)
         for word in words:
-            for piece in ARABIC_WORD_RE.findall(word.lower()):
+            for piece in letter_words(word):
                 freqs[piece] += freq
     return dict(freqs)
 
@@ -342,7 +358,7 @@ def pashto_frequencies(tmp: Path) -> dict[str, float]:
 
     function = Counter({fold(w): 1 for w in [*read_pashto_stopwords(tmp), *PASHTO_FUNCTION_WORDS]})
     ui: Counter[str] = Counter(
-        fold(w) for text in debian_pashto_strings(tmp) for w in ARABIC_WORD_RE.findall(text.lower())
+        fold(w) for text in debian_pashto_strings(tmp) for w in letter_words(text)
     )
     tesseract = Counter({fold(w): 1 for w in tesseract_pashto_words(tmp)})
     cldr: Counter[str] = Counter()
@@ -358,9 +374,12 @@ def pashto_frequencies(tmp: Path) -> dict[str, float]:
 
 
 def word_columns(tmp: Path) -> dict[str, dict[str, float]]:
-    """Per language of ``WORD_LANGUAGES``: word -> frequency."""
+    """Per language of the word model: word -> frequency (Pashto words yeh/kaf-folded)."""
     wheel = pip_download(WORDFREQ, tmp)
-    columns = {lang: wordfreq_frequencies(wheel, lang) for lang in ("ar", "fa", "ur")}
+    columns: dict[str, dict[str, float]] = {}
+    for lang in WORD_MODEL_LANGUAGES:
+        if lang != "ps":
+            columns[lang] = wordfreq_frequencies(wheel, WORDFREQ_CODES.get(lang, lang))
     persian = dict(columns["fa"])
     for word, freq in columns["fa"].items():
         variant = word.translate(PERSIAN_TO_ARABIC)
@@ -368,26 +387,58 @@ def word_columns(tmp: Path) -> dict[str, dict[str, float]]:
             persian[variant] = max(persian.get(variant, 0.0), freq * FA_ARABIC_SPELLING)
     columns["fa"] = persian
     columns["ps"] = pashto_frequencies(tmp)
-    return {lang: columns[lang] for lang in WORD_LANGUAGES}
+    return columns
 
 
-def write_words(out_dir: Path, columns: dict[str, dict[str, float]]) -> None:
-    """``words.tsv.gz``: word, then one centibel value per language ('' = not listed)."""
-    langs = list(columns)
-    words = sorted(set().union(*columns.values()))
-    lines = ["word\t" + "\t".join(langs)]
-    for word in words:
-        cells = []
-        for lang in langs:
-            freq = columns[lang].get(word)
-            cells.append("" if freq is None else str(round(-100.0 * math.log10(freq))))
-        lines.append(word + "\t" + "\t".join(cells))
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez_compressed`` with fixed timestamps, so equal arrays give equal bytes."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+            zf.writestr(info, buf.getvalue())
+
+
+def write_words(out_dir: Path, columns: dict[str, dict[str, float]], languages: list[str]) -> None:
+    """``words.npz``: the word model as a CSR table over sorted 64-bit word keys
+    (``keys``; ``counts``: entries per key; ``langs``: language index; ``centibels``:
+    -100 log10 frequency, capped at the floor)."""
+    floor = round(-100.0 * math.log10(WORD_FLOOR))
+    key_parts, lang_parts, cb_parts = [], [], []
+    for lang, freqs in sorted(columns.items()):
+        words = sorted(freqs)
+        cps = np.frombuffer(" ".join(words).encode("utf-32-le"), dtype=np.uint32)
+        keys = word_keys(cps, cps != 32, False)
+        assert keys.size == len(words)
+        cbs = np.array([min(floor, round(-100.0 * math.log10(freqs[w]))) for w in words])
+        # keys that collide within a language (64-bit: not expected) keep the likelier word
+        order = np.lexsort((cbs, keys))
+        keys, cbs = keys[order], cbs[order]
+        first = np.ones(keys.size, dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]
+        key_parts.append(keys[first])
+        cb_parts.append(cbs[first])
+        lang_parts.append(np.full(int(first.sum()), languages.index(lang)))
+        print(f"words {lang}: {int(first.sum())}", file=sys.stderr)
+    keys = np.concatenate(key_parts)
+    langs = np.concatenate(lang_parts)
+    cbs = np.concatenate(cb_parts)
+    order = np.lexsort((langs, keys))
+    keys, langs, cbs = keys[order], langs[order], cbs[order]
+    uniq, counts = np.unique(keys, return_counts=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = ("\n".join(lines) + "\n").encode("utf-8")
-    with (out_dir / "words.tsv.gz").open("wb") as raw:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as fh:
-            fh.write(data)
-    print(f"{len(words)} words -> {out_dir / 'words.tsv.gz'}", file=sys.stderr)
+    _write_npz(
+        out_dir / "words.npz",
+        {
+            "keys": uniq.astype(np.uint64),
+            "counts": counts.astype(np.uint8),
+            "langs": langs.astype(np.uint8),
+            "centibels": cbs.astype(np.uint16),
+        },
+    )
+    print(f"{uniq.size} word keys -> {out_dir / 'words.npz'}", file=sys.stderr)
 
 
 def collect(tmp: Path) -> dict:
@@ -530,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         "--ckb-test", action="store_true", help="only (re)build langid_data/ckb_test.txt"
     )
     parser.add_argument(
-        "--words-only", action="store_true", help="only (re)build langid_data/words.tsv.gz"
+        "--words-only", action="store_true", help="only (re)build langid_data/words.npz"
     )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -540,7 +591,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.words_only:
             write(args.out, collect(Path(tmp)), args.prune)
-        write_words(args.out, word_columns(Path(tmp)))
+        languages = json.loads((args.out / "meta.json").read_text(encoding="utf-8"))["languages"]
+        write_words(args.out, word_columns(Path(tmp)), languages)
     return 0
 
 

@@ -142,19 +142,49 @@ def test_pashto_without_pashto_only_letters_is_decided_by_words(detector):
         assert detector.detect_text(text).language == "fa", text
 
 
-def test_word_model_table():
-    from transforms.language import WORD_LANGUAGES, WORDS_FILE, _load_words
-
-    rows, logp = _load_words(WORDS_FILE)
-    assert logp.shape == (len(rows) + 1, len(WORD_LANGUAGES))
-    fa, ar, ps = (WORD_LANGUAGES.index(c) for c in ("fa", "ar", "ps"))
+def test_word_model_table(detector):
+    freq = detector.word_log10_frequency
     # Persian holds both spellings of "that" (که / كه), the Persian one more often
-    assert logp[rows["که"], fa] > logp[rows["كه"], fa] > np.log(1e-4)
+    assert freq("که", "fa") > freq("كه", "fa") > -4
     # Arabic "في" is far likelier in Arabic than in Persian
-    assert logp[rows["في"], ar] > logp[rows["في"], fa] + 3
-    # the Pashto column knows the genitive particle د
-    assert logp[rows["د"], ps] > np.log(1e-3)
-    assert (logp[-1] == logp.min()).all()  # the floor row
+    assert freq("في", "ar") > freq("في", "fa") + 1
+    # the Pashto list knows the genitive particle د, in either yeh/kaf spelling of a word
+    assert freq("د", "ps") > -3
+    assert freq("يوه", "ps") == freq("یوه", "ps") is not None
+    assert freq("the", "en") > -2
+    assert freq("the", "ms") is None or freq("the", "ms") < freq("the", "en")
+    assert freq("qqqqzz", "en") is None
+
+
+def test_word_model_does_not_touch_languages_without_a_word_list(detector):
+    # Afrikaans has no word list: Dutch-looking Afrikaans stays Afrikaans
+    assert (
+        detector.detect_text("Die regering het Maandag nuwe maatreëls aangekondig.").language
+        == "af"
+    )
+    assert (
+        detector.detect_text("De regering heeft maandag nieuwe maatregelen aangekondigd.").language
+        == "nl"
+    )
+
+
+def test_score_kernel_matches_numpy_reference(detector):
+    texts = [t for group in SENTENCES.values() for t in group] + [
+        "the government announced qqqqq",
+        "Azərbaycan hökuməti",
+        "a",
+        "",
+    ]
+    for text in texts:
+        cps = np.frombuffer(text.lower().encode("utf-32-le"), dtype=np.uint32)
+        letters = detector._is_letter[np.minimum(cps, 0xFFFF)]
+        candidates = np.arange(len(detector.language_codes()))
+        for max_order in (3, 5):
+            fast = detector._score(cps, letters, candidates, max_order)
+            slow = detector._score_numpy(cps, letters, candidates, max_order)
+            assert (fast is None) == (slow is None), text
+            if fast is not None:
+                assert np.array_equal(fast, slow), text
 
 
 def test_azerbaijani_schwa_is_a_latin_letter(detector):

@@ -16,20 +16,21 @@ How it decides (all data ships in ``transforms/langid_data``, nothing is downloa
    fingerprints. The tables come from lingua 1.3.5's models (see ``langid_data/README.md``).
 4. Letter rules: characters used by only one language of a script (lingua's rule set, plus
    Arabic-script rules for Pashto, Sorani Kurdish, Uyghur and Urdu) restrict or decide.
-5. Arabic script without a deciding letter (which is most Persian and Arabic, and half of short
-   Pashto) is decided among Arabic, Persian, Urdu and Pashto by a word model on top of the
-   n-gram scores: per language, the sum over the text's words of log word frequency (floored at
-   ``WORD_FLOOR``; ``words.tsv.gz``: wordfreq's lists for ar/fa/ur, Pashto word lists for ps)
-   plus ``WORD_NGRAM_WEIGHT`` x the n-gram score per word, plus a prior. Word frequencies tell
-   Persian ``سره`` from Pashto ``سره`` where letters cannot.
+5. A word model (``words.npz``: word frequencies of 35 languages from wordfreq, and Pashto
+   word lists) re-ranks the close contenders: per language, the sum over the text's words of
+   log word frequency (floored at ``WORD_FLOOR``) plus ``WORD_NGRAM_WEIGHT`` x the n-gram
+   score per word, plus a prior. Arabic script without a deciding letter (most Persian and
+   Arabic, half of short Pashto) is always decided this way among ar, fa, ur and ps (word
+   frequencies tell Persian ``سره`` from Pashto ``سره`` where letters cannot). In other
+   scripts it only re-ranks the languages within ``WORD_MARGIN`` of the best n-gram score, and
+   only when all of them have a word list, so languages without one are never pushed aside.
 
 Persian written with Arabic yeh/kaf (ي ك) is handled by the Persian model itself, which holds
-both spellings of every n-gram.
+both spellings of every n-gram (and of every word).
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import unicodedata
@@ -45,11 +46,12 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from transforms.common import run_stage
+from transforms.langid_kernel import score_ngrams, word_keys, word_sums
 
 DATA_DIR = Path(__file__).resolve().parent / "langid_data"
 MODEL_FILE = DATA_DIR / "ngrams.npz"
 META_FILE = DATA_DIR / "meta.json"
-WORDS_FILE = DATA_DIR / "words.tsv.gz"
+WORDS_FILE = DATA_DIR / "words.npz"
 
 MAX_ORDER = 5
 #: Texts with at least this many letters are scored with n-grams up to LONG_TEXT_ORDER only.
@@ -86,15 +88,23 @@ _ORDER_TILE = np.tile(_ORDER_RANGE[1:], (TEXT_CHARS, 1))
 LOOKUP_WIDTH = 6
 _WIDTH_RANGE = np.arange(LOOKUP_WIDTH)
 
-#: Languages of the Arabic-script word model (columns of ``words.tsv.gz``).
-WORD_LANGUAGES = ("ar", "fa", "ur", "ps")
+#: Languages of the word model (``words.npz``): those wordfreq has a list for, and Pashto.
+WORD_MODEL_LANGUAGES = (
+    "ar bg ca cs da de en es fa fi fr hi hu id is it lt lv mk ms nb nl pl pt ro ru sk sl sv tl "
+    "tr uk ur vi ps"
+).split()
+#: Arabic-script languages decided by the word model when no letter decides.
+ARABIC_WORD_LANGUAGES = ("ar", "fa", "ur", "ps")
 #: Frequency given to a word a language's list does not hold.
 WORD_FLOOR = 1e-8
 #: Weight of the n-gram score (per word) beside the word log-frequencies.
 WORD_NGRAM_WEIGHT = 0.3
-#: Log prior of each word-model language: Pashto is the rarest in news feeds and its word
+#: Outside Arabic script, the word model re-ranks the languages whose n-gram score is within
+#: this of the best one.
+WORD_MARGIN = 1.0
+#: Log prior of a word-model language: Pashto is the rarest in news feeds and its word
 #: distribution is the roughest (word lists, not counts), so it must win by a margin.
-WORD_PRIORS = {"ar": 0.0, "fa": 0.0, "ur": 0.0, "ps": -2.0}
+WORD_PRIORS = {"ps": -2.0}
 #: Stand-in n-gram score of a language that knows none of the text's letters.
 NO_NGRAM_SCORE = -30.0
 #: Pashto words are looked up with Arabic yeh/kaf folded into the Persian letters.
@@ -180,13 +190,18 @@ UYGHUR_ONLY_LETTERS = "ۈۇۋ"
 UYGHUR_SORANI_LETTERS = "ۆە"
 URDU_LETTERS = "ٹڈڑںےۓ"
 
-ARABIC_WORD_RE = re.compile(r"[\u0620-\u064a\u066e-\u06d3\u06d5\u06fa-\u06ff]+")
 _URL_RE = re.compile(
     r"(?:https?://|ftp://|www\.)\S+"
     r"|\S+@\S+\.\w+"
     r"|(?<!\w)[@#]\w+"
     r"|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|ir|info|io|gov|edu|co|uk|de|fr|ru)\b\S*",
     re.IGNORECASE,
+)
+
+
+#: Cheap test for text that may hold something ``_URL_RE`` removes (most text holds none).
+_URL_HINT_RE = re.compile(
+    r"://|www\.|@|#|\.(?:com|org|net|ir|info|io|gov|edu|co|uk|de|fr|ru)\b", re.IGNORECASE
 )
 
 
@@ -309,7 +324,13 @@ class _Model:
         self.char_groups: list[tuple[str, list[str]]] = [
             (chars, langs) for chars, langs in meta["char_groups"]
         ]
-        self.word_rows, self.word_logp = _load_words(words_file)
+        with np.load(words_file) as data:
+            self.word_keys: np.ndarray = data["keys"]
+            self.word_langs: np.ndarray = data["langs"]
+            self.word_centibels: np.ndarray = data["centibels"]
+            word_counts = data["counts"]
+        self.word_offsets = np.zeros(word_counts.size + 1, dtype=np.int64)
+        np.cumsum(word_counts, out=self.word_offsets[1:])
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(indices into ``keys`` that are stored, their row numbers in the model)."""
@@ -346,6 +367,7 @@ class LanguageDetector:
     def __init__(self) -> None:
         self._model = _Model()
         self._is_letter, self._script_of, self._script_names = _char_tables()
+        self._cjk_ids = tuple(self._script_names.index(s) for s in ("Hani", "Hira", "Kana"))
         m = self._model
         self._n_lang = len(m.languages)
         self._script_masks: dict[str, np.ndarray] = {}
@@ -361,12 +383,27 @@ class LanguageDetector:
             ch for chars, _ in m.char_groups for ch in chars
         )
         self._char_groups = [(frozenset(chars), langs) for chars, langs in m.char_groups]
-        # language index -> column of the word model (-1: not a word-model language)
-        self._word_col_of = np.full(self._n_lang, -1, dtype=np.intp)
-        for col, code in enumerate(WORD_LANGUAGES):
-            self._word_col_of[m.index[code]] = col
-        self._word_priors = np.array([WORD_PRIORS[c] for c in WORD_LANGUAGES])
-        self._pashto_col = WORD_LANGUAGES.index("ps")
+        # letters with a rule, found with one C-level regex scan per word
+        self._unique_re = re.compile("[" + re.escape("".join(sorted(self._unique_owner))) + "]")
+        group_chars = sorted({ch for chars, _ in m.char_groups for ch in chars})
+        self._group_re = re.compile("[" + re.escape("".join(group_chars)) + "]")
+        # rule letter -> how many of each language's groups hold it (a language vector)
+        self._group_votes: dict[str, np.ndarray] = {}
+        for ch in group_chars:
+            vec = np.zeros(self._n_lang, dtype=np.int64)
+            for chars, langs in m.char_groups:
+                if ch in chars:
+                    for code in langs:
+                        if code in m.index:
+                            vec[m.index[code]] += 1
+            self._group_votes[ch] = vec
+        self._has_words = np.zeros(self._n_lang, dtype=bool)
+        self._has_words[[m.index[c] for c in WORD_MODEL_LANGUAGES]] = True
+        self._word_priors = np.zeros(self._n_lang)
+        for code, prior in WORD_PRIORS.items():
+            self._word_priors[m.index[code]] = prior
+        self._pashto = m.index["ps"]
+        self._floor_cb = round(-100.0 * np.log10(WORD_FLOOR))
 
     # ------------------------------------------------------------------ public API
 
@@ -378,6 +415,21 @@ class LanguageDetector:
         text = " \n ".join(parts)
         return self._detect(text[:ARTICLE_CHARS])
 
+    def word_log10_frequency(self, word: str, language: str) -> float | None:
+        """The word model's log10 frequency of ``word`` in ``language`` (None: not listed)."""
+        m = self._model
+        cps = np.frombuffer(word.lower().encode("utf-32-le"), dtype=np.uint32)
+        keys = word_keys(cps, np.ones(cps.size, dtype=np.bool_), language == "ps")
+        if keys.size != 1 or language not in m.index:
+            return None
+        row = int(np.searchsorted(m.word_keys, keys[0]))
+        if row >= m.word_keys.size or m.word_keys[row] != keys[0]:
+            return None
+        for e in range(int(m.word_offsets[row]), int(m.word_offsets[row + 1])):
+            if int(m.word_langs[e]) == m.index[language]:
+                return -float(m.word_centibels[e]) / 100.0
+        return None
+
     def language_codes(self) -> list[str]:
         """All language codes the detector can return (besides ``und``)."""
         return list(self._model.languages)
@@ -387,7 +439,9 @@ class LanguageDetector:
     def _detect(self, text: str) -> LanguageResult:
         if not text:
             return UNDETERMINED
-        text = _URL_RE.sub(" ", text).lower()
+        if _URL_HINT_RE.search(text):
+            text = _URL_RE.sub(" ", text)
+        text = text.lower()
         cps = np.frombuffer(text.encode("utf-32-le", "replace"), dtype=np.uint32)
         if int(cps.max()) < 0x10000:  # common case: Basic Multilingual Plane only
             letters = self._is_letter[cps]
@@ -422,7 +476,7 @@ class LanguageDetector:
         in_script = letters & (script_ids == self._script_names.index(script))
         words = None
         if not self._rule_chars.isdisjoint(text):
-            words = _words(text, in_script)
+            words = _words(cps, in_script)
             decided = self._unique_char_rule(words)
             if decided is not None and mask[self._model.index[decided]]:
                 return LanguageResult(decided, 1.0, script)
@@ -435,8 +489,8 @@ class LanguageDetector:
             return LanguageResult(self._model.languages[int(candidates[0])], 1.0, script)
         max_order = MAX_ORDER if int(in_script.sum()) < LONG_TEXT_LETTERS else LONG_TEXT_ORDER
         scores = self._score(cps, in_script, candidates, max_order)
-        if use_words:
-            scores = self._word_scores(text, candidates, scores)
+        if scores is not None or use_words:
+            scores = self._word_scores(cps, in_script, candidates, scores, use_words)
         if scores is None:
             return LanguageResult(UND, 0.0, script)
         best = int(np.argmax(scores))
@@ -446,29 +500,27 @@ class LanguageDetector:
 
     def _dominant_script(self, counts: np.ndarray) -> str:
         names = self._script_names
+        hani, hira, kana = self._cjk_ids
+        if counts[hira] + counts[kana] == 0:
+            return names[int(counts.argmax())]
+        # Japanese mixes kanji and kana: count them together as one script
         merged = counts.copy()
-        hani, hira, kana = names.index("Hani"), names.index("Hira"), names.index("Kana")
-        if merged[hira] + merged[kana] > 0:
-            # Japanese mixes kanji and kana: count them together as one script
-            total = merged[hani] + merged[hira] + merged[kana]
-            merged[hani] = 0
-            merged[hira] = total
-            merged[kana] = 0
-        best = int(np.argmax(merged))
-        return names[best]
+        merged[hira] = merged[hani] + merged[hira] + merged[kana]
+        merged[hani] = merged[kana] = 0
+        return names[int(merged.argmax())]
 
     def _unique_char_rule(self, words: list[str]) -> str | None:
         """lingua's rule: letters used by exactly one language decide if most words agree."""
         totals: Counter[str | None] = Counter()
+        owner = self._unique_owner
+        find = self._unique_re.findall
         for word in words:
-            found: Counter[str] = Counter()
-            for ch in word:
-                owner = self._unique_owner.get(ch)
-                if owner is not None:
-                    found[owner] += 1
-            if not found:
+            chars = find(word)
+            if not chars:
                 totals[None] += 1
-            elif len(found) == 1:
+                continue
+            found = Counter(owner[ch] for ch in chars)
+            if len(found) == 1:
                 totals[next(iter(found))] += 1
             else:
                 (first, c1), (_, c2) = found.most_common(2)
@@ -484,19 +536,21 @@ class LanguageDetector:
         return next(iter(totals))
 
     def _filter_by_char_groups(self, words: list[str], mask: np.ndarray) -> np.ndarray:
-        """lingua's filter: letters shared by a few languages restrict the candidates."""
-        counts = np.zeros(self._n_lang, dtype=np.int64)
-        idx = self._model.index
-        # words containing each letter (a group's hits: its letters' word counts summed)
+        """lingua's filter: letters shared by a few languages restrict the candidates.
+
+        A language's count is, over its groups, the number of words holding each letter of
+        the group (a word with two letters of one group counts twice, as in lingua)."""
         in_words: Counter[str] = Counter()
+        find = self._group_re.findall
         for word in words:
-            in_words.update(set(word))
-        for chars, langs in self._char_groups:
-            hits = sum(in_words[ch] for ch in chars if ch in in_words)
-            if hits:
-                for code in langs:
-                    if code in idx:
-                        counts[idx[code]] += hits
+            chars = find(word)
+            if chars:
+                in_words.update(set(chars))
+        if not in_words:
+            return mask
+        counts = np.zeros(self._n_lang, dtype=np.int64)
+        for ch, n in in_words.items():
+            counts += n * self._group_votes[ch]
         subset = mask & (counts >= len(words) * 0.5)
         return subset if subset.any() else mask
 
@@ -519,7 +573,7 @@ class LanguageDetector:
         elif ur:
             chosen = ("ur",)
         else:
-            chosen = WORD_LANGUAGES
+            chosen = ARABIC_WORD_LANGUAGES
             use_words = True
         keep = np.zeros_like(mask)
         for code in chosen:
@@ -529,28 +583,46 @@ class LanguageDetector:
         return (keep, use_words) if keep.any() else (mask, False)
 
     def _word_scores(
-        self, text: str, candidates: np.ndarray, ngram: np.ndarray | None
+        self,
+        cps: np.ndarray,
+        letters: np.ndarray,
+        candidates: np.ndarray,
+        ngram: np.ndarray | None,
+        arabic: bool,
     ) -> np.ndarray | None:
-        """Word-model scores of the candidates (all of them word-model languages)."""
-        cols = self._word_col_of[candidates]
-        words = ARABIC_WORD_RE.findall(text)
-        if not words or (cols < 0).any():
-            return ngram
+        """Candidate scores with the word model applied (see the module docstring): to all
+        candidates when ``arabic``, else to the close contenders if they all have words."""
+        has = self._has_words[candidates]
+        if arabic:
+            if not has.all():
+                return ngram
+            base = np.full(candidates.size, NO_NGRAM_SCORE) if ngram is None else ngram
+            close = np.ones(candidates.size, dtype=bool)
+        else:
+            if ngram is None or candidates.size < 2:
+                return ngram
+            best = int(np.argmax(ngram))
+            close = ngram >= ngram[best] - WORD_MARGIN
+            if not has[best] or int(close.sum()) < 2 or not has[close].all():
+                return ngram
+            base = ngram
         m = self._model
-        get = m.word_rows.get
-        missing = m.word_logp.shape[0] - 1  # the last row holds the floor
-        rows = np.fromiter((get(w, missing) for w in words), dtype=np.intp, count=len(words))
-        total = m.word_logp[rows].sum(axis=0)
-        # the Pashto column is keyed by the yeh/kaf-folded word
-        folded = np.fromiter(
-            (get(w.translate(PASHTO_FOLD), missing) for w in words),
-            dtype=np.intp,
-            count=len(words),
-        )
-        total[self._pashto_col] = m.word_logp[folded, self._pashto_col].sum()
-        base = ngram if ngram is not None else np.full(candidates.size, NO_NGRAM_SCORE)
+        keys = word_keys(cps, letters, False)
+        if keys.size == 0:
+            return ngram
+        table = (m.word_keys, m.word_offsets, m.word_langs, m.word_centibels)
+        cb = word_sums(keys, *table, self._n_lang, self._floor_cb)
+        if arabic:
+            # Pashto words are listed yeh/kaf-folded
+            folded = word_sums(word_keys(cps, letters, True), *table, self._n_lang, self._floor_cb)
+            cb[self._pashto] = folded[self._pashto]
         base = np.where(np.isfinite(base), base, NO_NGRAM_SCORE)
-        return total[cols] + WORD_NGRAM_WEIGHT * len(words) * base + self._word_priors[cols]
+        words = -cb[candidates] * (np.log(10.0) / 100.0)
+        scores = np.full(candidates.size, -np.inf)
+        scores[close] = (
+            words + WORD_NGRAM_WEIGHT * keys.size * base + self._word_priors[candidates]
+        )[close]
+        return scores
 
     def _score(
         self, cps: np.ndarray, letters: np.ndarray, candidates: np.ndarray, max_order: int
@@ -559,8 +631,31 @@ class LanguageDetector:
 
         Like lingua's high-accuracy mode: the distinct n-grams (n = 1..max_order) of the text,
         each scored with its log-probability or, when missing, its prefix's; the sum divided
-        by the number of the text's distinct unigrams the language knows.
+        by the number of the text's distinct unigrams the language knows. Computed by the
+        compiled kernel (``transforms.langid_kernel``); ``_score_numpy`` is the same in numpy.
         """
+        m = self._model
+        wanted = np.zeros(self._n_lang, dtype=np.bool_)
+        wanted[candidates] = True
+        sums, hits_all, found = score_ngrams(
+            cps, letters, max_order, m.starts, m.fingerprints, m.offsets, m.langs, m.deltas, wanted
+        )
+        if found == 0:
+            return None
+        sums /= LOGP_SCALE
+        hits = hits_all[candidates]
+        ok = hits > 0
+        if not ok.any():
+            return None
+        scores = np.full(candidates.size, -np.inf, dtype=np.float64)
+        scores[ok] = sums[candidates][ok] / hits[ok]
+        return scores
+
+    def _score_numpy(
+        self, cps: np.ndarray, letters: np.ndarray, candidates: np.ndarray, max_order: int
+    ) -> np.ndarray | None:
+        """``_score`` written with numpy calls only: the reference the kernel is tested
+        against (about 40 numpy calls per text, whose overhead dominates short texts)."""
         m = self._model
         t = cps.size
         # run[i]: letters from position i up to the next non-letter (capped at max_order)
@@ -626,32 +721,10 @@ class LanguageDetector:
         return scores
 
 
-def _load_words(path: Path) -> tuple[dict[str, int], np.ndarray]:
-    """``words.tsv.gz`` as (word -> row, natural-log frequency per row and WORD_LANGUAGES column:
-    ``log(WORD_FLOOR)`` where a language does not list the word; one extra last row of floors
-    for words no language lists)."""
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        header = fh.readline().rstrip("\n").split("\t")
-        if tuple(header[1:]) != WORD_LANGUAGES:
-            raise ValueError(f"{path}: columns {header[1:]}, expected {list(WORD_LANGUAGES)}")
-        rows: dict[str, int] = {}
-        cells: list[str] = []
-        for i, line in enumerate(fh):
-            word, rest = line.rstrip("\n").split("\t", 1)
-            rows[word] = i
-            cells.append(rest)
-    floor_cb = -100.0 * np.log10(WORD_FLOOR)
-    table = np.array(
-        [[float(c) if c else floor_cb for c in rest.split("\t")] for rest in cells],
-        dtype=np.float64,
-    ).reshape(len(cells), len(WORD_LANGUAGES))
-    table = np.vstack([np.minimum(table, floor_cb), np.full(len(WORD_LANGUAGES), floor_cb)])
-    return rows, -table * (np.log(10.0) / 100.0)
-
-
-def _words(text: str, letters: np.ndarray) -> list[str]:
-    chars = [ch if ok else " " for ch, ok in zip(text, letters.tolist(), strict=False)]
-    return "".join(chars).split()
+def _words(cps: np.ndarray, letters: np.ndarray) -> list[str]:
+    """The runs of ``letters`` in the code points ``cps``, as strings."""
+    spaced = np.where(letters, cps, np.uint32(32)).astype(np.uint32)
+    return spaced.tobytes().decode("utf-32-le").split()
 
 
 # --------------------------------------------------------------------------- Beam stage
