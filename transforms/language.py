@@ -101,7 +101,7 @@ WORD_FLOOR = 1e-8
 WORD_NGRAM_WEIGHT = 0.3
 #: Outside Arabic script, the word model re-ranks the languages whose n-gram score is within
 #: this of the best one.
-WORD_MARGIN = 1.0
+WORD_MARGIN = 0.5
 #: Log prior of a word-model language: Pashto is the rarest in news feeds and its word
 #: distribution is the roughest (word lists, not counts), so it must win by a margin.
 WORD_PRIORS = {"ps": -2.0}
