@@ -382,7 +382,6 @@ class LanguageDetector:
         self._rule_chars = frozenset(self._unique_owner) | frozenset(
             ch for chars, _ in m.char_groups for ch in chars
         )
-        self._char_groups = [(frozenset(chars), langs) for chars, langs in m.char_groups]
         # letters with a rule, found with one C-level regex scan per word
         self._unique_re = re.compile("[" + re.escape("".join(sorted(self._unique_owner))) + "]")
         group_chars = sorted({ch for chars, _ in m.char_groups for ch in chars})
