@@ -27,7 +27,6 @@ they split into) = articles written + duplicates + dead letters still dead.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import sys
@@ -41,7 +40,6 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
-import schemas
 from pipeline.build import ProcessArticles
 from pipeline.cli import CliError, format_summary
 from pipeline.inspect import _is_avro_file, _match
@@ -54,7 +52,6 @@ from pipeline.sinks import (
     join,
 )
 from pipeline.sources import iter_lines_limited, read_limited
-from pipeline.version import PIPELINE_VERSION
 from transforms.common import ARTICLES, DEAD_LETTER, StageError, make_dead_letter
 from transforms.parse import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -313,7 +310,7 @@ def run_replay(
     """Run the replay job; writes and returns its summary (the ``_SUMMARY.json`` shape of
     ``khabar run`` plus a ``replay`` section)."""
     from pipeline.options import KhabarOptions
-    from pipeline.run import SUMMARY_FILE, counters, runner_name, summarize
+    from pipeline.run import build_summary, write_summary
     from pipeline.runner import make_runner
 
     khabar = options.view_as(KhabarOptions)
@@ -331,10 +328,8 @@ def run_replay(
     )
     result = pipeline.run()
     result.wait_until_finish()
-    finished = dt.datetime.now(dt.UTC)
-    metrics = counters(result)
-    summary = summarize(metrics)
-    rp = metrics.get(NAMESPACE, {})
+    summary = build_summary(options, result, started, {"files": len(files), "command": "replay"})
+    rp = summary["metrics"].get(NAMESPACE, {})
     dead_in = rp.get("dead_letters_in", 0)
     expected_in = dead_in - rp.get("resplit_dead_letters", 0) + rp.get("resplit_records", 0)
     records_in = summary["counts"]["records_in"]
@@ -351,35 +346,7 @@ def run_replay(
         "records_in_ok": records_in == expected_in,
     }
     summary["conservation"]["ok"] = summary["conservation"]["ok"] and records_in == expected_in
-    summary.update(
-        {
-            "command": "replay",
-            "pipeline_version": PIPELINE_VERSION,
-            "schema_versions": {
-                "article": schemas.ARTICLE_SCHEMA_VERSION,
-                "dead_letter": schemas.DEAD_LETTER_SCHEMA_VERSION,
-            },
-            "runner": runner_name(result),
-            "files": len(files),
-            "started_at": started.isoformat(),
-            "finished_at": finished.isoformat(),
-            "seconds": round((finished - started).total_seconds(), 3),
-            "options": {
-                k: v
-                for k, v in options.get_all_options(drop_default=True).items()
-                if isinstance(v, (str, int, float, bool, list, type(None)))
-            }
-            | {"emit_duplicates": khabar.emit_duplicates},
-            "outputs": {
-                "articles": join(khabar.output, ARTICLES_DIR) + "/",
-                "duplicates": join(khabar.output, DUPLICATES_DIR) + "/",
-                "dead_letter": join(khabar.output, DEAD_LETTER_DIR) + "/",
-                "summary": join(khabar.output, SUMMARY_FILE),
-            },
-        }
-    )
-    with FileSystems.create(join(khabar.output, SUMMARY_FILE)) as handle:
-        handle.write(json.dumps(summary, ensure_ascii=False, indent=2).encode("utf-8"))
+    write_summary(options, summary)
     return summary
 
 

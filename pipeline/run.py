@@ -155,6 +155,20 @@ def finish_summary(
     overrides: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Counts from Beam metrics, the conservation check, and ``_SUMMARY.json``."""
+    summary = build_summary(options, result, started, extra, overrides)
+    write_summary(options, summary)
+    return summary
+
+
+def build_summary(
+    options: PipelineOptions,
+    result: Any,
+    started: dt.datetime,
+    extra: dict[str, Any],
+    overrides: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """The ``_SUMMARY.json`` of a finished job: counts from Beam metrics, the conservation
+    check, runner, options and output paths; ``extra`` is merged in (``files``: how many)."""
     khabar = options.view_as(KhabarOptions)
     finished = dt.datetime.now(dt.UTC)
     metrics = counters(result)
@@ -187,9 +201,14 @@ def finish_summary(
         }
         | {k: v for k, v in extra.items() if k != "files"}
     )
-    with FileSystems.create(join(khabar.output, SUMMARY_FILE)) as handle:
-        handle.write(json.dumps(summary, ensure_ascii=False, indent=2).encode("utf-8"))
     return summary
+
+
+def write_summary(options: PipelineOptions, summary: dict[str, Any]) -> None:
+    """Write ``summary`` as the run's ``_SUMMARY.json``."""
+    output = options.view_as(KhabarOptions).output
+    with FileSystems.create(join(output, SUMMARY_FILE)) as handle:
+        handle.write(json.dumps(summary, ensure_ascii=False, indent=2).encode("utf-8"))
 
 
 def count_outputs(output: str) -> dict[str, int]:
