@@ -389,41 +389,11 @@ def launch_args(argv: Sequence[str]) -> list[str]:
 
 
 def construct(options: Any, files: list[str]):
-    """The ``beam.Pipeline`` of a run, built exactly as ``pipeline.run`` builds it
-    (``run_batch`` / ``run_streaming``); tests/test_deploy.py compares the two graphs."""
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import StandardOptions
+    """The ``beam.Pipeline`` of a run: ``pipeline.run.make_pipeline``, the builder
+    ``khabar run`` uses too (tests/test_deploy.py compares the two graphs)."""
+    from pipeline.run import make_pipeline
 
-    from pipeline.build import build_batch
-    from pipeline.options import KhabarOptions
-    from pipeline.runner import make_runner
-
-    khabar = options.view_as(KhabarOptions)
-    pipeline = beam.Pipeline(runner=make_runner(options), options=options)
-    if options.view_as(StandardOptions).streaming:
-        from pipeline.streaming import build_streaming
-
-        build_streaming(
-            pipeline,
-            khabar.subscription,
-            khabar.output,
-            window_seconds=khabar.window_seconds,
-            allowed_lateness=khabar.allowed_lateness,
-            ttl_seconds=khabar.dedup_ttl,
-            max_record_bytes=khabar.max_article_bytes,
-            emit_duplicates=khabar.emit_duplicates,
-        )
-    else:
-        build_batch(
-            pipeline,
-            files,
-            khabar.output,
-            input_format=khabar.input_format,
-            max_record_bytes=khabar.max_article_bytes,
-            emit_duplicates=khabar.emit_duplicates,
-            num_shards=khabar.num_shards,
-        )
-    return pipeline
+    return make_pipeline(options, files)
 
 
 def launch(argv: Sequence[str]) -> dict[str, Any]:

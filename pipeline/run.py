@@ -10,7 +10,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 import schemas
 from pipeline.build import NearDupSettings, build_batch
@@ -124,24 +124,49 @@ def near_settings(khabar: KhabarOptions) -> NearDupSettings:
     )
 
 
+def make_pipeline(
+    options: PipelineOptions, files: list[str], progress: Any = None
+) -> beam.Pipeline:
+    """The job's graph from its options, built the one way every entry point uses
+    (``khabar run`` batch and streaming, ``khabar deploy``): batch over ``files``, or
+    streaming from ``--subscription`` when ``--streaming`` is set."""
+    khabar = options.view_as(KhabarOptions)
+    pipeline = beam.Pipeline(runner=make_runner(options), options=options)
+    if options.view_as(StandardOptions).streaming:
+        from pipeline.streaming import build_streaming
+
+        build_streaming(
+            pipeline,
+            khabar.subscription,
+            khabar.output,
+            window_seconds=khabar.window_seconds,
+            allowed_lateness=khabar.allowed_lateness,
+            ttl_seconds=khabar.dedup_ttl,
+            max_record_bytes=khabar.max_article_bytes,
+            emit_duplicates=khabar.emit_duplicates,
+            entities_model=khabar.entities_model,
+        )
+    else:
+        build_batch(
+            pipeline,
+            files,
+            khabar.output,
+            input_format=khabar.input_format,
+            max_record_bytes=khabar.max_article_bytes,
+            emit_duplicates=khabar.emit_duplicates,
+            num_shards=khabar.num_shards,
+            progress=progress,
+            near=near_settings(khabar),
+            entities_model=khabar.entities_model,
+        )
+    return pipeline
+
+
 def run_batch(
     options: PipelineOptions, files: list[str], progress: Any = None
 ) -> dict[str, Any]:
-    khabar = options.view_as(KhabarOptions)
     started = dt.datetime.now(dt.UTC)
-    pipeline = beam.Pipeline(runner=make_runner(options), options=options)
-    build_batch(
-        pipeline,
-        files,
-        khabar.output,
-        input_format=khabar.input_format,
-        max_record_bytes=khabar.max_article_bytes,
-        emit_duplicates=khabar.emit_duplicates,
-        num_shards=khabar.num_shards,
-        progress=progress,
-        near=near_settings(khabar),
-        entities_model=khabar.entities_model,
-    )
+    pipeline = make_pipeline(options, files, progress)
     result = pipeline.run()
     result.wait_until_finish()
     return finish_summary(options, result, started, {"files": len(files)})
@@ -282,22 +307,10 @@ def run_streaming(
     last windows close (``--drain_seconds``) and cancelling. On Dataflow the job keeps
     running (drain or cancel it with gcloud); this returns after submission.
     """
-    from pipeline.streaming import build_streaming
-
     khabar = options.view_as(KhabarOptions)
     started = dt.datetime.now(dt.UTC)
-    pipeline = beam.Pipeline(runner=make_runner(options), options=options)
-    build_streaming(
-        pipeline,
-        khabar.subscription,
-        khabar.output,
-        window_seconds=khabar.window_seconds,
-        allowed_lateness=khabar.allowed_lateness,
-        ttl_seconds=khabar.dedup_ttl,
-        max_record_bytes=khabar.max_article_bytes,
-        emit_duplicates=khabar.emit_duplicates,
-        entities_model=khabar.entities_model,
-    )
+    options.view_as(StandardOptions).streaming = True
+    pipeline = make_pipeline(options, [])
     result = pipeline.run()
     if "dataflow" in type(result).__module__:
         return {"runner": "DataflowRunner", "job_id": getattr(result, "job_id", lambda: None)()}

@@ -527,3 +527,19 @@ def test_flex_arguments_become_khabar_arguments(monkeypatch: pytest.MonkeyPatch)
     assert "--no_save_main_session" in args
     given = deploy.launch_args(["--sdk_container_image=other:1", "--runner=DirectRunner"])
     assert f"--sdk_container_image={IMAGE}" not in given and "--runner=DataflowRunner" not in given
+
+
+def _labels(pipeline) -> set[str]:
+    proto = pipeline.to_runner_api()
+    return {t.unique_name for t in proto.components.transforms.values()}
+
+
+@pytest.mark.parametrize(("near", "present"), [("on", True), ("off", False)])
+def test_construct_honours_the_job_options(tmp_path: Path, near: str, present: bool) -> None:
+    # the launcher builds the graph with the same builder as `khabar run`, options included
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    seed = str(Path(__file__).resolve().parents[1] / "seeds" / "000_3016482c832c8a52.txt")
+    options = PipelineOptions(["--output", str(tmp_path / "out"), "--near_dedup", near])
+    labels = _labels(deploy.construct(options, [seed]))
+    assert any("NearDedup" in label for label in labels) is present
