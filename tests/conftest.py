@@ -74,3 +74,14 @@ def run_khabar(*args: str, env: dict[str, str] | None = None, timeout: int = 300
         env={**os.environ, **(env or {})},
         cwd=ROOT,
     )
+
+
+@pytest.fixture(scope="session")
+def seeds_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`khabar run` on seeds/ with --emit_duplicates, once per test session, for every test
+    that only reads a finished run: {"out": the run directory, "stdout": what it printed}.
+    Tests must not write into it."""
+    out = tmp_path_factory.getbasetemp() / "khabar-seeds-emit-duplicates"
+    result = run_khabar("run", "--input", str(SEEDS), "--output", str(out), "--emit_duplicates")
+    assert result.returncode == 0, result.stderr
+    return {"out": out, "stdout": result.stdout}

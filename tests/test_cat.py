@@ -15,19 +15,7 @@ import pytest
 
 from pipeline.cat import main
 from pipeline.cli import CliError
-from tests.conftest import ROOT, SEEDS, run_khabar
-
-
-def seeds_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`khabar run` on seeds/ with --emit_duplicates, once per test session (the test
-    modules that need it share the directory under the session's base temp dir)."""
-    out = tmp_path_factory.getbasetemp() / "khabar-seeds-emit-duplicates"
-    if not (out / "_SUMMARY.json").exists():
-        result = run_khabar(
-            "run", "--input", str(SEEDS), "--output", str(out), "--emit_duplicates", "--overwrite"
-        )
-        assert result.returncode == 0, result.stderr
-    return out
+from tests.conftest import ROOT
 
 
 def read_avro(folder: Path) -> list[dict]:
@@ -39,8 +27,8 @@ def read_avro(folder: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return seeds_run(tmp_path_factory)
+def run_dir(seeds_run: dict) -> Path:
+    return seeds_run["out"]
 
 
 def cat_lines(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict]:

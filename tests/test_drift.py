@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 
 from pipeline.drift import drift_report, format_drift, rates
 from pipeline.inspect import inspect_paths
-from tests.conftest import SEEDS, run_khabar
-
-
-def seeds_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`khabar run` on seeds/ with --emit_duplicates, once per test session (shared by the
-    test modules that need it, under the session's base temp dir)."""
-    out = tmp_path_factory.getbasetemp() / "khabar-seeds-emit-duplicates"
-    if not (out / "_SUMMARY.json").exists():
-        result = run_khabar(
-            "run", "--input", str(SEEDS), "--output", str(out), "--emit_duplicates", "--overwrite"
-        )
-        assert result.returncode == 0, result.stderr
-    return out
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return inspect_paths([str(seeds_run(tmp_path_factory))], samples=0)
+def report(seeds_run: dict) -> dict:
+    return inspect_paths([str(seeds_run["out"])], samples=0)
 
 
 def made_up(
@@ -85,8 +71,8 @@ def test_real_run_against_a_run_with_a_language_and_a_source_gone(report: dict) 
     assert "among each run's top sources only" not in format_drift(d)
 
 
-def test_rates_need_the_summary_or_written_duplicates(report: dict, tmp_path_factory) -> None:
-    articles_only = inspect_paths([str(seeds_run(tmp_path_factory) / "articles")], samples=0)
+def test_rates_need_the_summary_or_written_duplicates(report: dict, seeds_run: dict) -> None:
+    articles_only = inspect_paths([str(seeds_run["out"] / "articles")], samples=0)
     r = rates(articles_only)  # no _SUMMARY.json, no duplicates written: not knowable
     assert r["records_in"] is None and r["dead_letter_rate"] is None
     assert r["duplicate_rate"] is None

@@ -23,13 +23,11 @@ def read_dir(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    out = tmp_path_factory.mktemp("demo")
-    result = run_khabar("run", "--input", str(SEEDS), "--output", str(out), "--emit_duplicates")
-    assert result.returncode == 0, result.stderr
+def demo(seeds_run: dict) -> dict:
+    out = seeds_run["out"]
     return {
         "out": out,
-        "stdout": result.stdout,
+        "stdout": seeds_run["stdout"],
         "articles": read_dir(out / "articles"),
         "duplicates": read_dir(out / "duplicates"),
         "dead": read_dir(out / "dead_letter"),

@@ -11,27 +11,14 @@ import pytest
 
 from pipeline.cli import CliError
 from pipeline.report import collect, main, render, top_clusters
-from tests.conftest import SEEDS, run_khabar
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHARTS = 8  # languages, sources, published, ingested, entities, clusters, dead letters, lengths
 
 
-def seeds_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`khabar run` on seeds/ with --emit_duplicates, once per test session (shared by the
-    test modules that need it, under the session's base temp dir)."""
-    out = tmp_path_factory.getbasetemp() / "khabar-seeds-emit-duplicates"
-    if not (out / "_SUMMARY.json").exists():
-        result = run_khabar(
-            "run", "--input", str(SEEDS), "--output", str(out), "--emit_duplicates", "--overwrite"
-        )
-        assert result.returncode == 0, result.stderr
-    return out
-
-
 @pytest.fixture(scope="module")
-def page(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    run = seeds_run(tmp_path_factory)
+def page(tmp_path_factory: pytest.TempPathFactory, seeds_run: dict) -> dict:
+    run = seeds_run["out"]
     out = tmp_path_factory.mktemp("report") / "report.html"
     assert main([str(run), "--out", str(out)]) == 0
     return {"run": run, "path": out, "html": out.read_text(encoding="utf-8")}
