@@ -14,6 +14,7 @@ from tests.conftest import SEEDS, SHARED
 from transforms.entities import (
     SHIPPED_MODEL_DIR,
     EntityTagger,
+    LanguageModel,
     ModelError,
     TagEntities,
     iob_spans,
@@ -184,3 +185,17 @@ def test_core_factory_builds_once() -> None:
     core = tag_entities_core()
     out = core({"language": "en", "title": "Hello", "lead": None, "body": "Tony Blair spoke."})
     assert out["entity_model"] and isinstance(out["entities"], list)
+
+
+def test_document_vote_gives_one_type_per_name() -> None:
+    sent_a = [("بانک", 0, 4), ("ملت", 5, 8), ("گفت", 9, 12)]
+    sent_b = [("بانک", 0, 4), ("ملت", 5, 8)]
+    tagged = [
+        ("body", "", sent_a, [(0, 2, "ORGANIZATION", 0.9)]),
+        ("body", "", sent_b, [(0, 2, "LOCATION", 0.6)]),
+        ("title", "", sent_b, [(0, 1, "DATE", 0.7)]),
+    ]
+    LanguageModel._vote(tagged)
+    assert tagged[0][3] == [(0, 2, "ORGANIZATION", 0.9)]
+    assert tagged[1][3] == [(0, 2, "ORGANIZATION", 0.6)]
+    assert tagged[2][3] == [(0, 1, "DATE", 0.7)]
