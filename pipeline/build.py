@@ -120,10 +120,38 @@ def build_batch(
     """The batch job: read ``files``, process, write Avro under ``output``."""
     fmt = None if input_format in (None, "auto") else input_format
     read = p | "Read" >> ReadArticleFiles(files, fmt, max_record_bytes)
-    out = read.articles | "Process" >> ProcessArticles(max_record_bytes, near, entities_model)
-    dead = (read[DEAD_LETTER], out.dead_letters) | "AllDeadLetters" >> beam.Flatten()
-    count_progress(read.articles, "ProgressRead", progress, "read")
-    count_progress(read[DEAD_LETTER], "ProgressReadDead", progress, "read")
+    return process_and_write(
+        read.articles,
+        read[DEAD_LETTER],
+        output,
+        max_record_bytes=max_record_bytes,
+        emit_duplicates=emit_duplicates,
+        num_shards=num_shards,
+        progress=progress,
+        near=near,
+        entities_model=entities_model,
+    )
+
+
+def process_and_write(
+    articles,
+    read_dead,
+    output: str,
+    *,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    emit_duplicates: bool = False,
+    num_shards: int = 0,
+    progress: ProgressChannel | None = None,
+    near: NearDupSettings | None = None,
+    entities_model: str | None = None,
+) -> ProcessedOutputs:
+    """Everything after reading, shared by the batch job and ``khabar replay``: process the
+    ``articles`` read, and write articles, duplicates (or count them) and the dead letters
+    (``read_dead``: those of reading) as Avro under ``output``."""
+    out = articles | "Process" >> ProcessArticles(max_record_bytes, near, entities_model)
+    dead = (read_dead, out.dead_letters) | "AllDeadLetters" >> beam.Flatten()
+    count_progress(articles, "ProgressRead", progress, "read")
+    count_progress(read_dead, "ProgressReadDead", progress, "read")
     count_progress(out.articles, "ProgressWritten", progress, "written")
     count_progress(dead, "ProgressDead", progress, "dead_letters")
     count_progress(out.duplicates, "ProgressDuplicates", progress, "duplicates")

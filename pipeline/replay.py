@@ -40,15 +40,12 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
-from pipeline.build import ProcessArticles
+from pipeline.build import NearDupSettings, process_and_write
 from pipeline.cli import CliError, format_summary
 from pipeline.inspect import _is_avro_file, _match
-from pipeline.progress import Progress, ProgressChannel, count_progress
+from pipeline.progress import Progress, ProgressChannel
 from pipeline.sinks import (
-    ARTICLES_DIR,
     DEAD_LETTER_DIR,
-    DUPLICATES_DIR,
-    WriteAvroBatch,
     join,
 )
 from pipeline.sources import iter_lines_limited, read_limited
@@ -223,10 +220,6 @@ class ExpandDeadLetters(beam.DoFn):
             yield record.to_dict()
 
 
-def _count_skipped_duplicate(article: Any) -> None:
-    Metrics.counter("khabar", "skipped_duplicates").inc()
-
-
 def build_replay(
     p: beam.Pipeline,
     files: list[str],
@@ -237,6 +230,8 @@ def build_replay(
     emit_duplicates: bool = False,
     num_shards: int = 0,
     progress: ProgressChannel | None = None,
+    near: NearDupSettings | None = None,
+    entities_model: str | None = None,
 ) -> None:
     """Dead-letter Avro ``files`` -> the same stages and sinks as ``build_batch``."""
     from apache_beam.io.avroio import ReadAllFromAvro
@@ -251,19 +246,17 @@ def build_replay(
             DEAD_LETTER, main=ARTICLES
         )
     )
-    count_progress(expanded[ARTICLES], "ProgressRead", progress, "read")
-    count_progress(expanded[DEAD_LETTER], "ProgressReadDead", progress, "read")
-    out = expanded[ARTICLES] | "Process" >> ProcessArticles(max_record_bytes)
-    dead = (expanded[DEAD_LETTER], out.dead_letters) | "AllDeadLetters" >> beam.Flatten()
-    count_progress(out.articles, "ProgressWritten", progress, "written")
-    count_progress(dead, "ProgressDead", progress, "dead_letters")
-    count_progress(out.duplicates, "ProgressDuplicates", progress, "duplicates")
-    out.articles | "WriteArticles" >> WriteAvroBatch(output, ARTICLES_DIR, num_shards)
-    dead | "WriteDeadLetters" >> WriteAvroBatch(output, DEAD_LETTER_DIR, num_shards)
-    if emit_duplicates:
-        out.duplicates | "WriteDuplicates" >> WriteAvroBatch(output, DUPLICATES_DIR, num_shards)
-    else:
-        out.duplicates | "CountDuplicates" >> beam.Map(_count_skipped_duplicate)
+    process_and_write(
+        expanded[ARTICLES],
+        expanded[DEAD_LETTER],
+        output,
+        max_record_bytes=max_record_bytes,
+        emit_duplicates=emit_duplicates,
+        num_shards=num_shards,
+        progress=progress,
+        near=near,
+        entities_model=entities_model,
+    )
 
 
 # --------------------------------------------------------------------------- finding input
@@ -310,7 +303,7 @@ def run_replay(
     """Run the replay job; writes and returns its summary (the ``_SUMMARY.json`` shape of
     ``khabar run`` plus a ``replay`` section)."""
     from pipeline.options import KhabarOptions
-    from pipeline.run import build_summary, write_summary
+    from pipeline.run import finish_summary, near_settings
     from pipeline.runner import make_runner
 
     khabar = options.view_as(KhabarOptions)
@@ -325,29 +318,35 @@ def run_replay(
         emit_duplicates=khabar.emit_duplicates,
         num_shards=khabar.num_shards,
         progress=progress,
+        near=near_settings(khabar),
+        entities_model=khabar.entities_model,
     )
     result = pipeline.run()
     result.wait_until_finish()
-    summary = build_summary(options, result, started, {"files": len(files), "command": "replay"})
-    rp = summary["metrics"].get(NAMESPACE, {})
-    dead_in = rp.get("dead_letters_in", 0)
-    expected_in = dead_in - rp.get("resplit_dead_letters", 0) + rp.get("resplit_records", 0)
-    records_in = summary["counts"]["records_in"]
-    summary["replay"] = {
-        "dead_letter_files": files,
-        "dead_letters_in": dead_in,
-        "resplit_dead_letters": rp.get("resplit_dead_letters", 0),
-        "resplit_records": rp.get("resplit_records", 0),
-        "refetched": rp.get("refetched", 0),
-        "not_rebuilt": rp.get("not_rebuilt", 0),
-        "by_original_error": {
-            k[len("from.") :]: v for k, v in sorted(rp.items()) if k.startswith("from.")
-        },
-        "records_in_ok": records_in == expected_in,
-    }
-    summary["conservation"]["ok"] = summary["conservation"]["ok"] and records_in == expected_in
-    write_summary(options, summary)
-    return summary
+
+    def add_replay_section(summary: dict[str, Any]) -> None:
+        rp = summary["metrics"].get(NAMESPACE, {})
+        dead_in = rp.get("dead_letters_in", 0)
+        expected_in = dead_in - rp.get("resplit_dead_letters", 0) + rp.get("resplit_records", 0)
+        records_in = summary["counts"]["records_in"]
+        summary["replay"] = {
+            "dead_letter_files": files,
+            "dead_letters_in": dead_in,
+            "resplit_dead_letters": rp.get("resplit_dead_letters", 0),
+            "resplit_records": rp.get("resplit_records", 0),
+            "refetched": rp.get("refetched", 0),
+            "not_rebuilt": rp.get("not_rebuilt", 0),
+            "by_original_error": {
+                k[len("from.") :]: v for k, v in sorted(rp.items()) if k.startswith("from.")
+            },
+            "records_in_ok": records_in == expected_in,
+        }
+        summary["conservation"]["ok"] = (
+            summary["conservation"]["ok"] and records_in == expected_in
+        )
+
+    extra = {"files": len(files), "command": "replay"}
+    return finish_summary(options, result, started, extra, amend=add_replay_section)
 
 
 def format_replay(summary: dict[str, Any], elapsed: float) -> str:

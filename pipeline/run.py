@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import apache_beam as beam
@@ -178,22 +179,26 @@ def finish_summary(
     started: dt.datetime,
     extra: dict[str, Any],
     overrides: dict[str, int] | None = None,
+    amend: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Counts from Beam metrics, the conservation check, and ``_SUMMARY.json``."""
-    summary = build_summary(options, result, started, extra, overrides)
-    write_summary(options, summary)
+    """The ``_SUMMARY.json`` of a finished job, written and returned: counts from Beam
+    metrics, the conservation check, runner, options and output paths; ``extra`` is merged
+    in (``files``: how many); ``amend`` may add to it before it is written."""
+    summary = _summary(options, result, started, extra, overrides)
+    if amend is not None:
+        amend(summary)
+    with FileSystems.create(join(options.view_as(KhabarOptions).output, SUMMARY_FILE)) as fh:
+        fh.write(json.dumps(summary, ensure_ascii=False, indent=2).encode("utf-8"))
     return summary
 
 
-def build_summary(
+def _summary(
     options: PipelineOptions,
     result: Any,
     started: dt.datetime,
     extra: dict[str, Any],
-    overrides: dict[str, int] | None = None,
+    overrides: dict[str, int] | None,
 ) -> dict[str, Any]:
-    """The ``_SUMMARY.json`` of a finished job: counts from Beam metrics, the conservation
-    check, runner, options and output paths; ``extra`` is merged in (``files``: how many)."""
     khabar = options.view_as(KhabarOptions)
     finished = dt.datetime.now(dt.UTC)
     metrics = counters(result)
@@ -227,13 +232,6 @@ def build_summary(
         | {k: v for k, v in extra.items() if k != "files"}
     )
     return summary
-
-
-def write_summary(options: PipelineOptions, summary: dict[str, Any]) -> None:
-    """Write ``summary`` as the run's ``_SUMMARY.json``."""
-    output = options.view_as(KhabarOptions).output
-    with FileSystems.create(join(output, SUMMARY_FILE)) as handle:
-        handle.write(json.dumps(summary, ensure_ascii=False, indent=2).encode("utf-8"))
 
 
 def count_outputs(output: str) -> dict[str, int]:

@@ -641,14 +641,7 @@ class LanguageDetector:
         )
         if found == 0:
             return None
-        sums /= LOGP_SCALE
-        hits = hits_all[candidates]
-        ok = hits > 0
-        if not ok.any():
-            return None
-        scores = np.full(candidates.size, -np.inf, dtype=np.float64)
-        scores[ok] = sums[candidates][ok] / hits[ok]
-        return scores
+        return _per_unigram(sums, hits_all[candidates], candidates)
 
     def _score_numpy(
         self, cps: np.ndarray, letters: np.ndarray, candidates: np.ndarray, max_order: int
@@ -708,16 +701,21 @@ class LanguageDetector:
         entries = np.repeat(starts - ends + lengths, lengths) + np.arange(total)
         langs = m.langs[entries]
         sums = np.bincount(langs, np.repeat(w[idx], lengths) * m.deltas[entries], self._n_lang)
-        sums /= LOGP_SCALE
         n_uni_found = int(np.searchsorted(idx, n_uni))
         uni_entries = int(ends[n_uni_found - 1]) if n_uni_found else 0
         hits = np.bincount(langs[:uni_entries], minlength=self._n_lang)[candidates]
-        ok = hits > 0
-        if not ok.any():
-            return None
-        scores = np.full(candidates.size, -np.inf, dtype=np.float64)
-        scores[ok] = sums[candidates][ok] / hits[ok]
-        return scores
+        return _per_unigram(sums, hits, candidates)
+
+
+def _per_unigram(sums: np.ndarray, hits: np.ndarray, candidates: np.ndarray) -> np.ndarray | None:
+    """Candidate scores: summed deltas (x ``LOGP_SCALE``) per distinct unigram the language
+    knows (-inf where it knows none; None where no candidate knows any)."""
+    ok = hits > 0
+    if not ok.any():
+        return None
+    scores = np.full(candidates.size, -np.inf, dtype=np.float64)
+    scores[ok] = sums[candidates][ok] / LOGP_SCALE / hits[ok]
+    return scores
 
 
 def _words(cps: np.ndarray, letters: np.ndarray) -> list[str]:
