@@ -72,11 +72,7 @@ def score_ngrams(
     for i in range(t):
         h = np.uint64(0)
         for n in range(1, run[i] + 1):
-            h = (
-                h * _MULT + (np.uint64(cps[i + n - 1]) + np.uint64(1))
-                if n > 1
-                else (np.uint64(cps[i]) + np.uint64(1))
-            )
+            h = h * _MULT + (np.uint64(cps[i + n - 1]) + np.uint64(1))  # 0 * _MULT = 0 at n = 1
             keys[pos] = _finish(h, n)
             parent[pos] = pos - 1 if n > 1 else -1
             pos += 1
@@ -153,11 +149,10 @@ def word_keys(cps: np.ndarray, letters: np.ndarray, fold: bool) -> np.ndarray:
             for f in range(_FOLD_FROM.size):
                 if c == _FOLD_FROM[f]:
                     c = _FOLD_TO[f]
-        if i == 0 or not letters[i - 1]:
+        if i == 0 or not letters[i - 1]:  # a word starts
             j += 1
-            h = np.uint64(c) + np.uint64(1)
-        else:
-            h = h * _MULT + (np.uint64(c) + np.uint64(1))
+            h = np.uint64(0)
+        h = h * _MULT + (np.uint64(c) + np.uint64(1))
         keys[j] = _finish(h, 0)
     return keys
 
