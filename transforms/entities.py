@@ -35,6 +35,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms.common import Article, run_stage
+from transforms.entities_nn import BiLSTMCRF
 
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "ner"
 MANIFEST = "manifest.json"
@@ -61,6 +62,7 @@ _SENTENCE_END = frozenset((".", "!", "?", "؟", "…"))
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 _MAX_SENTENCE_TOKENS = 250
 _CACHE_LIMIT = 300_000
+_NET_BATCH = 32  # sentences encoded side by side
 #: Types whose names are looked up again across a document (``propagate``).
 PROPAGATED = frozenset(("PERSON", "ORGANIZATION", "LOCATION"))
 
@@ -301,19 +303,36 @@ class LanguageModel:
         clusters = spec.get("clusters")
         self.features = FeatureExtractor(load_clusters(directory / clusters) if clusters else None)
         self.stages: list[dict[str, Any]] = []
+        nets: dict[str, BiLSTMCRF] = {}
+        gazetteers: dict[str, Gazetteer] = {}
         for stage in spec["models"]:
-            tagger = pycrfsuite.Tagger()
-            tagger.open(str(directory / stage["file"]))
+            kind = stage.get("kind", "crf")
             gaz = stage.get("gazetteer")
-            self.stages.append(
-                {
-                    "id": stage["id"],
-                    "tagger": tagger,
-                    "gazetteer": Gazetteer.load(directory / gaz) if gaz else None,
-                    "stack": stage.get("stack"),
-                    "types": {t: TYPE_NAMES.get(t, t) for t in stage["types"]},
-                }
-            )
+            if gaz and gaz not in gazetteers:
+                gazetteers[gaz] = Gazetteer.load(directory / gaz)
+            entry: dict[str, Any] = {
+                "id": stage["id"],
+                "kind": kind,
+                "gazetteer": gazetteers[gaz] if gaz else None,
+                "gazetteer_file": gaz,
+                "stack": stage.get("stack"),
+                "types": {t: TYPE_NAMES.get(t, t) for t in stage["types"]},
+            }
+            if kind == "crf":
+                tagger = pycrfsuite.Tagger()
+                tagger.open(str(directory / stage["file"]))
+                entry["tagger"] = tagger
+            elif kind == "bilstm-crf":
+                if stage["file"] not in nets:
+                    nets[stage["file"]] = BiLSTMCRF(directory / stage["file"])
+                entry["net"] = nets[stage["file"]]
+                entry["net_file"] = stage["file"]
+                entry["head"] = stage.get("head", stage["id"])
+                if entry["head"] not in entry["net"].heads:
+                    raise ModelError(f"{stage['file']} has no head {entry['head']!r}")
+            else:
+                raise ModelError(f"unknown entity model kind {kind!r}")
+            self.stages.append(entry)
         #: ``{type: [model ids]}``: the models whose entities of that type are kept.
         self.owner: dict[str, list[str]] = {
             t: [ids] if isinstance(ids, str) else list(ids)
@@ -368,9 +387,13 @@ class LanguageModel:
         gives each name one PERSON/ORGANIZATION/LOCATION type per document.
         """
         tagged: list[tuple[str, str, list[tuple[str, int, int]], list]] = []
+        found: list[tuple[str, str, list[tuple[str, int, int]]]] = []
         for field, text in fields.items():
             for sentence in split_sentences(tokenize(text, self.language), text):
-                tagged.append((field, text, sentence, self._sentence(sentence)))
+                found.append((field, text, sentence))
+        neural = self._neural([s for _, _, s in found])
+        for k, (field, text, sentence) in enumerate(found):
+            tagged.append((field, text, sentence, self._sentence(sentence, neural[k])))
         if self.propagate:
             self._propagate(tagged)
         out: list[tuple[str, dict[str, Any]]] = []
@@ -387,15 +410,65 @@ class LanguageModel:
                 out.append((field, ent))
         return out
 
-    def _sentence(self, sentence: Sequence[tuple[str, int, int]]) -> list:
+    def _neural(
+        self, sentences: Sequence[Sequence[tuple[str, int, int]]]
+    ) -> list[dict[str, tuple[list[str], Any]]]:
+        """Labels and marginals of every BiLSTM-CRF stage for every sentence: each network
+        encodes all the sentences of a document together, in batches of similar length."""
+        out: list[dict[str, tuple[list[str], Any]]] = [{} for _ in sentences]
+        groups: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+        for stage in self.stages:
+            if stage["kind"] == "bilstm-crf":
+                groups.setdefault((stage["net_file"], stage["gazetteer_file"]), []).append(stage)
+        for stages in groups.values():
+            net: BiLSTMCRF = stages[0]["net"]
+            gazetteer: Gazetteer | None = stages[0]["gazetteer"]
+            inputs = []
+            for sentence in sentences:
+                words = [t[0] for t in sentence]
+                gaz: list[str | None] = [None] * len(words)
+                if gazetteer is not None:
+                    lows = [w.lower().translate(_DIGITS) for w in words]
+                    gaz = [
+                        f[0].split("=", 1)[1] if f else None for f in gazetteer.features(lows, "gz")
+                    ]
+                inputs.append(net.inputs(words, gaz))
+            order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+            for b in range(0, len(order), _NET_BATCH):
+                batch = order[b : b + _NET_BATCH]
+                states = net.encode([inputs[i] for i in batch])
+                for i, state in zip(batch, states, strict=True):
+                    for stage in stages:
+                        out[i][stage["id"]] = net.decode(stage["head"], state)
+        return out
+
+    def _sentence(
+        self,
+        sentence: Sequence[tuple[str, int, int]],
+        neural: dict[str, tuple[list[str], Any]] | None = None,
+    ) -> list:
         words = [t[0] for t in sentence]
-        base = self.features.sentence(words)
+        base: list[list[str]] | None = None
         labels: dict[str, list[str]] = {}
         candidates: list[tuple[int, int, int, str, float]] = []
         for rank, stage in enumerate(self.stages):
-            xseq = self.stage_features(base, words, stage, labels)
-            tagger = stage["tagger"]
-            seq = tagger.tag(xseq)
+            if stage["kind"] == "bilstm-crf":
+                if neural is None or stage["id"] not in neural:
+                    neural = self._neural([sentence])[0]
+                seq, marginals = neural[stage["id"]]
+
+                def marginal(k: int, seq=seq, marginals=marginals) -> float:
+                    return float(marginals[k])
+            else:
+                if base is None:
+                    base = self.features.sentence(words)
+                xseq = self.stage_features(base, words, stage, labels)
+                tagger = stage["tagger"]
+                seq = tagger.tag(xseq)
+
+                def marginal(k: int, seq=seq, tagger=tagger) -> float:
+                    return tagger.marginal(seq[k], k)
+
             labels[stage["id"]] = seq
             for first, last, kind in iob_spans(seq):
                 etype = stage["types"].get(kind, kind)
@@ -403,7 +476,7 @@ class LanguageModel:
                     continue
                 conf = 1.0
                 for k in range(first, last):
-                    conf = min(conf, tagger.marginal(seq[k], k))
+                    conf = min(conf, marginal(k))
                 candidates.append((rank, first, last, etype, conf))
         return self._merge(candidates, len(sentence))
 

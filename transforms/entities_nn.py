@@ -1,0 +1,217 @@
+"""A BiLSTM-CRF entity tagger in plain numpy (no deep-learning framework at run time).
+
+The network (trained by ``pipeline/train_ner_nn.py`` with PyTorch, then exported to one
+``.npz``): per token, a word embedding (word2vec on ``news-fa`` + the training text,
+fine-tuned), a character CNN (width 3, max-pooled) and a gazetteer-match embedding are
+concatenated and read by one bidirectional LSTM; each *head* (one per training corpus,
+e.g. PEYMA and Arman, which annotate different type sets) is a linear layer plus a CRF
+over BIO labels. Every head reads the same encoder output, so a document is encoded once
+and then decoded once per head.
+
+Decoding is Viterbi over the CRF; each entity's confidence is the smallest marginal
+probability (forward-backward) of its labels, as python-crfsuite reports it for the CRF
+models, so the merge rules in :mod:`transforms.entities` treat both kinds alike.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from transforms.entities_kernel import viterbi_marginals
+
+_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
+_ANY_DIGIT = re.compile(r"\d")
+_CACHE_LIMIT = 200_000
+
+
+def word_key(word: str) -> str:
+    """The form a word is looked up by: lower case, every digit folded to ``0``."""
+    return _ANY_DIGIT.sub("0", word.lower().translate(_DIGITS))
+
+
+def _strings(blob: np.ndarray) -> list[str]:
+    return bytes(blob).decode("utf-8").split("\n")
+
+
+def pack_strings(items: Sequence[str]) -> np.ndarray:
+    """Strings -> one uint8 array (``\\n``-joined UTF-8), the form the ``.npz`` keeps them in."""
+    if any("\n" in s for s in items):
+        raise ValueError("strings may not contain a newline")
+    return np.frombuffer("\n".join(items).encode("utf-8"), dtype=np.uint8)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+class BiLSTMCRF:
+    """Load an exported network and label sentences with it (one or more heads)."""
+
+    def __init__(self, path: Path) -> None:
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files}
+        self.words = {w: i for i, w in enumerate(_strings(arrays.pop("vocab_words")))}
+        self.chars = {c: i for i, c in enumerate(_strings(arrays.pop("vocab_chars")))}
+        self.gaz = {g: i for i, g in enumerate(_strings(arrays.pop("vocab_gaz")))}
+        #: Training settings and history, as the trainer recorded them.
+        self.meta: dict = json.loads(bytes(arrays.pop("meta")).decode()) if "meta" in arrays else {}
+        self.heads: dict[str, dict[str, np.ndarray | list[str]]] = {}
+        for name in _strings(arrays.pop("heads")):
+            self.heads[name] = {
+                "tags": _strings(arrays.pop(f"{name}.tags")),
+                "w": arrays.pop(f"{name}.w").astype(np.float32),
+                "b": arrays.pop(f"{name}.b").astype(np.float32),
+                "trans": arrays.pop(f"{name}.trans").astype(np.float64),
+                "start": arrays.pop(f"{name}.start").astype(np.float64),
+                "end": arrays.pop(f"{name}.end").astype(np.float64),
+            }
+        f32 = {k: v.astype(np.float32) for k, v in arrays.items()}
+        self.wemb = f32["wemb"]
+        self.cemb = f32["cemb"]
+        self.conv_w = f32["conv_w"]  # (filters, char_dim, width)
+        self.conv_b = f32["conv_b"]
+        self.gemb = f32["gemb"]
+        self.max_chars = int(arrays["max_chars"])
+        self.hidden = f32["fw_whh"].shape[1]
+        # Both directions' input projections in one matrix: (input, 8H).
+        self.w_in = np.ascontiguousarray(np.concatenate([f32["fw_wih"], f32["bw_wih"]]).T)
+        self.b_in = np.concatenate([f32["fw_b"], f32["bw_b"]])
+        self.w_hh = [np.ascontiguousarray(f32["fw_whh"].T), np.ascontiguousarray(f32["bw_whh"].T)]
+        width = self.conv_w.shape[2]
+        # (width * char_dim, filters): a window of characters flattened, times one matrix.
+        self.conv_flat = np.ascontiguousarray(
+            self.conv_w.transpose(2, 1, 0).reshape(width * self.cemb.shape[1], -1)
+        )
+        self._cache: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ features
+
+    def _word_vector(self, word: str) -> np.ndarray:
+        vec = self._cache.get(word)
+        if vec is not None:
+            return vec
+        wid = self.words.get(word_key(word), 1)
+        chars = word.translate(_DIGITS)[: self.max_chars]
+        ids = [self.chars.get(ch, 1) for ch in chars]
+        emb = self.cemb[ids]
+        dim = emb.shape[1]
+        width = self.conv_w.shape[2]
+        pad = np.zeros((len(ids) + width - 1, dim), np.float32)
+        pad[width // 2 : width // 2 + len(ids)] = emb
+        windows = np.lib.stride_tricks.sliding_window_view(pad, (width, dim))[:, 0]
+        conv = windows.reshape(len(ids), width * dim) @ self.conv_flat + self.conv_b
+        char_feat = np.maximum(conv.max(axis=0), 0.0)
+        vec = np.concatenate([self.wemb[wid], char_feat])
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[word] = vec
+        return vec
+
+    def inputs(self, words: Sequence[str], gaz: Sequence[str | None]) -> np.ndarray:
+        """Per-token input vectors: word embedding, char CNN, gazetteer match."""
+        base = np.stack([self._word_vector(w) for w in words])
+        g = self.gemb[[self.gaz.get(tag, 1) if tag else 1 for tag in gaz]]
+        return np.concatenate([base, g], axis=1)
+
+    # ------------------------------------------------------------------ encoder
+
+    def encode(self, sentences: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Input matrices of several sentences -> BiLSTM outputs ``(length, 2H)`` each.
+
+        The sentences are run side by side (padded): the input projection of every token
+        is one matrix product, and each time step one product for all the sentences."""
+        lengths = np.array([len(s) for s in sentences], np.int64)
+        n, hid = len(sentences), self.hidden
+        steps = int(lengths.max())
+        proj = np.concatenate(sentences) @ self.w_in + self.b_in  # (tokens, 8H)
+        padded = np.zeros((n, steps, 8 * hid), np.float32)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        for i, length in enumerate(lengths):
+            padded[i, :length] = proj[offsets[i] : offsets[i + 1]]
+        halves = []
+        for direction in (0, 1):
+            part = np.ascontiguousarray(
+                padded[:, :, 4 * hid * direction : 4 * hid * (direction + 1)]
+            )
+            halves.append(lstm_direction(part, lengths, self.w_hh[direction], direction == 1))
+        out = np.concatenate(halves, axis=2)
+        return [out[i, :length] for i, length in enumerate(lengths)]
+
+    # ------------------------------------------------------------------ CRF heads
+
+    def decode(
+        self, head: str, states: np.ndarray, compiled: bool = True
+    ) -> tuple[list[str], np.ndarray]:
+        """Viterbi labels of one sentence and each label's marginal probability."""
+        spec = self.heads[head]
+        emis = (states @ spec["w"] + spec["b"]).astype(np.float64)
+        run = viterbi_marginals if compiled else viterbi_marginals_numpy
+        labels, marginals = run(emis, spec["trans"], spec["start"], spec["end"])
+        tags = spec["tags"]
+        return [tags[k] for k in labels], marginals
+
+
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    m = a.max(axis=axis, keepdims=True)
+    return (m + np.log(np.exp(a - m).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def viterbi_marginals_numpy(
+    emis: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> tuple[list[int], np.ndarray]:
+    """Reference (plain numpy) of :func:`transforms.entities_kernel.viterbi_marginals`."""
+    steps, _ = emis.shape
+    score = start + emis[0]
+    back = np.zeros(emis.shape, np.int64)
+    alpha = np.zeros(emis.shape)
+    alpha[0] = score
+    for t in range(1, steps):
+        s = score[:, None] + trans
+        back[t] = s.argmax(axis=0)
+        score = s.max(axis=0) + emis[t]
+        alpha[t] = _logsumexp(alpha[t - 1][:, None] + trans, axis=0) + emis[t]
+    best = [int((score + end).argmax())]
+    for t in range(steps - 1, 0, -1):
+        best.append(int(back[t, best[-1]]))
+    best.reverse()
+    beta = np.zeros(emis.shape)
+    beta[-1] = end
+    for t in range(steps - 2, -1, -1):
+        beta[t] = _logsumexp(trans + (emis[t + 1] + beta[t + 1])[None, :], axis=1)
+    log_z = _logsumexp(alpha[-1] + end, axis=0)
+    idx = np.arange(steps)
+    marg = np.exp(alpha[idx, best] + beta[idx, best] - log_z)
+    return np.array(best), marg
+
+
+def lstm_direction(
+    proj: np.ndarray, lengths: np.ndarray, w_hh: np.ndarray, reverse: bool
+) -> np.ndarray:
+    """One LSTM direction over padded sentences.
+
+    ``proj`` is ``(sentences, steps, 4H)``: the input projection plus both biases, gates
+    in PyTorch's order (input, forget, cell, output); ``w_hh`` is ``(H, 4H)``. Returns
+    the hidden states ``(sentences, steps, H)``; the backward direction starts at each
+    sentence's own last token."""
+    n, steps, four = proj.shape
+    hid = four // 4
+    out = np.zeros((n, steps, hid), np.float32)
+    h = np.zeros((n, hid), np.float32)
+    c = np.zeros((n, hid), np.float32)
+    order = range(steps - 1, -1, -1) if reverse else range(steps)
+    for t in order:
+        gates = proj[:, t] + h @ w_hh
+        i_g = _sigmoid(gates[:, :hid])
+        f_g = _sigmoid(gates[:, hid : 2 * hid])
+        g_g = np.tanh(gates[:, 2 * hid : 3 * hid])
+        o_g = _sigmoid(gates[:, 3 * hid :])
+        live = (t < lengths)[:, None]
+        c = np.where(live, f_g * c + i_g * g_g, c)
+        h = np.where(live, o_g * np.tanh(c), h)
+        out[:, t] = np.where(live, h, 0.0)
+    return out
