@@ -162,12 +162,17 @@ def test_network_file_round_trip(tmp_path: Path) -> None:
     conv = [sum(w[:, :, j] @ seq[p + j] for j in range(3)) + b for p in range(len(ids))]
     np.testing.assert_allclose(x[2, 5:12], np.maximum(np.max(conv, axis=0), 0), atol=1e-5)
     np.testing.assert_array_equal(x[2, 12:], arrays["gemb"][2].astype(np.float32))
-    # Sentences encoded together give what each gives alone.
+    # Sentences encoded together give what each gives alone, and the fused, sorted,
+    # prefix-batched encoder gives what the plain reference (PyTorch's layout) gives.
     other = net.inputs(["تهران"], [None])
-    together = net.encode([x, other])
-    alone = [net.encode([x])[0], net.encode([other])[0]]
-    for a, b_ in zip(together, alone, strict=True):
+    third = net.inputs(["علی", "تهران"], [None, None])
+    together = net.encode([other, x, third])
+    alone = [net.encode([s])[0] for s in (other, x, third)]
+    reference = net.encode_reference([other, x, third])
+    for a, b_, r in zip(together, alone, reference, strict=True):
         np.testing.assert_allclose(a, b_, atol=1e-6)
+        np.testing.assert_allclose(a, r, atol=1e-5)
+    together = together[1:2]
     labels, marg = net.decode("a", together[0])
     assert len(labels) == 4 and all(lab in net.heads["a"]["tags"] for lab in labels)
     assert np.all((marg > 0) & (marg <= 1 + 1e-9))

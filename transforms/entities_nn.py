@@ -77,11 +77,27 @@ class BiLSTMCRF:
         self.conv_b = f32["conv_b"]
         self.gemb = f32["gemb"]
         self.max_chars = int(arrays["max_chars"])
-        self.hidden = f32["fw_whh"].shape[1]
-        # Both directions' input projections in one matrix: (input, 8H).
-        self.w_in = np.ascontiguousarray(np.concatenate([f32["fw_wih"], f32["bw_wih"]]).T)
-        self.b_in = np.concatenate([f32["fw_b"], f32["bw_b"]])
-        self.w_hh = [np.ascontiguousarray(f32["fw_whh"].T), np.ascontiguousarray(f32["bw_whh"].T)]
+        # Gates reordered to (input, forget, output, cell) and the three sigmoid gates'
+        # rows halved, so that one tanh over all four gives them: sigmoid(x) = 0.5 *
+        # tanh(x / 2) + 0.5. Both directions' input projections are one matrix (input, 8H).
+        hid = f32["fw_whh"].shape[1]
+        self.hidden = hid
+        perm = np.r_[0 : 2 * hid, 3 * hid : 4 * hid, 2 * hid : 3 * hid]
+        scale = np.r_[np.full(3 * hid, 0.5), np.ones(hid)].astype(np.float32)
+
+        def fused(name: str) -> np.ndarray:
+            return f32[name][perm] * (scale[:, None] if f32[name].ndim == 2 else scale)
+
+        self.w_in = np.ascontiguousarray(np.concatenate([fused("fw_wih"), fused("bw_wih")]).T)
+        self.b_in = np.concatenate([fused("fw_b"), fused("bw_b")])
+        self.w_hh = [
+            np.ascontiguousarray(fused("fw_whh").T),
+            np.ascontiguousarray(fused("bw_whh").T),
+        ]
+        #: PyTorch's layout, for the reference implementation the tests compare against.
+        self.torch_weights = {
+            k: f32[k] for k in ("fw_wih", "fw_whh", "fw_b", "bw_wih", "bw_whh", "bw_b")
+        }
         width = self.conv_w.shape[2]
         # (width * char_dim, filters): a window of characters flattened, times one matrix.
         self.conv_flat = np.ascontiguousarray(
@@ -101,10 +117,11 @@ class BiLSTMCRF:
         emb = self.cemb[ids]
         dim = emb.shape[1]
         width = self.conv_w.shape[2]
-        pad = np.zeros((len(ids) + width - 1, dim), np.float32)
-        pad[width // 2 : width // 2 + len(ids)] = emb
-        windows = np.lib.stride_tricks.sliding_window_view(pad, (width, dim))[:, 0]
-        conv = windows.reshape(len(ids), width * dim) @ self.conv_flat + self.conv_b
+        n = len(ids)
+        pad = np.zeros((n + width - 1, dim), np.float32)
+        pad[width // 2 : width // 2 + n] = emb
+        windows = np.concatenate([pad[j : j + n] for j in range(width)], axis=1)
+        conv = windows @ self.conv_flat + self.conv_b
         char_feat = np.maximum(conv.max(axis=0), 0.0)
         vec = np.concatenate([self.wemb[wid], char_feat])
         if len(self._cache) >= _CACHE_LIMIT:
@@ -123,22 +140,46 @@ class BiLSTMCRF:
     def encode(self, sentences: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Input matrices of several sentences -> BiLSTM outputs ``(length, 2H)`` each.
 
-        The sentences are run side by side (padded): the input projection of every token
-        is one matrix product, and each time step one product for all the sentences."""
+        The sentences are run side by side, longest first: the input projection of every
+        token is one matrix product, and each time step one product for the sentences
+        still running at that step (a prefix, as they are sorted), so padding costs
+        nothing."""
         lengths = np.array([len(s) for s in sentences], np.int64)
-        n, hid = len(sentences), self.hidden
-        steps = int(lengths.max())
-        proj = np.concatenate(sentences) @ self.w_in + self.b_in  # (tokens, 8H)
+        order = np.argsort(-lengths, kind="stable")
+        ordered = lengths[order]
+        n, hid, steps = len(sentences), self.hidden, int(lengths.max())
+        proj = np.concatenate([sentences[i] for i in order]) @ self.w_in + self.b_in
         padded = np.zeros((n, steps, 8 * hid), np.float32)
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
-        for i, length in enumerate(lengths):
+        offsets = np.concatenate([[0], np.cumsum(ordered)])
+        for i, length in enumerate(ordered):
             padded[i, :length] = proj[offsets[i] : offsets[i + 1]]
-        halves = []
+        live = (ordered[:, None] > np.arange(steps)).sum(axis=0)
+        out = np.zeros((n, steps, 2 * hid), np.float32)
         for direction in (0, 1):
-            part = np.ascontiguousarray(
-                padded[:, :, 4 * hid * direction : 4 * hid * (direction + 1)]
+            cols = slice(4 * hid * direction, 4 * hid * (direction + 1))
+            _lstm_fused(
+                padded[:, :, cols],
+                live,
+                self.w_hh[direction],
+                direction == 1,
+                out[:, :, hid * direction : hid * (direction + 1)],
             )
-            halves.append(lstm_direction(part, lengths, self.w_hh[direction], direction == 1))
+        result: list[np.ndarray] = [np.empty(0)] * n
+        for rank, i in enumerate(order):
+            result[i] = out[rank, : ordered[rank]]
+        return result
+
+    def encode_reference(self, sentences: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`encode` written plainly (PyTorch's gate layout, masked padding)."""
+        lengths = np.array([len(s) for s in sentences], np.int64)
+        n, hid, steps = len(sentences), self.hidden, int(lengths.max())
+        halves = []
+        for d in ("fw", "bw"):
+            w = self.torch_weights
+            padded = np.zeros((n, steps, 4 * hid), np.float32)
+            for i, x in enumerate(sentences):
+                padded[i, : len(x)] = x @ w[f"{d}_wih"].T + w[f"{d}_b"]
+            halves.append(lstm_direction(padded, lengths, w[f"{d}_whh"].T, d == "bw"))
         out = np.concatenate(halves, axis=2)
         return [out[i, :length] for i, length in enumerate(lengths)]
 
@@ -189,10 +230,28 @@ def viterbi_marginals_numpy(
     return np.array(best), marg
 
 
+def _lstm_fused(
+    proj: np.ndarray, live: np.ndarray, w_hh: np.ndarray, reverse: bool, out: np.ndarray
+) -> None:
+    """One LSTM direction, gates fused (see :class:`BiLSTMCRF`), sentences sorted longest
+    first: at step ``t`` only the first ``live[t]`` sentences run. Writes into ``out``."""
+    n, steps, four = proj.shape
+    hid = four // 4
+    h = np.zeros((n, hid), np.float32)
+    c = np.zeros((n, hid), np.float32)
+    for t in range(steps - 1, -1, -1) if reverse else range(steps):
+        k = live[t]
+        act = np.tanh(proj[:k, t] + h[:k] @ w_hh)
+        sig = act[:, : 3 * hid] * 0.5 + 0.5
+        c[:k] = sig[:, hid : 2 * hid] * c[:k] + sig[:, :hid] * act[:, 3 * hid :]
+        h[:k] = sig[:, 2 * hid :] * np.tanh(c[:k])
+        out[:k, t] = h[:k]
+
+
 def lstm_direction(
     proj: np.ndarray, lengths: np.ndarray, w_hh: np.ndarray, reverse: bool
 ) -> np.ndarray:
-    """One LSTM direction over padded sentences.
+    """One LSTM direction over padded sentences (the reference implementation).
 
     ``proj`` is ``(sentences, steps, 4H)``: the input projection plus both biases, gates
     in PyTorch's order (input, forget, cell, output); ``w_hh`` is ``(H, 4H)``. Returns
