@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-langid clean
+.PHONY: install demo test lint bench bench-langid bench-ner train-env train-ner clean
 
 install: $(STAMP)
 
@@ -31,6 +31,25 @@ bench: install
 
 bench-langid: install
 	$(BIN)/khabar bench-langid
+
+bench-ner: install
+	$(BIN)/khabar bench-ner
+
+# Retraining the entity models needs PyTorch (training only; tagging runs on numpy). Its
+# CPU wheel on these machines is for Python 3.11, so it gets a venv of its own.
+TORCH_PYTHON ?= $(shell command -v python3.11 || command -v python3)
+TORCH_VENV := .venv-torch
+
+train-env: $(TORCH_VENV)/.installed
+
+$(TORCH_VENV)/.installed:
+	$(TORCH_PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet 'torch==2.13.0' 'numpy>=2,<3' 'gensim==4.4.0'
+	@touch $@
+
+train-ner: install train-env
+	$(BIN)/python -m pip install --quiet -e '.[train]'
+	KHABAR_TORCH_PYTHON=$(TORCH_VENV)/bin/python $(BIN)/python -m pipeline.train_ner
 
 clean:
 	rm -rf out .pytest_cache build *.egg-info

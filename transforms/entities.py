@@ -2,19 +2,22 @@
 
 The Beam-free :class:`EntityTagger` tokenizes each field (title, lead, body) of an
 article that has already been cleaned and normalized (hazm's ``Normalizer`` for
-Persian), runs linear-chain CRF models (python-crfsuite) over each sentence and
-returns entities as ``{text, type, start, end, confidence}`` where ``start``/``end``
-are Python ``str`` offsets into the field, so ``field[start:end] == text``.
+Persian), runs sequence models over each sentence and returns entities as
+``{text, type, start, end, confidence}`` where ``start``/``end`` are Python ``str``
+offsets into the field, so ``field[start:end] == text``.
 
 Models live in a directory with a ``manifest.json`` (see ``transforms/models/ner/``):
-per language, an ordered list of CRF models, the resources their features use (word
-clusters, gazetteers) and the SHA-256 of every file, checked when the tagger loads.
-Persian combines two models, one trained on PEYMA/NSURL-2019 (PERSON, LOCATION,
-ORGANIZATION, DATE, TIME, MONEY, PERCENT) and one trained on ArmanPersoNER (PERSON,
-ORGANIZATION, LOCATION, FACILITY, PRODUCT, EVENT) that also reads the first model's
-labels as features (stacking); their entities are merged by the manifest's rules
-(which model may emit which type; overlaps resolved by confidence), and names found in
-one place of an article are looked up again in the rest of it (``propagate``).
+per language, an ordered list of model *stages*, the resources they use (gazetteers, word
+clusters) and the SHA-256 of every file, checked when the tagger loads. A stage is either
+a linear-chain CRF (``"kind": "crf"``, python-crfsuite, sparse features; the English
+model) or one head of a BiLSTM-CRF network in plain numpy (``"kind": "bilstm-crf"``,
+:mod:`transforms.entities_nn`; the Persian model). The Persian network has two heads that
+share one encoder: one trained on PEYMA/NSURL-2019 (PERSON, LOCATION, ORGANIZATION, DATE,
+TIME, MONEY, PERCENT), one on ArmanPersoNER (PERSON, ORGANIZATION, LOCATION, FACILITY,
+PRODUCT, EVENT); all the sentences of an article are encoded together once, each head
+decodes them, and their entities are merged by the manifest's rules (which stage may emit
+which type; overlaps resolved by confidence). Names found in one place of an article are
+then looked up again in the rest of it (``propagate``).
 
 Licence: the shipped Persian models are trained on corpora released for research use
 only (ArmanPersoNERCorpus: academic research only; PEYMA/NSURL-2019: "for research
@@ -293,7 +296,8 @@ def load_clusters(path: Path) -> dict[str, tuple[str, ...]]:
 
 
 class LanguageModel:
-    """The CRF models of one language, applied in order (later ones may stack)."""
+    """The model stages of one language (CRFs, BiLSTM-CRF heads), applied in order; a CRF
+    stage may read an earlier stage's labels as features (``stack``)."""
 
     def __init__(self, directory: Path, spec: dict[str, Any]) -> None:
         import pycrfsuite
