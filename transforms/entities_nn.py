@@ -26,7 +26,7 @@ from transforms.entities_kernel import viterbi_marginals
 
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 _ANY_DIGIT = re.compile(r"\d")
-_CACHE_LIMIT = 200_000
+_CACHE_LIMIT = 100_000  # word vectors kept (about 75 MB at most)
 
 
 def word_key(word: str) -> str:
