@@ -176,3 +176,31 @@ def test_network_file_round_trip(tmp_path: Path) -> None:
     labels, marg = net.decode("a", together[0])
     assert len(labels) == 4 and all(lab in net.heads["a"]["tags"] for lab in labels)
     assert np.all((marg > 0) & (marg <= 1 + 1e-9))
+
+
+def test_trainer_looks_words_up_as_the_tagger_does() -> None:
+    """The PyTorch trainer (another interpreter, no khabar imports) keeps its own copy of
+    the word key and character folding; a difference would silently map words to other
+    embeddings at tagging time. Its functions are read from the source, without torch."""
+    import ast
+
+    source = (Path(__file__).resolve().parent.parent / "pipeline" / "train_ner_nn.py").read_text(
+        encoding="utf-8"
+    )
+    tree = ast.parse(source)
+    keep = [
+        node
+        for node in tree.body
+        if (isinstance(node, ast.FunctionDef) and node.name == "word_key")
+        or (
+            isinstance(node, ast.Assign)
+            and any(getattr(t, "id", "") == "DIGITS" for t in node.targets)
+        )
+    ]
+    namespace: dict = {"re": __import__("re")}
+    exec(compile(ast.Module(body=keep, type_ignores=[]), "train_ner_nn", "exec"), namespace)
+    from transforms import entities_nn
+
+    for word in ["Tehran", "۱۴۰۲", "٣٤٥", "2024", "تهران", "Ab1۲٣", "İstanbul", "ΣΟΦΙΑ"]:
+        assert namespace["word_key"](word) == entities_nn.word_key(word)
+        assert word.translate(namespace["DIGITS"]) == word.translate(entities_nn._DIGITS)
