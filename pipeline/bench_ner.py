@@ -127,9 +127,10 @@ def arman_folds(folds_dir: Path, quick: bool, log) -> dict[str, Any]:
             T.DATA / "ner-arman" / f"test_fold{k}.txt", None, "fa", normalize=norm
         )
         result = T.score(EntityTagger(str(fdir)), test, "fa", T.ARMAN_TYPES)
-        spec = read_manifest(fdir)["languages"]["fa"]
+        manifest = read_manifest(fdir)
+        spec = manifest["languages"]["fa"]
         with tempfile.TemporaryDirectory(prefix="khabar-ner-fold") as tmp:
-            for name in read_manifest(fdir)["sha256"]:
+            for name in manifest["sha256"]:
                 shutil.copy(fdir / name, Path(tmp) / name)
             T.write_manifest(Path(tmp), {"fa": arman_convention(spec)}, "Arman head alone")
             own = T.score(EntityTagger(tmp), test, "fa", T.ARMAN_TYPES)

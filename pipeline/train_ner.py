@@ -553,7 +553,9 @@ def prepare_fold(
     return path
 
 
-def train_fa(out: Path, work: Path, log, quick: bool = False, jobs: int = 2) -> dict[str, Any]:
+def train_fa(
+    out: Path, work: Path, log, quick: bool = False, jobs: int = 2
+) -> tuple[dict[str, Any], list[Example]]:
     """The Persian network: one per Arman fold (trained on PEYMA + NSURL train and that
     fold's training part, scored on the fold's test part); fold 1's is the shipped one."""
     report: dict[str, Any] = {}
@@ -629,7 +631,7 @@ def train_fa(out: Path, work: Path, log, quick: bool = False, jobs: int = 2) -> 
     report["arman_folds"] = fold_scores
     for name in (FA_NET, FA_GAZ):
         shutil.copy(work / "fa-fold1" / name, out / name)
-    return report
+    return report, peyma_test
 
 
 def wait_first(running: list, log) -> None:
@@ -712,7 +714,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report: dict[str, Any] = {}
     if args.only in (None, "fa"):
-        report["fa"] = train_fa(out, work, log, quick=args.quick, jobs=args.jobs)
+        report["fa"], peyma_test = train_fa(out, work, log, quick=args.quick, jobs=args.jobs)
     if args.only in (None, "en"):
         report["en"] = train_en(out, work, log)
     languages = {}
@@ -722,7 +724,6 @@ def main(argv: list[str] | None = None) -> int:
         languages["en"] = en_spec()
     write_manifest(out, languages, f"{FA_NAME}; {EN_NAME}")
     if "fa" in report:
-        _, peyma_test = build_fa_peyma(work, log)
         shipped = EntityTagger(str(out))
         docs = documents(peyma_test, "nsurl_test.txt")
         report["fa"]["nsurl_test"] = score(shipped, docs, "fa", PEYMA_TYPES)

@@ -369,15 +369,6 @@ class LanguageModel:
             out.append(merged)
         return out
 
-    def label_sentence(self, words: Sequence[str]) -> dict[str, list[str]]:
-        """Labels of every model for one sentence (model id -> IOB labels)."""
-        base = self.features.sentence(words)
-        labels: dict[str, list[str]] = {}
-        for stage in self.stages:
-            xseq = self.stage_features(base, words, stage, labels)
-            labels[stage["id"]] = stage["tagger"].tag(xseq)
-        return labels
-
     def entities(self, text: str) -> list[dict[str, Any]]:
         """Entities of one text: ``{text, type, start, end, confidence}``."""
         return [ent for _, ent in self.document({"text": text})]
@@ -449,7 +440,7 @@ class LanguageModel:
     def _sentence(
         self,
         sentence: Sequence[tuple[str, int, int]],
-        neural: dict[str, tuple[list[str], Any]] | None = None,
+        neural: dict[str, tuple[list[str], Any]],
     ) -> list:
         words = [t[0] for t in sentence]
         base: list[list[str]] | None = None
@@ -457,8 +448,6 @@ class LanguageModel:
         candidates: list[tuple[int, int, int, str, float]] = []
         for rank, stage in enumerate(self.stages):
             if stage["kind"] == "bilstm-crf":
-                if neural is None or stage["id"] not in neural:
-                    neural = self._neural([sentence])[0]
                 seq, marginals = neural[stage["id"]]
 
                 def marginal(k: int, seq=seq, marginals=marginals) -> float:

@@ -185,14 +185,11 @@ class BiLSTMCRF:
 
     # ------------------------------------------------------------------ CRF heads
 
-    def decode(
-        self, head: str, states: np.ndarray, compiled: bool = True
-    ) -> tuple[list[str], np.ndarray]:
+    def decode(self, head: str, states: np.ndarray) -> tuple[list[str], np.ndarray]:
         """Viterbi labels of one sentence and each label's marginal probability."""
         spec = self.heads[head]
         emis = (states @ spec["w"] + spec["b"]).astype(np.float64)
-        run = viterbi_marginals if compiled else viterbi_marginals_numpy
-        labels, marginals = run(emis, spec["trans"], spec["start"], spec["end"])
+        labels, marginals = viterbi_marginals(emis, spec["trans"], spec["start"], spec["end"])
         tags = spec["tags"]
         return [tags[k] for k in labels], marginals
 
