@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 
@@ -70,6 +70,26 @@ class NearDupSettings:
     num_perm: int = 128
 
 
+@dataclass(frozen=True)
+class JobSettings:
+    """What every job builder takes from the options, passed whole (``khabar run`` batch
+    and streaming, ``khabar replay``, ``khabar deploy``); built by
+    :func:`pipeline.run.job_settings`. ``emit_duplicates`` and ``num_shards`` apply to
+    batch sinks (streaming always writes its duplicates, one file per window)."""
+
+    input_format: str | None = None
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    emit_duplicates: bool = False
+    num_shards: int = 0
+    near: NearDupSettings = field(default_factory=NearDupSettings)
+    entities_model: str | None = None
+
+    @property
+    def format(self) -> str | None:
+        """The input format forced, or None to detect it per file."""
+        return None if self.input_format in (None, "auto") else self.input_format
+
+
 class ProcessArticles(beam.PTransform):
     """Raw records -> survivors, duplicates and dead letters (every stage after reading),
     deduplicating over the whole input (batch): exact copies first (URL, fingerprint),
@@ -108,47 +128,30 @@ def build_batch(
     p: beam.Pipeline,
     files: list[str],
     output: str,
-    *,
-    input_format: str | None = None,
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-    emit_duplicates: bool = False,
-    num_shards: int = 0,
+    settings: JobSettings | None = None,
     progress: ProgressChannel | None = None,
-    near: NearDupSettings | None = None,
-    entities_model: str | None = None,
 ) -> ProcessedOutputs:
     """The batch job: read ``files``, process, write Avro under ``output``."""
-    fmt = None if input_format in (None, "auto") else input_format
-    read = p | "Read" >> ReadArticleFiles(files, fmt, max_record_bytes)
-    return process_and_write(
-        read.articles,
-        read[DEAD_LETTER],
-        output,
-        max_record_bytes=max_record_bytes,
-        emit_duplicates=emit_duplicates,
-        num_shards=num_shards,
-        progress=progress,
-        near=near,
-        entities_model=entities_model,
-    )
+    settings = settings or JobSettings()
+    read = p | "Read" >> ReadArticleFiles(files, settings.format, settings.max_record_bytes)
+    return process_and_write(read.articles, read[DEAD_LETTER], output, settings, progress)
 
 
 def process_and_write(
     articles,
     read_dead,
     output: str,
-    *,
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-    emit_duplicates: bool = False,
-    num_shards: int = 0,
+    settings: JobSettings | None = None,
     progress: ProgressChannel | None = None,
-    near: NearDupSettings | None = None,
-    entities_model: str | None = None,
 ) -> ProcessedOutputs:
     """Everything after reading, shared by the batch job and ``khabar replay``: process the
     ``articles`` read, and write articles, duplicates (or count them) and the dead letters
     (``read_dead``: those of reading) as Avro under ``output``."""
-    out = articles | "Process" >> ProcessArticles(max_record_bytes, near, entities_model)
+    settings = settings or JobSettings()
+    num_shards = settings.num_shards
+    out = articles | "Process" >> ProcessArticles(
+        settings.max_record_bytes, settings.near, settings.entities_model
+    )
     dead = (read_dead, out.dead_letters) | "AllDeadLetters" >> beam.Flatten()
     count_progress(articles, "ProgressRead", progress, "read")
     count_progress(read_dead, "ProgressReadDead", progress, "read")
@@ -157,7 +160,7 @@ def process_and_write(
     count_progress(out.duplicates, "ProgressDuplicates", progress, "duplicates")
     out.articles | "WriteArticles" >> WriteAvroBatch(output, ARTICLES_DIR, num_shards)
     dead | "WriteDeadLetters" >> WriteAvroBatch(output, DEAD_LETTER_DIR, num_shards)
-    if emit_duplicates:
+    if settings.emit_duplicates:
         out.duplicates | "WriteDuplicates" >> WriteAvroBatch(output, DUPLICATES_DIR, num_shards)
     else:
         out.duplicates | "CountDuplicates" >> beam.Map(_count_skipped_duplicate)

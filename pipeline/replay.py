@@ -40,7 +40,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
-from pipeline.build import NearDupSettings, process_and_write
+from pipeline.build import JobSettings, process_and_write
 from pipeline.cli import CliError, format_summary
 from pipeline.inspect import _is_avro_file, _match
 from pipeline.progress import Progress, ProgressChannel
@@ -224,39 +224,23 @@ def build_replay(
     p: beam.Pipeline,
     files: list[str],
     output: str,
-    *,
-    input_format: str | None = None,
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-    emit_duplicates: bool = False,
-    num_shards: int = 0,
+    settings: JobSettings | None = None,
     progress: ProgressChannel | None = None,
-    near: NearDupSettings | None = None,
-    entities_model: str | None = None,
 ) -> None:
     """Dead-letter Avro ``files`` -> the same stages and sinks as ``build_batch``."""
     from apache_beam.io.avroio import ReadAllFromAvro
 
-    fmt = None if input_format in (None, "auto") else input_format
+    settings = settings or JobSettings()
     expanded = (
         p
         | "DeadLetterFiles" >> beam.Create(files)
         | "ReadDeadLetters" >> ReadAllFromAvro()
         | "Expand"
-        >> beam.ParDo(ExpandDeadLetters(max_record_bytes, fmt)).with_outputs(
+        >> beam.ParDo(ExpandDeadLetters(settings.max_record_bytes, settings.format)).with_outputs(
             DEAD_LETTER, main=ARTICLES
         )
     )
-    process_and_write(
-        expanded[ARTICLES],
-        expanded[DEAD_LETTER],
-        output,
-        max_record_bytes=max_record_bytes,
-        emit_duplicates=emit_duplicates,
-        num_shards=num_shards,
-        progress=progress,
-        near=near,
-        entities_model=entities_model,
-    )
+    process_and_write(expanded[ARTICLES], expanded[DEAD_LETTER], output, settings, progress)
 
 
 # --------------------------------------------------------------------------- finding input
@@ -303,24 +287,13 @@ def run_replay(
     """Run the replay job; writes and returns its summary (the ``_SUMMARY.json`` shape of
     ``khabar run`` plus a ``replay`` section)."""
     from pipeline.options import KhabarOptions
-    from pipeline.run import finish_summary, near_settings
+    from pipeline.run import finish_summary, job_settings
     from pipeline.runner import make_runner
 
     khabar = options.view_as(KhabarOptions)
     started = dt.datetime.now(dt.UTC)
     pipeline = beam.Pipeline(runner=make_runner(options), options=options)
-    build_replay(
-        pipeline,
-        files,
-        khabar.output,
-        input_format=khabar.input_format,
-        max_record_bytes=khabar.max_article_bytes,
-        emit_duplicates=khabar.emit_duplicates,
-        num_shards=khabar.num_shards,
-        progress=progress,
-        near=near_settings(khabar),
-        entities_model=khabar.entities_model,
-    )
+    build_replay(pipeline, files, khabar.output, job_settings(khabar), progress)
     result = pipeline.run()
     result.wait_until_finish()
 

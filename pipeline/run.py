@@ -14,7 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 import schemas
-from pipeline.build import NearDupSettings, build_batch
+from pipeline.build import JobSettings, NearDupSettings, build_batch
 from pipeline.options import KhabarOptions
 from pipeline.runner import make_runner
 from pipeline.sinks import ARTICLES_DIR, DEAD_LETTER_DIR, DUPLICATES_DIR, OUTPUT_DIRS, join
@@ -115,13 +115,21 @@ def summarize(
     }
 
 
-def near_settings(khabar: KhabarOptions) -> NearDupSettings:
-    return NearDupSettings(
-        enabled=khabar.near_dedup == "on",
-        threshold=khabar.near_threshold,
-        containment=khabar.near_containment,
-        ngram=khabar.near_ngram,
-        num_perm=khabar.near_num_perm,
+def job_settings(khabar: KhabarOptions) -> JobSettings:
+    """The options every job builder takes, read once from the parsed options."""
+    return JobSettings(
+        input_format=khabar.input_format,
+        max_record_bytes=khabar.max_article_bytes,
+        emit_duplicates=khabar.emit_duplicates,
+        num_shards=khabar.num_shards,
+        near=NearDupSettings(
+            enabled=khabar.near_dedup == "on",
+            threshold=khabar.near_threshold,
+            containment=khabar.near_containment,
+            ngram=khabar.near_ngram,
+            num_perm=khabar.near_num_perm,
+        ),
+        entities_model=khabar.entities_model,
     )
 
 
@@ -140,26 +148,13 @@ def make_pipeline(
             pipeline,
             khabar.subscription,
             khabar.output,
+            job_settings(khabar),
             window_seconds=khabar.window_seconds,
             allowed_lateness=khabar.allowed_lateness,
             ttl_seconds=khabar.dedup_ttl,
-            max_record_bytes=khabar.max_article_bytes,
-            emit_duplicates=khabar.emit_duplicates,
-            entities_model=khabar.entities_model,
         )
     else:
-        build_batch(
-            pipeline,
-            files,
-            khabar.output,
-            input_format=khabar.input_format,
-            max_record_bytes=khabar.max_article_bytes,
-            emit_duplicates=khabar.emit_duplicates,
-            num_shards=khabar.num_shards,
-            progress=progress,
-            near=near_settings(khabar),
-            entities_model=khabar.entities_model,
-        )
+        build_batch(pipeline, files, khabar.output, job_settings(khabar), progress)
     return pipeline
 
 

@@ -20,7 +20,7 @@ from apache_beam.pvalue import TaggedOutput
 from apache_beam.transforms import trigger, window
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from pipeline.build import CoreStages
+from pipeline.build import CoreStages, JobSettings, NearDupSettings
 from pipeline.sinks import ARTICLES_DIR, DEAD_LETTER_DIR, DUPLICATES_DIR, WriteAvroWindowed
 from transforms.common import ARTICLES, DEAD_LETTER, StageError, make_dead_letter
 from transforms.dedup import DUPLICATES, DeduplicateStreaming
@@ -145,6 +145,7 @@ class ProcessStream(beam.PTransform):
         ttl_seconds: int = 7 * 24 * 3600,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         entities_model: str | None = None,
+        near: NearDupSettings | None = None,
     ) -> None:
         super().__init__()
         self.window_seconds = window_seconds
@@ -152,15 +153,25 @@ class ProcessStream(beam.PTransform):
         self.ttl_seconds = ttl_seconds
         self.max_record_bytes = max_record_bytes
         self.entities_model = entities_model
+        self.near = near or NearDupSettings()
 
     def expand(self, raw):
         articles, dead = raw | "Stages" >> CoreStages(self.max_record_bytes, self.entities_model)
         exact = articles | "Dedup" >> DeduplicateStreaming(self.ttl_seconds)
-        near = exact["articles"] | "NearDedup" >> DeduplicateNearStreaming(self.ttl_seconds)
-        deduped = {
-            "articles": near["articles"],
-            DUPLICATES: (exact[DUPLICATES], near[DUPLICATES]) | "Duplicates" >> beam.Flatten(),
-        }
+        if self.near.enabled:
+            near = exact["articles"] | "NearDedup" >> DeduplicateNearStreaming(
+                self.ttl_seconds,
+                threshold=self.near.threshold,
+                ngram=self.near.ngram,
+                num_perm=self.near.num_perm,
+                containment=self.near.containment,
+            )
+            deduped = {
+                "articles": near["articles"],
+                DUPLICATES: (exact[DUPLICATES], near[DUPLICATES]) | "Duplicates" >> beam.Flatten(),
+            }
+        else:
+            deduped = {"articles": exact["articles"], DUPLICATES: exact[DUPLICATES]}
         timed = {
             kind: deduped[kind]
             | f"EventTime{kind.title()}" >> beam.ParDo(AssignEventTime(self.allowed_lateness))
@@ -180,26 +191,30 @@ def build_streaming(
     p: beam.Pipeline,
     subscription: str,
     output: str,
+    settings: JobSettings | None = None,
     *,
     window_seconds: int = 60,
     allowed_lateness: int = 3600,
     ttl_seconds: int = 7 * 24 * 3600,
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-    emit_duplicates: bool = True,
-    entities_model: str | None = None,
 ) -> None:
     from apache_beam.io.gcp.pubsub import ReadFromPubSub
 
+    settings = settings or JobSettings()
     expanded = (
         p
         | "ReadPubSub" >> ReadFromPubSub(subscription=subscription, with_attributes=True)
         | "Expand"
-        >> beam.ParDo(ExpandMessages(subscription, max_record_bytes)).with_outputs(
+        >> beam.ParDo(ExpandMessages(subscription, settings.max_record_bytes)).with_outputs(
             DEAD_LETTER, main=ARTICLES
         )
     )
     out = expanded[ARTICLES] | "Process" >> ProcessStream(
-        window_seconds, allowed_lateness, ttl_seconds, max_record_bytes, entities_model
+        window_seconds,
+        allowed_lateness,
+        ttl_seconds,
+        settings.max_record_bytes,
+        settings.entities_model,
+        settings.near,
     )
     read_dead = expanded[DEAD_LETTER] | "WindowReadDead" >> windowing(
         window_seconds, allowed_lateness

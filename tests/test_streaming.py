@@ -7,12 +7,15 @@ import datetime as dt
 import json
 
 import apache_beam as beam
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
+from pipeline.options import KhabarOptions
+from pipeline.run import job_settings
 from pipeline.streaming import ProcessStream
 from transforms.common import ARTICLES, DEAD_LETTER
 from transforms.dedup import DUPLICATES
@@ -160,3 +163,35 @@ def test_near_duplicates_across_windows_first_seen_survives() -> None:
         )
         assert_that(survivors, equal_to([(1, True, 1.0), (2, True, 1.0)]), label="survivors")
         assert_that(dups, equal_to([(3, "near", True)]), label="near")
+
+
+@pytest.mark.parametrize(
+    ("args", "near_found"),
+    [
+        ([], True),
+        (["--near_dedup", "off"], False),
+        (["--near_threshold", "0.95", "--near_containment", "0.99"], False),
+    ],
+)
+def test_streaming_near_dedup_follows_the_near_options(args: list[str], near_found: bool) -> None:
+    # the same --near_* options as batch, read by the one settings builder of every job
+    settings = job_settings(PipelineOptions(["--output", "unused", *args]).view_as(KhabarOptions))
+    rewritten = STORY.replace("on Friday", "late on Friday")
+    stream = (
+        TestStream()
+        .advance_watermark_to(T0)
+        .add_elements([TimestampedValue(raw(1, "Landslide", T0 + 5, STORY), T0 + 6)])
+        .advance_watermark_to(T0 + 120)
+        .add_elements([TimestampedValue(raw(2, "Landslide again", T0 + 125, rewritten), T0 + 126)])
+        .advance_watermark_to_infinity()
+    )
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    with TestPipeline(runner="BundleBasedDirectRunner", options=options) as p:
+        out = p | stream | ProcessStream(
+            window_seconds=60, allowed_lateness=3600, ttl_seconds=TTL, near=settings.near
+        )
+        survivors = out[ARTICLES] | "S" >> beam.Map(lambda a: a["input_position"])
+        dups = out[DUPLICATES] | "D" >> beam.Map(lambda a: a["input_position"])
+        assert_that(survivors, equal_to([1] if near_found else [1, 2]), label="survivors")
+        assert_that(dups, equal_to([2] if near_found else []), label="near")
