@@ -86,7 +86,9 @@ class KhabarOptions(PipelineOptions):
             help="Replace the outputs of an earlier run in --output (otherwise khabar refuses "
             "to write into a directory that already holds output).",
         )
-        near = parser.add_argument_group("khabar near-duplicate story clusters (batch and streaming)")
+        near = parser.add_argument_group(
+            "khabar near-duplicate story clusters (batch and streaming)"
+        )
         near.add_argument(
             "--near_dedup",
             "--near-dedup",

@@ -178,14 +178,13 @@ def resolve_group(articles: Iterable[Article], reason: str) -> tuple[Article, li
     ordered = sorted(articles, key=survivor_key)
     survivor = dict(ordered[0])
     survivor.setdefault("canonical_id", survivor["id"])
-    duplicates = []
-    for article in ordered[1:]:
-        dup = dict(article)
-        dup["duplicate_of"] = survivor["id"]
-        dup["canonical_id"] = survivor["id"]
-        dup["duplicate_reason"] = reason
-        duplicates.append(dup)
+    duplicates = [mark_duplicate(a, survivor["id"], survivor["id"], reason) for a in ordered[1:]]
     return survivor, duplicates
+
+
+def mark_duplicate(article: Article, of_id: str, canonical_id: str, reason: str) -> Article:
+    """A copy of ``article`` marked as a duplicate of ``of_id`` (batch and streaming)."""
+    return dict(article, duplicate_of=of_id, canonical_id=canonical_id, duplicate_reason=reason)
 
 
 def fingerprint_article(article: Article) -> Article:
@@ -215,6 +214,10 @@ class _ResolveFn(beam.DoFn):
         for dup in duplicates:
             self.dups.inc()
             yield TaggedOutput(DUPLICATES, dup)
+
+
+def _key_by_fingerprint(article: Article):
+    return (article["content_fingerprint"], article)
 
 
 def _key_by_url(article: Article):
@@ -248,8 +251,7 @@ class DeduplicateExact(beam.PTransform):
         keyed = pcoll | "Fingerprint" >> beam.Map(fingerprint_article)
         by_content = (
             keyed
-            | "KeyByFingerprint"
-            >> beam.Map(lambda a: (a["content_fingerprint"], a)).with_output_types(KeyedArticle)
+            | "KeyByFingerprint" >> beam.Map(_key_by_fingerprint).with_output_types(KeyedArticle)
             | "GroupByFingerprint" >> beam.GroupByKey()
             | "ResolveContent"
             >> beam.ParDo(_ResolveFn("content")).with_outputs(DUPLICATES, main="articles")
@@ -314,12 +316,8 @@ class _FirstSeenFn(beam.DoFn):
             yield article
             return
         self.dups.inc()
-        dup = dict(article)
-        dup["duplicate_of"] = seen["id"]
-        dup["canonical_id"] = seen["canonical_id"]
-        dup["duplicate_reason"] = self.reason
-        dup["similarity"] = 1.0
-        yield TaggedOutput(DUPLICATES, dup)
+        dup = mark_duplicate(article, seen["id"], seen["canonical_id"], self.reason)
+        yield TaggedOutput(DUPLICATES, dict(dup, similarity=1.0))
 
     @on_timer(EXPIRY)
     def expire(self, first=beam.DoFn.StateParam(FIRST)):
@@ -342,8 +340,7 @@ class DeduplicateStreaming(beam.PTransform):
         keyed = pcoll | "Fingerprint" >> beam.Map(fingerprint_article)
         by_content = (
             keyed
-            | "KeyByFingerprint"
-            >> beam.Map(lambda a: (a["content_fingerprint"], a)).with_output_types(KeyedArticle)
+            | "KeyByFingerprint" >> beam.Map(_key_by_fingerprint).with_output_types(KeyedArticle)
             | "FirstByFingerprint"
             >> beam.ParDo(_FirstSeenFn("content", self.ttl_seconds)).with_outputs(
                 DUPLICATES, main="articles"
