@@ -16,7 +16,7 @@ from pipeline.sinks import ARTICLES_DIR, DEAD_LETTER_DIR, DUPLICATES_DIR, WriteA
 from pipeline.sources import ReadArticleFiles
 from transforms.clean import CleanArticles
 from transforms.common import DEAD_LETTER
-from transforms.dedup import DUPLICATES, DeduplicateExact
+from transforms.dedup import DUPLICATES, DeduplicateExact, DropKnownCopies
 from transforms.entities import TagEntities
 from transforms.language import DetectLanguage
 from transforms.neardup import DeduplicateNear, LinkExactDuplicates
@@ -93,24 +93,32 @@ class JobSettings:
 class ProcessArticles(beam.PTransform):
     """Raw records -> survivors, duplicates and dead letters (every stage after reading),
     deduplicating over the whole input (batch): exact copies first (URL, fingerprint),
-    then near-duplicate story clusters among the exact survivors."""
+    then near-duplicate story clusters among the exact survivors. With ``known`` (the
+    articles an earlier run wrote), copies of those are linked to them first."""
 
     def __init__(
         self,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         near: NearDupSettings | None = None,
         entities_model: str | None = None,
+        known: beam.PCollection | None = None,
     ) -> None:
         super().__init__()
         self.max_record_bytes = max_record_bytes
         self.near = near or NearDupSettings()
         self.entities_model = entities_model
+        self.known = known
 
     def expand(self, raw):
         articles, dead = raw | "Stages" >> CoreStages(self.max_record_bytes, self.entities_model)
+        earlier = []
+        if self.known is not None:
+            checked = articles | "DropKnown" >> DropKnownCopies(self.known)
+            articles, earlier = checked["articles"], [checked[DUPLICATES]]
         deduped = articles | "Dedup" >> DeduplicateExact()
         if not self.near.enabled:
-            return ProcessedOutputs(deduped["articles"], deduped[DUPLICATES], dead)
+            duplicates = (deduped[DUPLICATES], *earlier) | "AllDuplicates" >> beam.Flatten()
+            return ProcessedOutputs(deduped["articles"], duplicates, dead)
         near = deduped["articles"] | "NearDedup" >> DeduplicateNear(
             threshold=self.near.threshold,
             ngram=self.near.ngram,
@@ -120,7 +128,7 @@ class ProcessArticles(beam.PTransform):
         near_all = (near["articles"], near[DUPLICATES]) | "NearOutputs" >> beam.Flatten()
         # exact copies of an article that lost to a near-duplicate follow it to its cluster
         exact = (deduped[DUPLICATES], near_all) | "LinkExact" >> LinkExactDuplicates()
-        duplicates = (exact, near[DUPLICATES]) | "AllDuplicates" >> beam.Flatten()
+        duplicates = (exact, near[DUPLICATES], *earlier) | "AllDuplicates" >> beam.Flatten()
         return ProcessedOutputs(near["articles"], duplicates, dead)
 
 
@@ -143,14 +151,16 @@ def process_and_write(
     output: str,
     settings: JobSettings | None = None,
     progress: ProgressChannel | None = None,
+    known: beam.PCollection | None = None,
 ) -> ProcessedOutputs:
     """Everything after reading, shared by the batch job and ``khabar replay``: process the
     ``articles`` read, and write articles, duplicates (or count them) and the dead letters
-    (``read_dead``: those of reading) as Avro under ``output``."""
+    (``read_dead``: those of reading) as Avro under ``output``. ``known``: articles of an
+    earlier run, whose copies become duplicates (see ``DropKnownCopies``)."""
     settings = settings or JobSettings()
     num_shards = settings.num_shards
     out = articles | "Process" >> ProcessArticles(
-        settings.max_record_bytes, settings.near, settings.entities_model
+        settings.max_record_bytes, settings.near, settings.entities_model, known
     )
     dead = (read_dead, out.dead_letters) | "AllDeadLetters" >> beam.Flatten()
     count_progress(articles, "ProgressRead", progress, "read")

@@ -19,7 +19,12 @@ parse, clean, language, normalize, dedup) as the raw record it was, with its pro
 
 The output is a normal run directory (``articles/``, ``dead_letter/``, ``duplicates/`` with
 ``--emit_duplicates``, ``_SUMMARY.json``), so ``khabar inspect``, ``report``, ``cat`` and a
-later replay work on it. Deduplication runs among the replayed records only. Its
+later replay work on it. Deduplication runs among the replayed records and against the
+articles the first run wrote (``--dedup_against``; by default the run directories the
+dead letters sit in): a replayed record that another copy already brought into that run
+(same content fingerprint, then same canonical URL) becomes a duplicate of it, in its
+story cluster, so the two outputs together hold each article once (near-duplicate story clusters are
+found among the replayed records only). Its
 conservation check: records in (dead letters read, whole files counted as the records
 they split into) = articles written + duplicates + dead letters still dead.
 """
@@ -45,6 +50,7 @@ from pipeline.cli import CliError, format_summary
 from pipeline.inspect import _is_avro_file, _match
 from pipeline.progress import Progress, ProgressChannel
 from pipeline.sinks import (
+    ARTICLES_DIR,
     DEAD_LETTER_DIR,
     join,
 )
@@ -81,6 +87,8 @@ options:
   --format FMT             format for records whose dead letter does not name one
   --overwrite              replace an earlier output in NEWDIR
   --num_shards N           Avro files per output kind
+  --dedup_against RUN      copies of RUN's articles become duplicates (repeatable; default:
+                           the run the dead letters are in; none: only among the replayed)
   --quiet                  no live progress line
   any Apache Beam option   (--runner, --direct_num_workers, ...), as for `khabar run`
 
@@ -226,11 +234,20 @@ def build_replay(
     output: str,
     settings: JobSettings | None = None,
     progress: ProgressChannel | None = None,
+    known_files: list[str] | None = None,
 ) -> None:
-    """Dead-letter Avro ``files`` -> the same stages and sinks as ``build_batch``."""
+    """Dead-letter Avro ``files`` -> the same stages and sinks as ``build_batch``;
+    replayed copies of the articles in ``known_files`` (an earlier run's) are duplicates."""
     from apache_beam.io.avroio import ReadAllFromAvro
 
     settings = settings or JobSettings()
+    known = None
+    if known_files:
+        known = (
+            p
+            | "KnownFiles" >> beam.Create(known_files)
+            | "ReadKnownArticles" >> ReadAllFromAvro()
+        )
     expanded = (
         p
         | "DeadLetterFiles" >> beam.Create(files)
@@ -240,7 +257,9 @@ def build_replay(
             DEAD_LETTER, main=ARTICLES
         )
     )
-    process_and_write(expanded[ARTICLES], expanded[DEAD_LETTER], output, settings, progress)
+    process_and_write(
+        expanded[ARTICLES], expanded[DEAD_LETTER], output, settings, progress, known
+    )
 
 
 # --------------------------------------------------------------------------- finding input
@@ -271,6 +290,26 @@ def dead_letter_files(paths: list[str]) -> list[str]:
     return files
 
 
+def known_article_files(dead_files: list[str], against: list[str] | None) -> list[str]:
+    """The articles to deduplicate the replay against: those of the runs in ``against``,
+    or (``None``) of the run directories the dead-letter files sit in."""
+    if against is None:
+        runs = {
+            f.rstrip("/").rsplit("/", 2)[0]
+            for f in dead_files
+            if f.rstrip("/").rsplit("/", 2)[-2:-1] == [DEAD_LETTER_DIR]
+        }
+    else:
+        runs = {a.rstrip("/") for a in against}
+    files: list[str] = []
+    for run in sorted(runs):
+        found = [p for p in _match(join(run, ARTICLES_DIR, "*.avro")) if _is_avro_file(p)]
+        if against is not None and not found:
+            raise CliError(f"--dedup_against {run}: no articles/*.avro there")
+        files += found
+    return sorted(set(files))
+
+
 def _norm(path: str) -> str:
     path = path.rstrip("/")
     return path if "://" in path else os.path.abspath(path)
@@ -283,6 +322,7 @@ def run_replay(
     options: PipelineOptions,
     files: list[str],
     progress: ProgressChannel | None = None,
+    known_files: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run the replay job; writes and returns its summary (the ``_SUMMARY.json`` shape of
     ``khabar run`` plus a ``replay`` section)."""
@@ -293,7 +333,7 @@ def run_replay(
     khabar = options.view_as(KhabarOptions)
     started = dt.datetime.now(dt.UTC)
     pipeline = beam.Pipeline(runner=make_runner(options), options=options)
-    build_replay(pipeline, files, khabar.output, job_settings(khabar), progress)
+    build_replay(pipeline, files, khabar.output, job_settings(khabar), progress, known_files)
     result = pipeline.run()
     result.wait_until_finish()
 
@@ -313,6 +353,12 @@ def run_replay(
                 k[len("from.") :]: v for k, v in sorted(rp.items()) if k.startswith("from.")
             },
             "records_in_ok": records_in == expected_in,
+            "deduplicated_against": known_files or [],
+            "duplicates_of_earlier_run": sum(
+                v
+                for k, v in summary["metrics"].get("dedup", {}).items()
+                if k.startswith("duplicates_earlier_")
+            ),
         }
         summary["conservation"]["ok"] = (
             summary["conservation"]["ok"] and records_in == expected_in
@@ -336,13 +382,20 @@ def format_replay(summary: dict[str, Any], elapsed: float) -> str:
             f"{rp['resplit_records']} record(s), {rp['refetched']} of them read again from "
             "their input"
         )
+    if rp["deduplicated_against"]:
+        lines.append(
+            f"  {rp['duplicates_of_earlier_run']} duplicate(s) of articles already written "
+            f"(checked against {len(rp['deduplicated_against'])} article file(s))"
+        )
     if rp["not_rebuilt"]:
         lines.append(f"  {rp['not_rebuilt']} could not be rebuilt (still dead at stage read)")
     return "\n".join(lines)
 
 
-def parse_replay_args(argv: list[str]) -> tuple[list[str], PipelineOptions, bool]:
-    """(dead-letter paths, pipeline options, quiet)."""
+def parse_replay_args(
+    argv: list[str],
+) -> tuple[list[str], PipelineOptions, bool, list[str] | None]:
+    """(dead-letter paths, pipeline options, quiet, ``--dedup_against`` runs or None)."""
     from apache_beam.options.pipeline_options import StandardOptions
 
     from pipeline.cli import _all_options_parser
@@ -354,6 +407,7 @@ def parse_replay_args(argv: list[str]) -> tuple[list[str], PipelineOptions, bool
         paths.append(rest.pop(0))
     quiet = "--quiet" in rest
     rest = [a for a in rest if a != "--quiet"]
+    against, rest = _pop_against(rest)
     stray = [a for a in rest if a and not a.startswith("-")]
     if not paths:
         raise CliError(
@@ -372,7 +426,28 @@ def parse_replay_args(argv: list[str]) -> tuple[list[str], PipelineOptions, bool
     standard = options.view_as(StandardOptions)
     if not standard.runner:
         standard.runner = "DirectRunner"
-    return paths, options, quiet
+    return paths, options, quiet, against
+
+
+def _pop_against(args: list[str]) -> tuple[list[str] | None, list[str]]:
+    """``--dedup_against RUN`` (repeatable; ``none`` turns it off) out of ``args``:
+    (the runs, or None for the default, the runs the dead letters came from; the rest)."""
+    against: list[str] | None = None
+    rest: list[str] = []
+    it = iter(args)
+    for arg in it:
+        name, eq, value = arg.partition("=")
+        if name not in ("--dedup_against", "--dedup-against"):
+            rest.append(arg)
+            continue
+        if not eq:
+            value = next(it, "")
+        if not value or value.startswith("-"):
+            raise CliError("--dedup_against needs a run directory (or none)")
+        against = against or []
+        if value != "none":
+            against.append(value)
+    return against, rest
 
 
 def main(argv: list[str]) -> int:
@@ -382,7 +457,7 @@ def main(argv: list[str]) -> int:
     from pipeline.options import KhabarOptions
     from pipeline.run import prepare_output
 
-    paths, options, quiet = parse_replay_args(argv)
+    paths, options, quiet, against = parse_replay_args(argv)
     khabar = options.view_as(KhabarOptions)
     level = os.environ.get("KHABAR_LOG_LEVEL", "ERROR")
     for name in ("apache_beam", "trafilatura", "htmldate", "courlan"):
@@ -394,10 +469,11 @@ def main(argv: list[str]) -> int:
             f"--output {khabar.output} holds the dead letters being replayed; "
             "write the replay to a new directory"
         )
+    known = known_article_files(files, against)
     prepare_output(khabar.output, overwrite=khabar.overwrite)
     started = time.time()
     with Progress(quiet=quiet, label="khabar replay") as progress:
-        summary = run_replay(options, files, progress.channel)
+        summary = run_replay(options, files, progress.channel, known)
     print(format_replay(summary, time.time() - started))
     sys.stdout.flush()
     return 0 if summary["conservation"]["ok"] else 1

@@ -12,9 +12,13 @@ from apache_beam.testing.util import assert_that, equal_to
 from transforms.dedup import (
     DUPLICATES,
     DeduplicateExact,
+    DropKnownCopies,
     canonical_url,
     content_fingerprint,
+    fingerprint_article,
     fold_text,
+    known_keys,
+    link_to_known,
     resolve_group,
 )
 
@@ -88,3 +92,52 @@ def test_new_headline_on_same_long_body_is_the_same_content() -> None:
     assert content_fingerprint("Headline A", body) == content_fingerprint("Another one", body)
     short = "only a few words here"
     assert content_fingerprint("Headline A", short) != content_fingerprint("Another", short)
+
+
+def written(id_: str, cluster: str, similarity: float, **kw) -> dict:
+    """An article as an earlier run wrote it (fingerprinted, in a story cluster)."""
+    return dict(
+        fingerprint_article(art(id_, **kw)),
+        canonical_id=cluster,
+        cluster_id=cluster,
+        similarity=similarity,
+    )
+
+
+def test_known_keys_and_link_to_known() -> None:
+    old = written("k1", "c9", 0.7, url="https://a.ir/news/1?utm_source=x", body="kept text")
+    keys = dict(known_keys(old))
+    assert set(keys) == {"content:" + old["content_fingerprint"], "url:https://a.ir/news/1"}
+    ref = keys["url:https://a.ir/news/1"]
+    dup = link_to_known(art("n1", body="kept text"), ref, "content")
+    assert (dup["duplicate_of"], dup["canonical_id"], dup["cluster_id"]) == ("k1", "c9", "c9")
+    assert (dup["duplicate_reason"], dup["similarity"]) == ("content", 0.7)
+    assert [k for k, _ in known_keys(written("k2", "k2", 1.0, body="no url"))] == [
+        "content:" + content_fingerprint("t", "no url")
+    ]
+
+
+def test_drop_known_copies_by_content_then_url() -> None:
+    known = [
+        written("k1", "k1", 1.0, url="https://a.ir/1", body="first story"),
+        written("k2", "c1", 0.8, url="https://a.ir/2", body="second story"),
+    ]
+    new = [
+        art("n1", body="first story"),  # same text as k1, no URL
+        art("n2", url="http://www.a.ir/2/?utm_medium=rss", body="edited second story"),
+        art("n3", url="https://a.ir/3", body="new story"),
+        art("n4", body="new story"),  # a copy of n3: left to the run's own dedup
+    ]
+    with TestPipeline() as p:
+        earlier = p | "Known" >> beam.Create(known)
+        out = p | "New" >> beam.Create(new) | DropKnownCopies(earlier)
+        passed = out["articles"] | "S" >> beam.Map(lambda a: a["id"])
+        dups = out[DUPLICATES] | "D" >> beam.Map(
+            lambda a: (a["id"], a["duplicate_of"], a["cluster_id"], a["duplicate_reason"])
+        )
+        assert_that(passed, equal_to(["n3", "n4"]), label="passed")
+        assert_that(
+            dups,
+            equal_to([("n1", "k1", "k1", "content"), ("n2", "k2", "c1", "url")]),
+            label="duplicates",
+        )

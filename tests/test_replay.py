@@ -177,3 +177,58 @@ def test_user_errors(small_run: dict, tmp_path: Path) -> None:
         main([str(out), "--output", str(tmp_path / "x"), "--no_such_flag"])
     with pytest.raises(CliError, match="no dead-letter Avro files"):
         main([str(tmp_path / "empty"), "--output", str(tmp_path / "x")])
+
+
+def test_replay_deduplicates_against_the_run_it_replays(tmp_path: Path) -> None:
+    # b.jsonl's first line is a copy of a.jsonl's article, too large for the first run
+    # (an extra field pads it); its second line is a new story, also too large
+    body = (
+        "The harbour authority reopened the northern docks after the storm, and ships that "
+        "had queued outside the breakwater for two days began to come in with the pilots."
+    )
+    other = (
+        "Primary schools moved their classes online because the air quality index reached "
+        "unhealthy levels in most districts of the capital for the third day this week."
+    )
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.jsonl").write_text(json.dumps({"title": "Docks reopen", "body": body}) + "\n")
+    pad = "x" * 800
+    lines = [
+        {"title": "Harbour open again", "body": body, "notes": pad},
+        {"title": "Schools go online", "body": other, "notes": pad},
+    ]
+    (inputs / "b.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    run = tmp_path / "run"
+    first = run_khabar(
+        "run", "--input", str(inputs), "--output", str(run), "--max_article_bytes", "700"
+    )
+    assert first.returncode == 0, first.stderr
+    (kept,) = read_dir(run / "articles")
+    assert len(read_dir(run / "dead_letter")) == 2
+
+    out = tmp_path / "replay"
+    assert main([str(run / "dead_letter"), "--output", str(out), "--emit_duplicates"]) == 0
+    summary = json.loads((out / "_SUMMARY.json").read_text())
+    assert summary["conservation"]["ok"]
+    assert summary["replay"]["duplicates_of_earlier_run"] == 1
+    known = sorted(str(p) for p in (run / "articles").glob("*.avro"))
+    assert summary["replay"]["deduplicated_against"] == known
+    (dup,) = read_dir(out / "duplicates")
+    assert (dup["title"], dup["duplicate_of"], dup["duplicate_reason"]) == (
+        "Harbour open again",
+        kept["id"],
+        "content",
+    )
+    assert dup["cluster_id"] == kept["cluster_id"] == kept["id"]
+    assert [a["title"] for a in read_dir(out / "articles")] == ["Schools go online"]
+
+    alone = tmp_path / "alone"
+    args = [str(run / "dead_letter"), "--output", str(alone), "--dedup_against", "none"]
+    assert main(args) == 0
+    assert sorted(a["title"] for a in read_dir(alone / "articles")) == [
+        "Harbour open again",
+        "Schools go online",
+    ]
+    with pytest.raises(CliError, match="no articles"):
+        main([args[0], "--output", str(tmp_path / "x"), "--dedup_against", str(tmp_path)])

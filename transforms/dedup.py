@@ -278,6 +278,87 @@ class DeduplicateExact(beam.PTransform):
         return {"articles": by_url.articles, DUPLICATES: duplicates}
 
 
+# --------------------------------------------------------------------------- earlier runs
+
+
+def known_keys(article: Article) -> list[tuple[str, dict[str, Any]]]:
+    """The keys under which an article already written (by an earlier run) makes a new
+    copy a duplicate, each with the reference a duplicate points at: its content
+    fingerprint and, when it has one, its canonical URL."""
+    ref = {
+        "id": article["id"],
+        "canonical_id": article.get("canonical_id") or article["id"],
+        "cluster_id": article.get("cluster_id"),
+        "similarity": article.get("similarity"),
+    }
+    keys = [("content:" + article["content_fingerprint"], ref)]
+    if article.get("canonical_url"):
+        keys.append(("url:" + article["canonical_url"], ref))
+    return keys
+
+
+def link_to_known(article: Article, known: dict[str, Any], reason: str) -> Article:
+    """``article`` as a duplicate of an earlier run's article: it joins that article's
+    story cluster, as an exact copy in the same run would (``LinkExactDuplicates``)."""
+    dup = mark_duplicate(article, known["id"], known["canonical_id"], reason)
+    return dict(dup, cluster_id=known["cluster_id"], similarity=known["similarity"])
+
+
+class _KnownCopiesFn(beam.DoFn):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.dups = Metrics.counter("dedup", "duplicates_earlier_" + reason)
+
+    def process(self, element: tuple[str, dict[str, list]]):
+        _, groups = element
+        known = min(groups["known"], key=lambda ref: ref["id"]) if groups["known"] else None
+        for article in groups["new"]:
+            if known is None:
+                yield article
+            else:
+                self.dups.inc()
+                yield TaggedOutput(DUPLICATES, link_to_known(article, known, self.reason))
+
+
+class DropKnownCopies(beam.PTransform):
+    """New articles -> ``{"articles", "duplicates"}``: those whose content fingerprint, then
+    canonical URL, matches an article an earlier run wrote (``known``: a PCollection of
+    those articles, as read back from its Avro) become its duplicates; the others pass on
+    to the run's own deduplication. Used by ``khabar replay`` so that a replayed record
+    that another copy of already made it into the first run is not written twice."""
+
+    def __init__(self, known) -> None:
+        super().__init__()
+        self.known = known
+
+    def expand(self, pcoll):
+        refs = self.known | "KnownKeys" >> beam.FlatMap(known_keys).with_output_types(
+            KeyedArticle
+        )
+        articles = pcoll | "Fingerprint" >> beam.Map(fingerprint_article)
+        duplicates = []
+        for reason, key in (("content", _key_by_fingerprint), ("url", _key_by_url)):
+            tag = reason.title()
+            new = articles | f"Key{tag}" >> beam.Map(
+                lambda a, key=key, reason=reason: (f"{reason}:{key(a)[0]}", a)
+            ).with_output_types(KeyedArticle)
+            known = refs | f"Known{tag}" >> beam.Filter(
+                lambda kv, reason=reason: kv[0].startswith(reason + ":")
+            )
+            checked = (
+                {"new": new, "known": known}
+                | f"Join{tag}" >> beam.CoGroupByKey()
+                | f"Check{tag}"
+                >> beam.ParDo(_KnownCopiesFn(reason)).with_outputs(DUPLICATES, main="articles")
+            )
+            articles = checked.articles
+            duplicates.append(checked[DUPLICATES])
+        return {
+            "articles": articles,
+            DUPLICATES: tuple(duplicates) | "KnownDuplicates" >> beam.Flatten(),
+        }
+
+
 # --------------------------------------------------------------------------- streaming
 
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600
