@@ -340,6 +340,32 @@ def test_deduplicate_near_is_deterministic_and_matches_in_memory() -> None:
             )
 
 
+def test_each_candidate_pair_is_verified_once_as_in_memory() -> None:
+    # copies share most bands: the pipeline must still verify each pair once (DistinctPairs)
+    from apache_beam.metrics.metric import MetricsFilter
+
+    articles = []
+    for s in range(5):
+        text = words(7000 + s, 200)
+        for c in range(3):
+            edited = list(text)
+            edited[50 + 10 * c : 55 + 10 * c] = words(7100 + 10 * s + c, 5)
+            articles.append(article(f"c{s}-{c}", edited, c))
+    articles += [article(f"o{i}", words(7500 + i, 150), i) for i in range(10)]
+    expected = cluster_in_memory(articles, NearDupConfig())
+    assert expected.candidate_pairs == 15 and expected.verified_pairs == 15
+    p = TestPipeline()
+    _ = p | beam.Create(articles) | DeduplicateNear()
+    result = p.run()
+    result.wait_until_finish()
+    counters = {
+        c.key.metric.name: c.committed
+        for c in result.metrics().query(MetricsFilter().with_namespace("neardup"))["counters"]
+    }
+    assert counters["candidate_pairs"] == expected.candidate_pairs
+    assert counters["verified_pairs"] == expected.verified_pairs
+
+
 def _cc_labels(edges: list[tuple[str, str]], rounds: int) -> list[tuple[str, str]]:
     from transforms.neardup import ConnectedComponents
 
