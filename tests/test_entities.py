@@ -147,6 +147,23 @@ def test_checksums_and_user_model_dir(tmp_path: Path) -> None:
         EntityTagger(str(tmp_path / "nowhere"))
 
 
+def test_manifest_o_bias_reaches_the_decoder(
+    tmp_path: Path, tagger: EntityTagger, normalizer: Normalizer
+) -> None:
+    # the PEYMA head's O bias is read from the manifest: a large one finds more entities
+    copy = tmp_path / "models"
+    shutil.copytree(SHIPPED_MODEL_DIR, copy)
+    manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+    (peyma,) = [m for m in manifest["languages"]["fa"]["models"] if m["id"] == "peyma"]
+    peyma["o_bias"] = 4.0
+    (copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    article = seed_article(normalizer)
+    plain = tagger.tag_article(article)["entities"]
+    biased = EntityTagger(str(copy)).tag_article(article)["entities"]
+    covered = [sum(e["end"] - e["start"] for e in ents) for ents in (plain, biased)]
+    assert covered[1] > covered[0]
+
+
 def test_beam_stage_counts(normalizer: Normalizer) -> None:
     articles = [
         seed_article(normalizer) | {"id": "fa1"},

@@ -176,6 +176,17 @@ def test_network_file_round_trip(tmp_path: Path) -> None:
     labels, marg = net.decode("a", together[0])
     assert len(labels) == 4 and all(lab in net.heads["a"]["tags"] for lab in labels)
     assert np.all((marg > 0) & (marg <= 1 + 1e-9))
+    # The O bias: the same decode on emissions with the O score lowered by hand.
+    spec = net.heads["a"]
+    emis = (together[0] @ spec["w"] + spec["b"]).astype(np.float64)
+    o = spec["tags"].index("O")
+    for bias in (0.7, 50.0):
+        shifted = emis.copy()
+        shifted[:, o] -= bias
+        best, _ = viterbi_marginals_numpy(shifted, spec["trans"], spec["start"], spec["end"])
+        biased, _ = net.decode("a", together[0], bias)
+        assert biased == [spec["tags"][k] for k in best]
+    assert "O" not in net.decode("a", together[0], 50.0)[0]  # a huge bias leaves no O
 
 
 def test_trainer_looks_words_up_as_the_tagger_does() -> None:

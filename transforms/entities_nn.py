@@ -185,10 +185,15 @@ class BiLSTMCRF:
 
     # ------------------------------------------------------------------ CRF heads
 
-    def decode(self, head: str, states: np.ndarray) -> tuple[list[str], np.ndarray]:
-        """Viterbi labels of one sentence and each label's marginal probability."""
+    def decode(
+        self, head: str, states: np.ndarray, o_bias: float = 0.0
+    ) -> tuple[list[str], np.ndarray]:
+        """Viterbi labels of one sentence and each label's marginal probability;
+        ``o_bias`` is subtracted from the O label's emission score first."""
         spec = self.heads[head]
         emis = (states @ spec["w"] + spec["b"]).astype(np.float64)
+        if o_bias:
+            emis[:, spec["tags"].index("O")] -= o_bias
         labels, marginals = viterbi_marginals(emis, spec["trans"], spec["start"], spec["end"])
         tags = spec["tags"]
         return [tags[k] for k in labels], marginals
