@@ -23,10 +23,10 @@ later replay work on it. Deduplication runs among the replayed records and again
 articles the first run wrote (``--dedup_against``; by default the run directories the
 dead letters sit in): a replayed record that another copy already brought into that run
 (same content fingerprint, then same canonical URL) becomes a duplicate of it, in its
-story cluster, so the two outputs together hold each article once (near-duplicate story clusters are
-found among the replayed records only). Its
-conservation check: records in (dead letters read, whole files counted as the records
-they split into) = articles written + duplicates + dead letters still dead.
+story cluster, so the two outputs together hold each article once (near-duplicate story
+clusters are found among the replayed records only). Its conservation check: records in
+(dead letters read, whole files counted as the records they split into) = articles
+written + duplicates + dead letters still dead.
 """
 
 from __future__ import annotations
@@ -470,6 +470,8 @@ def main(argv: list[str]) -> int:
             "write the replay to a new directory"
         )
     known = known_article_files(files, against)
+    if any(_norm(f).startswith(out + "/") for f in known):
+        raise CliError(f"--dedup_against names --output {khabar.output}: write to a new directory")
     prepare_output(khabar.output, overwrite=khabar.overwrite)
     started = time.time()
     with Progress(quiet=quiet, label="khabar replay") as progress:

@@ -232,3 +232,6 @@ def test_replay_deduplicates_against_the_run_it_replays(tmp_path: Path) -> None:
     ]
     with pytest.raises(CliError, match="no articles"):
         main([args[0], "--output", str(tmp_path / "x"), "--dedup_against", str(tmp_path)])
+    with pytest.raises(CliError, match="names --output"):
+        main([args[0], "--output", str(out), "--overwrite", "--dedup_against", str(out)])
+    assert (out / "articles").is_dir()  # refused before anything was removed
