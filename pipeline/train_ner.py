@@ -2,7 +2,8 @@
 
 Run ``make train-ner`` (or ``python -m pipeline.train_ner`` with ``KHABAR_TORCH_PYTHON``
 naming an interpreter that has PyTorch and gensim: training only, tagging needs numpy).
-37 minutes (Persian) on two cores of this machine. Reads only ``../shared/data`` (no network):
+The Persian part took 36 minutes on two cores of this machine. Reads only
+``../shared/data`` (no network):
 
 - ``news-fa`` (Apache-2.0) and the PEYMA training text (tags unused): word2vec vectors
   that initialise the Persian network's word embeddings.
