@@ -69,6 +69,15 @@ class NearDupSettings:
     ngram: int = 3
     num_perm: int = 128
 
+    def params(self) -> dict[str, float | int]:
+        """The keyword arguments of ``DeduplicateNear`` / ``DeduplicateNearStreaming``."""
+        return {
+            "threshold": self.threshold,
+            "ngram": self.ngram,
+            "num_perm": self.num_perm,
+            "containment": self.containment,
+        }
+
 
 @dataclass(frozen=True)
 class JobSettings:
@@ -119,12 +128,7 @@ class ProcessArticles(beam.PTransform):
         if not self.near.enabled:
             duplicates = (deduped[DUPLICATES], *earlier) | "AllDuplicates" >> beam.Flatten()
             return ProcessedOutputs(deduped["articles"], duplicates, dead)
-        near = deduped["articles"] | "NearDedup" >> DeduplicateNear(
-            threshold=self.near.threshold,
-            ngram=self.near.ngram,
-            num_perm=self.near.num_perm,
-            containment=self.near.containment,
-        )
+        near = deduped["articles"] | "NearDedup" >> DeduplicateNear(**self.near.params())
         near_all = (near["articles"], near[DUPLICATES]) | "NearOutputs" >> beam.Flatten()
         # exact copies of an article that lost to a near-duplicate follow it to its cluster
         exact = (deduped[DUPLICATES], near_all) | "LinkExact" >> LinkExactDuplicates()

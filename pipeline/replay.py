@@ -294,11 +294,8 @@ def known_article_files(dead_files: list[str], against: list[str] | None) -> lis
     """The articles to deduplicate the replay against: those of the runs in ``against``,
     or (``None``) of the run directories the dead-letter files sit in."""
     if against is None:
-        runs = {
-            f.rstrip("/").rsplit("/", 2)[0]
-            for f in dead_files
-            if f.rstrip("/").rsplit("/", 2)[-2:-1] == [DEAD_LETTER_DIR]
-        }
+        parents = [f.rpartition("/")[0].rpartition("/") for f in dead_files]
+        runs = {run for run, _, folder in parents if folder == DEAD_LETTER_DIR}
     else:
         runs = {a.rstrip("/") for a in against}
     files: list[str] = []
@@ -432,22 +429,17 @@ def parse_replay_args(
 def _pop_against(args: list[str]) -> tuple[list[str] | None, list[str]]:
     """``--dedup_against RUN`` (repeatable; ``none`` turns it off) out of ``args``:
     (the runs, or None for the default, the runs the dead letters came from; the rest)."""
-    against: list[str] | None = None
-    rest: list[str] = []
-    it = iter(args)
-    for arg in it:
-        name, eq, value = arg.partition("=")
-        if name not in ("--dedup_against", "--dedup-against"):
-            rest.append(arg)
-            continue
-        if not eq:
-            value = next(it, "")
-        if not value or value.startswith("-"):
-            raise CliError("--dedup_against needs a run directory (or none)")
-        against = against or []
-        if value != "none":
-            against.append(value)
-    return against, rest
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    parser.add_argument("--dedup_against", "--dedup-against", action="append")
+    try:
+        known, rest = parser.parse_known_args(args)
+    except argparse.ArgumentError as err:
+        raise CliError("--dedup_against needs a run directory (or none)") from err
+    if known.dedup_against is None:
+        return None, rest
+    return [run for run in known.dedup_against if run != "none"], rest
 
 
 def main(argv: list[str]) -> int:

@@ -160,11 +160,7 @@ class ProcessStream(beam.PTransform):
         exact = articles | "Dedup" >> DeduplicateStreaming(self.ttl_seconds)
         if self.near.enabled:
             near = exact["articles"] | "NearDedup" >> DeduplicateNearStreaming(
-                self.ttl_seconds,
-                threshold=self.near.threshold,
-                ngram=self.near.ngram,
-                num_perm=self.near.num_perm,
-                containment=self.near.containment,
+                self.ttl_seconds, **self.near.params()
             )
             deduped = {
                 "articles": near["articles"],

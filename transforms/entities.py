@@ -335,7 +335,7 @@ class LanguageModel:
                 if entry["head"] not in entry["net"].heads:
                     raise ModelError(f"{stage['file']} has no head {entry['head']!r}")
                 #: Subtracted from the head's O score before decoding: > 0 trades
-                #: precision for recall (tuned on held-out training data by train_ner).
+                #: precision for recall (a user's knob; the shipped model sets none).
                 entry["o_bias"] = float(stage.get("o_bias", 0.0))
             else:
                 raise ModelError(f"unknown entity model kind {kind!r}")

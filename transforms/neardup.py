@@ -443,7 +443,7 @@ def _unpack(packed: bytes) -> np.ndarray:
 
 
 class _BucketPairsFn(beam.DoFn):
-    """One band bucket -> its candidate pairs ``((x, y), None)``, ``x < y``. A huge bucket
+    """One band bucket -> its candidate pairs ``(x, y)``, ``x < y``. A huge bucket
     is boilerplate, not a story: each member is paired with its ``max_bucket``
     predecessors only (bounded work, deterministic order)."""
 
@@ -460,7 +460,7 @@ class _BucketPairsFn(beam.DoFn):
             self.oversized.inc()
         for y in range(1, len(members)):
             for x in range(max(0, y - self.max_bucket), y):
-                yield ((members[x], members[y]), None)
+                yield (members[x], members[y])
 
 
 def _left_shingles(element: tuple[Node, dict[str, list[Any]]]) -> Iterator[tuple]:
@@ -687,8 +687,7 @@ class DeduplicateNear(beam.PTransform):
             sketched[_SketchFn.BANDS]
             | "GroupByBand" >> beam.GroupByKey()
             | "BucketPairs" >> beam.ParDo(_BucketPairsFn(self.max_bucket))
-            | "DistinctPairs" >> beam.GroupByKey()  # a pair shares several bands
-            | "PairByLeft" >> beam.Map(lambda kv: kv[0])
+            | "DistinctPairs" >> beam.Distinct()  # a pair shares several bands
         )
         # Each candidate pair is verified once, on its two articles' exact shingles, which
         # are joined to it (the shingles are shuffled twice per article, not once per band).
