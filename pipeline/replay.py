@@ -39,8 +39,6 @@ import time
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
@@ -54,7 +52,7 @@ from pipeline.sinks import (
     DEAD_LETTER_DIR,
     join,
 )
-from pipeline.sources import iter_lines_limited, read_limited
+from pipeline.sources import iter_lines_limited, open_input, read_limited
 from transforms.common import ARTICLES, DEAD_LETTER, StageError, make_dead_letter
 from transforms.parse import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -119,7 +117,7 @@ def _replay_count(attrs: dict[str, str]) -> str:
 def _refetch(uri: str, fmt: str | None, position: int | None, limit: int) -> bytes:
     """The input of a truncated read-stage dead letter, read again under ``limit``."""
     try:
-        handle = FileSystems.open(uri, compression_type=CompressionTypes.AUTO)
+        handle = open_input(uri)  # decompressed a bounded chunk at a time
     except Exception as exc:  # noqa: BLE001 - any storage error: the input is gone
         raise SourceUnavailable(f"cannot read {uri} again: {type(exc).__name__}: {exc}") from None
     with handle:
@@ -200,7 +198,7 @@ class ExpandDeadLetters(beam.DoFn):
         Metrics.counter(NAMESPACE, f"from.{dead['stage']}/{dead['error_type']}").inc()
         try:
             records, how = raw_records_for(dead, self.max_record_bytes, self.format_override)
-        except StageError as exc:
+        except Exception as exc:  # noqa: BLE001 - one bad dead letter never stops a replay
             self.records_in.inc()
             self.read_failed.inc()
             self.not_rebuilt.inc()

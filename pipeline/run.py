@@ -93,6 +93,8 @@ def summarize(
         "duplicates_near": metrics.get("neardup", {}).get("duplicates", 0),
         "dead_letters": k.get("written_dead_letters", 0),
         "files": k.get("files_read", 0),
+        "files_dead_lettered": k.get("files_dead_lettered", 0),
+        "dates_left_empty": metrics.get("stage.parse", {}).get("date_left_empty", 0),
     }
     counts.update(overrides or {})
     duplicates = counts["duplicates"]
@@ -120,6 +122,8 @@ def job_settings(khabar: KhabarOptions) -> JobSettings:
     return JobSettings(
         input_format=khabar.input_format,
         max_record_bytes=khabar.max_article_bytes,
+        max_records_per_file=khabar.max_records_per_file,
+        max_feed_bytes=khabar.max_feed_bytes,
         emit_duplicates=khabar.emit_duplicates,
         num_shards=khabar.num_shards,
         near=NearDupSettings(

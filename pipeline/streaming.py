@@ -30,7 +30,7 @@ from transforms.parse import (
     FORMATS,
     RawRecord,
     detect_format,
-    split_records,
+    split_all,
 )
 
 # Message attributes set by `khabar poll` (any publisher may set them).
@@ -63,33 +63,34 @@ class ExpandMessages(beam.DoFn):
             position = int(attrs.get(ATTR_POSITION, "0"))
         except ValueError:
             position = 0
-        fmt = attrs.get(ATTR_FORMAT) or detect_format(uri, data[:4096])
         try:
+            fmt = attrs.get(ATTR_FORMAT) or detect_format(uri, data[:4096])
             if attrs.get(ATTR_UNIT) == "file" or fmt == "feed":
-                records = list(split_records(uri, data, fmt, self.max_record_bytes))
+                records, error = split_all(uri, data, fmt, self.max_record_bytes)
             elif fmt not in FORMATS:
-                raise StageError(f"unknown format attribute {fmt!r}")
+                records, error = [], StageError(f"unknown format attribute {fmt!r}")
             else:
-                records = [RawRecord(uri, position, fmt, data)]
-        except StageError as exc:
+                records, error = [RawRecord(uri, position, fmt, data)], None
+        except Exception as exc:  # noqa: BLE001 - one bad message never stops the stream
+            records, error = [], exc
+        for record in records:
+            record.attributes = {**attrs, **record.attributes}
+            self.records_in.inc()
+            yield record.to_dict()
+        if error is not None:
             self.records_in.inc()
             self.failed.inc()
             yield TaggedOutput(
                 DEAD_LETTER,
                 make_dead_letter(
                     "read",
-                    exc,
+                    error,
                     raw_payload=data,
                     input_uri=uri,
-                    position=position,
+                    position=len(records) if records else position,
                     attributes=attrs,
                 ),
             )
-            return
-        for record in records:
-            record.attributes = {**attrs, **record.attributes}
-            self.records_in.inc()
-            yield record.to_dict()
 
 
 class AssignEventTime(beam.DoFn):

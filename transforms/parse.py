@@ -2,12 +2,13 @@
 
 Beam-free core:
 
-* :func:`decode` - UTF-8 (with or without BOM) and UTF-16 (BOM or NUL-pattern sniffed);
-  anything else raises :class:`DecodeError` (the bytes go to the dead letters intact).
+* :func:`decode` - any encoding Python or WHATWG knows, declared or detected
+  (:mod:`transforms.encodings`); :class:`DecodeError` only when no decoding is credible
+  (the bytes go to the dead letters intact).
 * :func:`detect_format` - by extension, else by sniffing the content; overridable.
 * :func:`split_records` - a file's bytes -> raw records (JSON Lines: one per line;
-  RSS/Atom: one per item, XML parsed with defusedxml so entity expansion and external
-  entities are refused; text and HTML: the whole file).
+  feeds: one per item, read with feedparser behind khabar's refusal of entity
+  declarations and deep nesting (:mod:`transforms.feeds`); text and HTML: the whole file).
 * :func:`parse_record` - one raw record -> an article dict (title, lead, body, url,
   source, published_at, provenance).
 
