@@ -101,6 +101,8 @@ def _sniff_wide(data: bytes) -> str | None:
         if data.startswith(pattern):
             return name
     sample = data[:4096]
+    if b"\x00" not in sample:
+        return None
     if len(sample) >= 8 and len(sample) % 4 == 0:
         quarter = len(sample) // 4
         lanes = [sample[i::4].count(0) for i in range(4)]
