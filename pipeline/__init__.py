@@ -1,5 +1,5 @@
 """khabar's pipeline assembly: options, sources, sinks, CLI."""
 
-from pipeline.gcs import use_emulator_if_configured
+from khabar.pipeline.job.gcs import use_emulator_if_configured
 
 use_emulator_if_configured()

@@ -34,7 +34,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.typehints import typehints
 
-from transforms.common import Article
+from khabar.transforms.common import Article
 
 TRACKING_PARAMS = frozenset(
     {

@@ -2,7 +2,7 @@
 
 Beam-free core (numpy only):
 
-* :func:`fold_tokens` - the spelling folds of :func:`transforms.dedup.fold_text` (case,
+* :func:`fold_tokens` - the spelling folds of :func:`khabar.transforms.dedup.fold_text` (case,
   diacritics, Arabic/Persian letter variants such as ``ي``/``ك``, Persian/Arabic/Latin
   digits, punctuation) plus ZWNJ/space/no-space variants of Persian affixes, so
   ``می‌شود``, ``می شود`` and ``میشود`` (or ``کتاب‌ها``/``کتاب ها``/``کتابها``) give one token.
@@ -33,7 +33,7 @@ PTransform :class:`DeduplicateNear` (scalable, no step needs all articles on one
    of rounds, then a check of every remaining edge; edges whose ends still disagree
    (none in practice) are resolved by a union-find over *labels* only (the residual).
    A node is ``(published_at is None, published_at in microseconds, id)``, so the
-   component minimum is the survivor of :func:`transforms.dedup.survivor_key`.
+   component minimum is the survivor of :func:`khabar.transforms.dedup.survivor_key`.
 4. ``GroupByCluster``: each article joins its cluster; the survivor gets
    ``cluster_id = canonical_id = id`` and ``similarity = 1.0``; the others go to
    ``duplicates`` with ``duplicate_of``/``canonical_id``/``cluster_id`` = the survivor,
@@ -41,7 +41,7 @@ PTransform :class:`DeduplicateNear` (scalable, no step needs all articles on one
    shingles with the survivor's (exact).
 
 Defaults (``ngram=3``, ``threshold=0.4``, ``containment=0.8``, ``num_perm=128`` -> 32 bands
-of 4 rows) come from ``khabar bench-dedup --sweep`` (pipeline/bench_dedup.py): on the
+of 4 rows) come from ``khabar bench-dedup --sweep`` (pipeline/bench/dedup.py): on the
 syndication benchmark, 2- to 5-grams at 0.3-0.7, n=3 at 0.4 kept precision 1.0 on light
 and medium copies with the best medium recall that did not let precision drop.
 """
@@ -65,8 +65,8 @@ from apache_beam.pvalue import TaggedOutput
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, TimerSpec, on_timer
 
-from transforms.common import Article
-from transforms.dedup import DUPLICATES, fold_text, survivor_key
+from khabar.transforms.common import Article
+from khabar.transforms.dedup import DUPLICATES, fold_text, survivor_key
 
 DEFAULT_NGRAM = 3
 DEFAULT_THRESHOLD = 0.4
@@ -89,7 +89,7 @@ _SUFFIX = re.compile(r"(?<=\S) (ها|های|هایی|ای|ی|تر|ترین|تر�
 
 
 def fold_tokens(text: str | None) -> list[str]:
-    """Folded word tokens (see :func:`transforms.dedup.fold_text`), with Persian verbal
+    """Folded word tokens (see :func:`khabar.transforms.dedup.fold_text`), with Persian verbal
     prefixes and plural/comparative suffixes glued, whatever the ZWNJ/space spelling."""
     if not text:
         return []
@@ -100,6 +100,11 @@ def fold_tokens(text: str | None) -> list[str]:
 
 _TOKEN_CACHE: dict[str, int] = {}
 _TOKEN_CACHE_MAX = 1 << 20
+
+
+def clear_token_cache() -> None:
+    """Forget the token hashes memoized so far (a benchmark's cold start)."""
+    _TOKEN_CACHE.clear()
 
 
 def _token_hash(token: str) -> int:
@@ -316,7 +321,7 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def node_of(article: Article) -> Node:
-    """Sortable node key with the order of :func:`transforms.dedup.survivor_key`."""
+    """Sortable node key with the order of :func:`khabar.transforms.dedup.survivor_key`."""
     published = article.get("published_at")
     if published is None:
         return (1, 0, article["id"])
@@ -326,7 +331,7 @@ def node_of(article: Article) -> Node:
 # --------------------------------------------------------------------------- in memory
 
 
-class _UnionFind:
+class UnionFind:
     def __init__(self) -> None:
         self.parent: dict[Any, Any] = {}
 
@@ -374,7 +379,7 @@ def cluster_in_memory(articles: Sequence[Article], config: NearDupConfig) -> Clu
         band_lists.append(bh)
         for j, h in enumerate(bh):
             buckets.setdefault((j, h), []).append(i)
-    uf = _UnionFind()
+    uf = UnionFind()
     candidates = verified = 0
     for (j, _), members in buckets.items():
         if len(members) < 2:
@@ -553,7 +558,7 @@ def _check_labels(element: tuple[str, Iterable[tuple]]) -> Iterator[Any]:
 
 
 def _resolve_residual(pairs: list[tuple[Node, Node]]) -> dict[Node, Node]:
-    uf = _UnionFind()
+    uf = UnionFind()
     for a, b in sorted(pairs):
         uf.union(a, b)
     return {x: uf.find(x) for x in uf.parent}

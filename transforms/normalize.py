@@ -16,7 +16,7 @@ from collections.abc import Callable
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.common import Article, run_stage
+from khabar.transforms.common import Article, run_stage
 
 PERSIAN = "fa"
 _SPACE_NEWLINE = re.compile(r"[ \t]*\n[ \t]*")

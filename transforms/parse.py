@@ -30,8 +30,8 @@ import apache_beam as beam
 import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
 
-from transforms.common import Article, StageError, run_stage
-from transforms.dates import parse_date
+from khabar.transforms.common import Article, StageError, run_stage
+from khabar.transforms.dates import parse_date
 
 FORMATS = ("text", "jsonl", "html", "rss", "atom")
 FEED_FORMATS = ("rss", "atom", "feed")
