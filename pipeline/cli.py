@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from khabar.pipeline.errors import CliError
+from khabar.pipeline.job.gcs import use_emulator_if_configured
 
 USAGE = """usage: khabar <command> [options]
 
@@ -65,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"khabar: error: unknown command {command!r} (try: khabar --help)", file=sys.stderr)
         return 2
+    use_emulator_if_configured()
     try:
         return command_main(command)(rest)
     except CliError as exc:

@@ -23,7 +23,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
 
-from khabar.pipeline.version import PIPELINE_VERSION
+from khabar.schemas.version import PIPELINE_VERSION
 
 ARTICLES = "articles"
 DEAD_LETTER = "dead_letter"

@@ -16,8 +16,14 @@ uses real credentials.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from apache_beam.options.pipeline_options import PipelineOptions
 
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
+#: Imported by Beam at worker start-up (``--beam_plugins``) in emulator mode.
+WORKER_PLUGIN = "khabar.pipeline.job.gcs_worker"
 
 
 def emulator_host() -> str | None:
@@ -43,4 +49,26 @@ def use_emulator_if_configured() -> bool:
 
     anonymous_client._khabar_emulator = True  # type: ignore[attr-defined]
     gcsio.create_storage_client = anonymous_client
+    return True
+
+
+def emulator_client_installed() -> bool:
+    """Whether Beam's GCS client factory in this process is the emulator one."""
+    from apache_beam.io.gcp import gcsio
+
+    return bool(getattr(gcsio.create_storage_client, "_khabar_emulator", False))
+
+
+def install_emulator_client(options: PipelineOptions) -> bool:
+    """Emulator mode for this process and for the worker processes of a job run with
+    ``options`` (adds :data:`WORKER_PLUGIN` to ``--beam_plugins``); returns whether the
+    emulator is configured."""
+    from apache_beam.options.pipeline_options import SetupOptions
+
+    if not use_emulator_if_configured():
+        return False
+    setup = options.view_as(SetupOptions)
+    plugins = list(setup.beam_plugins or [])
+    if WORKER_PLUGIN not in plugins:
+        setup.beam_plugins = [*plugins, WORKER_PLUGIN]
     return True

@@ -26,7 +26,7 @@ from khabar.pipeline.stages.sinks import (
     OUTPUT_DIRS,
     join,
 )
-from khabar.pipeline.version import PIPELINE_VERSION
+from khabar.schemas.version import PIPELINE_VERSION
 
 SUMMARY_FILE = "_SUMMARY.json"
 STAGES = ("read", "parse", "clean", "language", "normalize", "entities")

@@ -13,11 +13,16 @@ from __future__ import annotations
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
 
+from khabar.pipeline.job.gcs import install_emulator_client
+
 DIRECT_NAMES = {"directrunner", "direct", "switchingdirectrunner"}
 
 
 def make_runner(options: PipelineOptions) -> PipelineRunner | None:
-    """A runner instance for ``options``, or ``None`` to let Beam create it by name."""
+    """A runner instance for ``options``, or ``None`` to let Beam create it by name.
+
+    Every job is made here, so this is also where GCS emulator mode reaches its workers."""
+    install_emulator_client(options)
     standard = options.view_as(StandardOptions)
     name = (standard.runner or "DirectRunner").rsplit(".", 1)[-1].lower()
     if name not in DIRECT_NAMES:

@@ -21,7 +21,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.value_provider import StaticValueProvider
 
 from khabar import schemas
-from khabar.pipeline.version import PIPELINE_VERSION
+from khabar.schemas.version import PIPELINE_VERSION
 from khabar.transforms.common import Article, utcnow
 
 ARTICLES_DIR = "articles"

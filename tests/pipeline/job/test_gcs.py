@@ -3,12 +3,17 @@ server on loopback (gcp-storage-emulator), and clear errors for bad buckets/obje
 
 from __future__ import annotations
 
+import os
 import time
 
+import apache_beam as beam
 import fastavro
 import pytest
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
+from khabar.pipeline.job import gcs
+from khabar.pipeline.job.runner import make_runner
 from tests.conftest import SHARED, run_khabar
 
 
@@ -108,3 +113,41 @@ def test_permission_error_is_one_clear_line() -> None:
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
     assert "permission denied" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_multi_processing_workers_get_the_emulator_client(monkeypatch, tmp_path) -> None:
+    """Importing khabar patches nothing, so a worker process has the emulator client only
+    because make_runner named the start-up hook in --beam_plugins (a plain FnApiRunner
+    job, without it, is the control: its workers keep Beam's own client)."""
+    from apache_beam.io.gcp import gcsio
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+
+    monkeypatch.setenv(gcs.EMULATOR_ENV, "http://127.0.0.1:9")  # never contacted
+    # this process gets the patch too (make_runner): undone after the test
+    monkeypatch.setattr(gcsio, "create_storage_client", gcsio.create_storage_client)
+    argv = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+
+    def run(options: PipelineOptions, runner) -> set[tuple[bool, bool]]:
+        out = tmp_path / f"seen-{len(list(tmp_path.iterdir()))}"
+        with beam.Pipeline(runner=runner, options=options) as p:
+            (
+                p
+                | beam.Create(range(4))
+                | beam.Reshuffle()
+                | beam.Map(
+                    lambda _, parent: f"{gcs.emulator_client_installed()} {os.getpid() != parent}",
+                    os.getpid(),
+                )
+                | beam.io.WriteToText(str(out))
+            )
+        return {
+            tuple(word == "True" for word in line.split())
+            for path in tmp_path.glob(f"{out.name}*")
+            for line in path.read_text().splitlines()
+        }
+
+    plain = PipelineOptions(argv)
+    assert run(plain, fn_runner.FnApiRunner()) == {(False, True)}
+    options = PipelineOptions(argv)
+    assert run(options, make_runner(options)) == {(True, True)}
+    assert gcs.WORKER_PLUGIN in options.view_as(SetupOptions).beam_plugins
