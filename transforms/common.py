@@ -24,6 +24,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
 
 from khabar.schemas.version import PIPELINE_VERSION
+from khabar.transforms import metrics as M
 
 ARTICLES = "articles"
 DEAD_LETTER = "dead_letter"
@@ -116,9 +117,9 @@ class StageFn(beam.DoFn):
         self.stage = stage
         self.core_factory = core_factory
         self.core: Core | None = None
-        self.ok = Metrics.counter("stage." + stage, "ok")
-        self.failed = Metrics.counter("stage." + stage, "dead_letter")
-        self.retried = Metrics.counter("stage." + stage, "retried")
+        self.ok = Metrics.counter(M.stage(stage), M.OK)
+        self.failed = Metrics.counter(M.stage(stage), M.DEAD_LETTER)
+        self.retried = Metrics.counter(M.stage(stage), M.RETRIED)
 
     def setup(self) -> None:
         self.core = self.core_factory()

@@ -34,6 +34,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.typehints import typehints
 
+from khabar.transforms import metrics as M
 from khabar.transforms.common import Article
 
 TRACKING_PARAMS = frozenset(
@@ -205,7 +206,7 @@ KeyedArticle = typehints.Tuple[str, typehints.Any]
 class _ResolveFn(beam.DoFn):
     def __init__(self, reason: str) -> None:
         self.reason = reason
-        self.dups = Metrics.counter("dedup", "duplicates_" + reason)
+        self.dups = Metrics.counter(M.DEDUP, M.duplicates(reason))
 
     def process(self, element: tuple[Any, Iterable[Article]]):
         _, group = element
@@ -307,7 +308,7 @@ def link_to_known(article: Article, known: dict[str, Any], reason: str) -> Artic
 class _KnownCopiesFn(beam.DoFn):
     def __init__(self, reason: str) -> None:
         self.reason = reason
-        self.dups = Metrics.counter("dedup", "duplicates_earlier_" + reason)
+        self.dups = Metrics.counter(M.DEDUP, M.duplicates_earlier(reason))
 
     def process(self, element: tuple[str, dict[str, list]]):
         _, groups = element
@@ -379,8 +380,8 @@ class _FirstSeenFn(beam.DoFn):
     def __init__(self, reason: str, ttl_seconds: int) -> None:
         self.reason = reason
         self.ttl = ttl_seconds
-        self.dups = Metrics.counter("dedup", "duplicates_" + reason)
-        self.expired = Metrics.counter("dedup", "state_expired_" + reason)
+        self.dups = Metrics.counter(M.DEDUP, M.duplicates(reason))
+        self.expired = Metrics.counter(M.DEDUP, M.state_expired(reason))
 
     def process(
         self,

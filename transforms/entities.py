@@ -37,6 +37,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from khabar.transforms import metrics as M
 from khabar.transforms.common import Article, run_stage
 from khabar.transforms.entities_nn import BiLSTMCRF
 
@@ -623,7 +624,7 @@ def tag_entities_core(model_dir: str | None = None) -> Callable[[Article], Artic
     def counter(name: str) -> Any:
         c = counters.get(name)
         if c is None:
-            c = counters[name] = Metrics.counter("entities", name)
+            c = counters[name] = Metrics.counter(M.ENTITIES, name)
         return c
 
     def core(article: Article) -> Article:

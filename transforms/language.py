@@ -45,6 +45,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
+from khabar.transforms import metrics as M
 from khabar.transforms.common import run_stage
 from khabar.transforms.langid_kernel import score_ngrams, word_keys, word_sums
 
@@ -744,7 +745,7 @@ def detect_language_core() -> Callable[[dict], dict]:
         article["script"] = result.script
         counter = counters.get(result.language)
         if counter is None:
-            counter = counters[result.language] = Metrics.counter("language", result.language)
+            counter = counters[result.language] = Metrics.counter(M.LANGUAGE, result.language)
         counter.inc()
         return article
 

@@ -65,6 +65,7 @@ from apache_beam.pvalue import TaggedOutput
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, TimerSpec, on_timer
 
+from khabar.transforms import metrics as M
 from khabar.transforms.common import Article
 from khabar.transforms.dedup import DUPLICATES, fold_text, survivor_key
 
@@ -418,8 +419,8 @@ class _SketchFn(beam.DoFn):
     def __init__(self, config: NearDupConfig) -> None:
         self.config = config
         self.hasher: MinHasher | None = None
-        self.short = Metrics.counter("neardup", "short_body_title_lead")
-        self.none = Metrics.counter("neardup", "too_short_exact_only")
+        self.short = Metrics.counter(M.NEARDUP, M.SHORT_BODY)
+        self.none = Metrics.counter(M.NEARDUP, M.TOO_SHORT)
 
     def setup(self) -> None:
         self.hasher = self.config.minhasher()
@@ -454,7 +455,7 @@ class _BucketPairsFn(beam.DoFn):
 
     def __init__(self, max_bucket: int) -> None:
         self.max_bucket = max_bucket
-        self.oversized = Metrics.counter("neardup", "oversized_buckets")
+        self.oversized = Metrics.counter(M.NEARDUP, M.OVERSIZED_BUCKETS)
 
     def process(self, element: tuple[tuple[int, int], Iterable[Node]]) -> Iterator[tuple]:
         _, nodes = element
@@ -482,8 +483,8 @@ class _VerifyPairsFn(beam.DoFn):
 
     def __init__(self, config: NearDupConfig) -> None:
         self.config = config
-        self.candidates = Metrics.counter("neardup", "candidate_pairs")
-        self.verified = Metrics.counter("neardup", "verified_pairs")
+        self.candidates = Metrics.counter(M.NEARDUP, M.CANDIDATE_PAIRS)
+        self.verified = Metrics.counter(M.NEARDUP, M.VERIFIED_PAIRS)
 
     def process(self, element: tuple[Node, dict[str, list[Any]]]) -> Iterator[tuple]:
         y, groups = element
@@ -593,7 +594,7 @@ class ConnectedComponents(beam.PTransform):
             | "CheckGroup" >> beam.GroupByKey()
             | "Check" >> beam.FlatMap(_check_labels).with_outputs("residual", main="labels")
         )
-        residual_count = Metrics.counter("neardup", "cc_residual_edges")
+        residual_count = Metrics.counter(M.NEARDUP, M.CC_RESIDUAL_EDGES)
 
         def count(pair):
             residual_count.inc()
@@ -620,9 +621,9 @@ def _attach_cluster(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple
 
 class _ResolveClusterFn(beam.DoFn):
     def __init__(self) -> None:
-        self.clusters = Metrics.counter("neardup", "clusters")
-        self.multi = Metrics.counter("neardup", "clusters_multi")
-        self.dups = Metrics.counter("neardup", "duplicates")
+        self.clusters = Metrics.counter(M.NEARDUP, M.CLUSTERS)
+        self.multi = Metrics.counter(M.NEARDUP, M.CLUSTERS_MULTI)
+        self.dups = Metrics.counter(M.NEARDUP, M.NEAR_DUPLICATES)
 
     def process(self, element: tuple[str, Iterable[Article]]) -> Iterator[Any]:
         _, group = element
@@ -801,8 +802,8 @@ class _BandMembersFn(beam.DoFn):
     def __init__(self, config: NearDupConfig, ttl_seconds: int) -> None:
         self.config = config
         self.ttl = ttl_seconds
-        self.candidates = Metrics.counter("neardup", "stream_candidates")
-        self.verified = Metrics.counter("neardup", "stream_verified")
+        self.candidates = Metrics.counter(M.NEARDUP, M.STREAM_CANDIDATES)
+        self.verified = Metrics.counter(M.NEARDUP, M.STREAM_VERIFIED)
 
     def process(
         self,
@@ -847,7 +848,7 @@ class _DecideFn(beam.DoFn):
     SEEN = BagStateSpec("seen", PickleCoder())
 
     def __init__(self) -> None:
-        self.dups = Metrics.counter("neardup", "duplicates")
+        self.dups = Metrics.counter(M.NEARDUP, M.NEAR_DUPLICATES)
 
     def process(self, element: tuple[str, tuple], seen=beam.DoFn.StateParam(SEEN)):
         _, value = element

@@ -18,12 +18,13 @@ from khabar.pipeline.commands.cat import record_name
 from khabar.pipeline.commands.common import format_summary, quiet_logs
 from khabar.pipeline.commands.inspect import _is_avro_file, _match
 from khabar.pipeline.errors import CliError
-from khabar.pipeline.graph.replay import NAMESPACE, build_replay
+from khabar.pipeline.graph.replay import build_replay
 from khabar.pipeline.job.options import KhabarOptions, all_options_parser
 from khabar.pipeline.job.progress import Progress, ProgressChannel
 from khabar.pipeline.job.run import finish_summary, job_settings, prepare_output
 from khabar.pipeline.job.runner import make_runner
 from khabar.pipeline.stages.sinks import ARTICLES_DIR, DEAD_LETTER_DIR, join
+from khabar.transforms import metrics as M
 
 USAGE = """usage: khabar replay DEAD_LETTERS [DEAD_LETTERS ...] --output NEWDIR [options]
 
@@ -119,26 +120,28 @@ def run_replay(
     result.wait_until_finish()
 
     def add_replay_section(summary: dict[str, Any]) -> None:
-        rp = summary["metrics"].get(NAMESPACE, {})
-        dead_in = rp.get("dead_letters_in", 0)
-        expected_in = dead_in - rp.get("resplit_dead_letters", 0) + rp.get("resplit_records", 0)
+        rp = summary["metrics"].get(M.REPLAY, {})
+        dead_in = rp.get(M.DEAD_LETTERS_IN, 0)
+        expected_in = dead_in - rp.get(M.RESPLIT_DEAD_LETTERS, 0) + rp.get(M.RESPLIT_RECORDS, 0)
         records_in = summary["counts"]["records_in"]
         summary["replay"] = {
             "dead_letter_files": files,
             "dead_letters_in": dead_in,
-            "resplit_dead_letters": rp.get("resplit_dead_letters", 0),
-            "resplit_records": rp.get("resplit_records", 0),
-            "refetched": rp.get("refetched", 0),
-            "not_rebuilt": rp.get("not_rebuilt", 0),
+            "resplit_dead_letters": rp.get(M.RESPLIT_DEAD_LETTERS, 0),
+            "resplit_records": rp.get(M.RESPLIT_RECORDS, 0),
+            "refetched": rp.get(M.REFETCHED, 0),
+            "not_rebuilt": rp.get(M.NOT_REBUILT, 0),
             "by_original_error": {
-                k[len("from.") :]: v for k, v in sorted(rp.items()) if k.startswith("from.")
+                k[len(M.REPLAYED_FROM_PREFIX) :]: v
+                for k, v in sorted(rp.items())
+                if k.startswith(M.REPLAYED_FROM_PREFIX)
             },
             "records_in_ok": records_in == expected_in,
             "deduplicated_against": known_files or [],
             "duplicates_of_earlier_run": sum(
                 v
-                for k, v in summary["metrics"].get("dedup", {}).items()
-                if k.startswith("duplicates_earlier_")
+                for k, v in summary["metrics"].get(M.DEDUP, {}).items()
+                if k.startswith(M.DUPLICATES_EARLIER_PREFIX)
             ),
         }
         summary["conservation"]["ok"] = (

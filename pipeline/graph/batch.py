@@ -19,6 +19,7 @@ from khabar.pipeline.stages.sinks import (
     WriteAvroBatch,
 )
 from khabar.pipeline.stages.sources import ReadArticleFiles
+from khabar.transforms import metrics as M
 from khabar.transforms.clean import CleanArticles
 from khabar.transforms.common import DEAD_LETTER
 from khabar.transforms.dedup import DUPLICATES, DeduplicateExact, DropKnownCopies
@@ -189,4 +190,4 @@ def process_and_write(
 def _count_skipped_duplicate(article) -> None:
     from apache_beam.metrics import Metrics
 
-    Metrics.counter("khabar", "skipped_duplicates").inc()
+    Metrics.counter(M.RUN, M.SKIPPED_DUPLICATES).inc()

@@ -42,6 +42,7 @@ from apache_beam.pvalue import TaggedOutput
 from khabar.pipeline.graph.batch import JobSettings, process_and_write
 from khabar.pipeline.job.progress import ProgressChannel
 from khabar.pipeline.stages.sources import iter_lines_limited, read_limited
+from khabar.transforms import metrics as M
 from khabar.transforms.common import ARTICLES, DEAD_LETTER, StageError, make_dead_letter
 from khabar.transforms.parse import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -54,7 +55,6 @@ from khabar.transforms.parse import (
     split_records,
 )
 
-NAMESPACE = "replay"
 REPLAY_COUNT = "replay_count"
 
 
@@ -149,17 +149,17 @@ class ExpandDeadLetters(beam.DoFn):
     def __init__(self, max_record_bytes: int, format_override: str | None) -> None:
         self.max_record_bytes = max_record_bytes
         self.format_override = format_override
-        self.records_in = Metrics.counter("khabar", "records_in")
-        self.read_failed = Metrics.counter("stage.read", "dead_letter")
-        self.dead_in = Metrics.counter(NAMESPACE, "dead_letters_in")
-        self.resplit = Metrics.counter(NAMESPACE, "resplit_dead_letters")
-        self.resplit_records = Metrics.counter(NAMESPACE, "resplit_records")
-        self.refetched = Metrics.counter(NAMESPACE, "refetched")
-        self.not_rebuilt = Metrics.counter(NAMESPACE, "not_rebuilt")
+        self.records_in = Metrics.counter(M.RUN, M.RECORDS_IN)
+        self.read_failed = Metrics.counter(M.stage(M.READ), M.DEAD_LETTER)
+        self.dead_in = Metrics.counter(M.REPLAY, M.DEAD_LETTERS_IN)
+        self.resplit = Metrics.counter(M.REPLAY, M.RESPLIT_DEAD_LETTERS)
+        self.resplit_records = Metrics.counter(M.REPLAY, M.RESPLIT_RECORDS)
+        self.refetched = Metrics.counter(M.REPLAY, M.REFETCHED)
+        self.not_rebuilt = Metrics.counter(M.REPLAY, M.NOT_REBUILT)
 
     def process(self, dead: dict[str, Any]):
         self.dead_in.inc()
-        Metrics.counter(NAMESPACE, f"from.{dead['stage']}/{dead['error_type']}").inc()
+        Metrics.counter(M.REPLAY, M.replayed_from(dead["stage"], dead["error_type"])).inc()
         try:
             records, how = raw_records_for(dead, self.max_record_bytes, self.format_override)
         except StageError as exc:

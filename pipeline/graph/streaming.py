@@ -27,6 +27,7 @@ from khabar.pipeline.stages.sinks import (
     DUPLICATES_DIR,
     WriteAvroWindowed,
 )
+from khabar.transforms import metrics as M
 from khabar.transforms.common import ARTICLES, DEAD_LETTER, StageError, make_dead_letter
 from khabar.transforms.dedup import DUPLICATES, DeduplicateStreaming
 from khabar.transforms.neardup import DeduplicateNearStreaming
@@ -54,9 +55,9 @@ class ExpandMessages(beam.DoFn):
     def __init__(self, subscription: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES):
         self.subscription = subscription
         self.max_record_bytes = max_record_bytes
-        self.records_in = Metrics.counter("khabar", "records_in")
-        self.messages = Metrics.counter("khabar", "messages_in")
-        self.failed = Metrics.counter("stage.read", "dead_letter")
+        self.records_in = Metrics.counter(M.RUN, M.RECORDS_IN)
+        self.messages = Metrics.counter(M.RUN, M.MESSAGES_IN)
+        self.failed = Metrics.counter(M.stage(M.READ), M.DEAD_LETTER)
 
     def process(self, message: Any):
         self.messages.inc()
@@ -107,10 +108,10 @@ class AssignEventTime(beam.DoFn):
 
     def __init__(self, allowed_lateness: int) -> None:
         self.allowed_lateness = allowed_lateness
-        self.published = Metrics.counter("event_time", "published_at")
-        self.arrival = Metrics.counter("event_time", "arrival_no_date")
-        self.late = Metrics.counter("event_time", "late_records")
-        self.future = Metrics.counter("event_time", "future_dated")
+        self.published = Metrics.counter(M.EVENT_TIME, M.PUBLISHED_AT)
+        self.arrival = Metrics.counter(M.EVENT_TIME, M.ARRIVAL_NO_DATE)
+        self.late = Metrics.counter(M.EVENT_TIME, M.LATE_RECORDS)
+        self.future = Metrics.counter(M.EVENT_TIME, M.FUTURE_DATED)
 
     def process(self, article: dict, timestamp=beam.DoFn.TimestampParam):
         published: dt.datetime | None = article.get("published_at")

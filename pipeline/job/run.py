@@ -27,6 +27,7 @@ from khabar.pipeline.stages.sinks import (
     join,
 )
 from khabar.schemas.version import PIPELINE_VERSION
+from khabar.transforms import metrics as M
 
 SUMMARY_FILE = "_SUMMARY.json"
 STAGES = ("read", "parse", "clean", "language", "normalize", "entities")
@@ -88,26 +89,26 @@ def counters(result: Any) -> dict[str, dict[str, int]]:
 def summarize(
     metrics: dict[str, dict[str, int]], overrides: dict[str, int] | None = None
 ) -> dict[str, Any]:
-    k = metrics.get("khabar", {})
-    dedup = metrics.get("dedup", {})
+    k = metrics.get(M.RUN, {})
+    dedup = metrics.get(M.DEDUP, {})
     counts = {
-        "records_in": k.get("records_in", 0),
-        "articles": k.get("written_articles", 0),
-        "duplicates": k.get("written_duplicates", 0) + k.get("skipped_duplicates", 0),
-        "duplicates_by_content": dedup.get("duplicates_content", 0),
-        "duplicates_by_url": dedup.get("duplicates_url", 0),
-        "duplicates_near": metrics.get("neardup", {}).get("duplicates", 0),
-        "dead_letters": k.get("written_dead_letters", 0),
-        "files": k.get("files_read", 0),
+        "records_in": k.get(M.RECORDS_IN, 0),
+        "articles": k.get(M.WRITTEN_ARTICLES, 0),
+        "duplicates": k.get(M.WRITTEN_DUPLICATES, 0) + k.get(M.SKIPPED_DUPLICATES, 0),
+        "duplicates_by_content": dedup.get(M.duplicates("content"), 0),
+        "duplicates_by_url": dedup.get(M.duplicates("url"), 0),
+        "duplicates_near": metrics.get(M.NEARDUP, {}).get(M.NEAR_DUPLICATES, 0),
+        "dead_letters": k.get(M.WRITTEN_DEAD_LETTERS, 0),
+        "files": k.get(M.FILES_READ, 0),
     }
     counts.update(overrides or {})
     duplicates = counts["duplicates"]
     stages = {
-        stage: dict(metrics.get("stage." + stage, {"ok": 0, "dead_letter": 0})) for stage in STAGES
+        stage: dict(metrics.get(M.stage(stage), {M.OK: 0, M.DEAD_LETTER: 0})) for stage in STAGES
     }
-    stages["read"]["ok"] = counts["records_in"] - stages["read"].get("dead_letter", 0)
+    stages[M.READ][M.OK] = counts["records_in"] - stages[M.READ].get(M.DEAD_LETTER, 0)
     stages["dedup"] = {"ok": counts["articles"], "duplicates": duplicates}
-    languages = dict(sorted(metrics.get("language", {}).items(), key=lambda kv: -kv[1]))
+    languages = dict(sorted(metrics.get(M.LANGUAGE, {}).items(), key=lambda kv: -kv[1]))
     out_total = counts["articles"] + duplicates + counts["dead_letters"]
     return {
         "counts": counts,

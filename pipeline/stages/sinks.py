@@ -22,6 +22,7 @@ from apache_beam.options.value_provider import StaticValueProvider
 
 from khabar import schemas
 from khabar.schemas.version import PIPELINE_VERSION
+from khabar.transforms import metrics as M
 from khabar.transforms.common import Article, utcnow
 
 ARTICLES_DIR = "articles"
@@ -58,7 +59,7 @@ def to_dead_letter_record(dead: dict[str, Any]) -> dict[str, Any]:
 
 class _Count(beam.DoFn):
     def __init__(self, name: str) -> None:
-        self.counter = Metrics.counter("khabar", name)
+        self.counter = Metrics.counter(M.RUN, name)
 
     def process(self, element):
         self.counter.inc()
@@ -68,8 +69,10 @@ class _Count(beam.DoFn):
 def kind_spec(kind: str) -> tuple[dict[str, Any], Callable[[dict], dict], str]:
     """(schema, record converter, written counter) for an output kind."""
     if kind == DEAD_LETTER_DIR:
-        return schemas.dead_letter_schema(), to_dead_letter_record, "written_dead_letters"
-    return schemas.article_schema(), to_article_record, "written_" + kind
+        return schemas.dead_letter_schema(), to_dead_letter_record, M.WRITTEN_DEAD_LETTERS
+    if kind == DUPLICATES_DIR:
+        return schemas.article_schema(), to_article_record, M.WRITTEN_DUPLICATES
+    return schemas.article_schema(), to_article_record, M.WRITTEN_ARTICLES
 
 
 class WriteAvroBatch(beam.PTransform):

@@ -22,6 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
 
+from khabar.transforms import metrics as M
 from khabar.transforms.common import ARTICLES, DEAD_LETTER, StageError, make_dead_letter
 from khabar.transforms.parse import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -51,7 +52,6 @@ DIRECTORY_EXTENSIONS = (
 SKIP_NAMES = ("readme", "license", "licence")
 READ_ATTEMPTS = 3
 
-METRICS_NAMESPACE = "khabar"
 
 
 class InputError(ValueError):
@@ -159,10 +159,10 @@ class ReadFileRecords(beam.DoFn):
     ) -> None:
         self.format_override = format_override
         self.max_record_bytes = max_record_bytes
-        self.files = Metrics.counter(METRICS_NAMESPACE, "files_read")
-        self.records_in = Metrics.counter(METRICS_NAMESPACE, "records_in")
-        self.failed = Metrics.counter("stage.read", "dead_letter")
-        self.retried = Metrics.counter("stage.read", "retried")
+        self.files = Metrics.counter(M.RUN, M.FILES_READ)
+        self.records_in = Metrics.counter(M.RUN, M.RECORDS_IN)
+        self.failed = Metrics.counter(M.stage(M.READ), M.DEAD_LETTER)
+        self.retried = Metrics.counter(M.stage(M.READ), M.RETRIED)
 
     def process(self, readable: fileio.ReadableFile):
         path = readable.metadata.path
