@@ -31,19 +31,20 @@ written + duplicates + dead letters still dead.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.pvalue import TaggedOutput
 
 from khabar.pipeline.graph.batch import JobSettings, process_and_write
 from khabar.pipeline.job.progress import ProgressChannel
+from khabar.pipeline.stages.read import ExpandUnits, ReadFailure
 from khabar.pipeline.stages.sources import iter_lines_limited, read_limited
 from khabar.transforms import metrics as M
-from khabar.transforms.common import ARTICLES, DEAD_LETTER, StageError, make_dead_letter
+from khabar.transforms.common import ARTICLES, DEAD_LETTER, StageError
 from khabar.transforms.parse import (
     DEFAULT_MAX_RECORD_BYTES,
     FEED_FORMATS,
@@ -56,7 +57,6 @@ from khabar.transforms.parse import (
 )
 
 REPLAY_COUNT = "replay_count"
-
 
 
 class SourceUnavailable(StageError):
@@ -142,42 +142,31 @@ def raw_records_for(
     return [RawRecord(uri, position or 0, fmt, payload, attrs)], how
 
 
-class ExpandDeadLetters(beam.DoFn):
-    """Dead letter -> raw records (main output); one that cannot be rebuilt -> a dead
-    letter again (stage ``read``, the stored bytes kept, ``replay_count`` raised)."""
+class DeadLetterReader:
+    """The reader of dead letters being replayed (``stages/read.py``): a dead letter ->
+    raw records; one that cannot be rebuilt fails again (stage ``read``, the stored bytes
+    kept, ``replay_count`` raised)."""
 
     def __init__(self, max_record_bytes: int, format_override: str | None) -> None:
         self.max_record_bytes = max_record_bytes
         self.format_override = format_override
-        self.records_in = Metrics.counter(M.RUN, M.RECORDS_IN)
-        self.read_failed = Metrics.counter(M.stage(M.READ), M.DEAD_LETTER)
         self.dead_in = Metrics.counter(M.REPLAY, M.DEAD_LETTERS_IN)
         self.resplit = Metrics.counter(M.REPLAY, M.RESPLIT_DEAD_LETTERS)
         self.resplit_records = Metrics.counter(M.REPLAY, M.RESPLIT_RECORDS)
         self.refetched = Metrics.counter(M.REPLAY, M.REFETCHED)
         self.not_rebuilt = Metrics.counter(M.REPLAY, M.NOT_REBUILT)
 
-    def process(self, dead: dict[str, Any]):
+    def __call__(self, dead: dict[str, Any]) -> Iterator[RawRecord | ReadFailure]:
         self.dead_in.inc()
         Metrics.counter(M.REPLAY, M.replayed_from(dead["stage"], dead["error_type"])).inc()
         try:
             records, how = raw_records_for(dead, self.max_record_bytes, self.format_override)
         except StageError as exc:
-            self.records_in.inc()
-            self.read_failed.inc()
             self.not_rebuilt.inc()
             attrs = {str(k): str(v) for k, v in (dead.get("attributes") or {}).items()}
             attrs[REPLAY_COUNT] = _replay_count(attrs)
-            yield TaggedOutput(
-                DEAD_LETTER,
-                make_dead_letter(
-                    "read",
-                    exc,
-                    raw_payload=bytes(dead["raw_payload"]),
-                    input_uri=dead["input_uri"],
-                    position=dead.get("position"),
-                    attributes=attrs,
-                ),
+            yield ReadFailure(
+                exc, bytes(dead["raw_payload"]), dead["input_uri"], dead.get("position"), attrs
             )
             return
         if how == "refetched":
@@ -185,9 +174,7 @@ class ExpandDeadLetters(beam.DoFn):
         if len(records) != 1 or how != "record":
             self.resplit.inc()
             self.resplit_records.inc(len(records))
-        for record in records:
-            self.records_in.inc()
-            yield record.to_dict()
+        yield from records
 
 
 def build_replay(
@@ -206,21 +193,15 @@ def build_replay(
     known = None
     if known_files:
         known = (
-            p
-            | "KnownFiles" >> beam.Create(known_files)
-            | "ReadKnownArticles" >> ReadAllFromAvro()
+            p | "KnownFiles" >> beam.Create(known_files) | "ReadKnownArticles" >> ReadAllFromAvro()
         )
     expanded = (
         p
         | "DeadLetterFiles" >> beam.Create(files)
         | "ReadDeadLetters" >> ReadAllFromAvro()
         | "Expand"
-        >> beam.ParDo(ExpandDeadLetters(settings.max_record_bytes, settings.format)).with_outputs(
-            DEAD_LETTER, main=ARTICLES
-        )
+        >> beam.ParDo(
+            ExpandUnits(DeadLetterReader(settings.max_record_bytes, settings.format))
+        ).with_outputs(DEAD_LETTER, main=ARTICLES)
     )
-    process_and_write(
-        expanded[ARTICLES], expanded[DEAD_LETTER], output, settings, progress, known
-    )
-
-
+    process_and_write(expanded[ARTICLES], expanded[DEAD_LETTER], output, settings, progress, known)

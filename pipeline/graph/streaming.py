@@ -1,7 +1,8 @@
 """The streaming job: Pub/Sub -> the batch stages unchanged -> stateful dedup with a TTL
 -> event-time windows -> windowed Avro files.
 
-    ReadFromPubSub(with_attributes) -> ExpandMessages -> CoreStages -> DeduplicateStreaming
+    ReadFromPubSub(with_attributes) -> ExpandUnits(MessageReader) -> CoreStages
+        -> DeduplicateStreaming
         -> EventTime(published_at, clamped) -> FixedWindows(+ allowed lateness)
         -> WriteToFiles(fastavro sink): OUTPUT/articles/date=YYYY-MM-DD/...
 
@@ -12,15 +13,16 @@ streaming: files appear as windows close); on Dataflow against Pub/Sub itself.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.pvalue import TaggedOutput
 from apache_beam.transforms import trigger, window
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from khabar.pipeline.graph.batch import CoreStages, JobSettings, NearDupSettings
+from khabar.pipeline.stages.read import ExpandUnits, ReadFailure
 from khabar.pipeline.stages.sinks import (
     ARTICLES_DIR,
     DEAD_LETTER_DIR,
@@ -28,7 +30,7 @@ from khabar.pipeline.stages.sinks import (
     WriteAvroWindowed,
 )
 from khabar.transforms import metrics as M
-from khabar.transforms.common import ARTICLES, DEAD_LETTER, StageError, make_dead_letter
+from khabar.transforms.common import ARTICLES, DEAD_LETTER, StageError
 from khabar.transforms.dedup import DUPLICATES, DeduplicateStreaming
 from khabar.transforms.neardup import DeduplicateNearStreaming
 from khabar.transforms.parse import (
@@ -49,17 +51,16 @@ ATTR_UNIT = "unit"  # "record" (default) or "file" (the pipeline splits it)
 MAX_FUTURE_SKEW = 300
 
 
-class ExpandMessages(beam.DoFn):
-    """Pub/Sub message -> raw record(s). Whole-file messages are split here."""
+class MessageReader:
+    """The reader of Pub/Sub messages (``stages/read.py``): a message -> raw record(s),
+    whole-file messages split here, or a failure of the message."""
 
     def __init__(self, subscription: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES):
         self.subscription = subscription
         self.max_record_bytes = max_record_bytes
-        self.records_in = Metrics.counter(M.RUN, M.RECORDS_IN)
         self.messages = Metrics.counter(M.RUN, M.MESSAGES_IN)
-        self.failed = Metrics.counter(M.stage(M.READ), M.DEAD_LETTER)
 
-    def process(self, message: Any):
+    def __call__(self, message: Any) -> Iterator[RawRecord | ReadFailure]:
         self.messages.inc()
         attrs = {str(k): str(v) for k, v in (getattr(message, "attributes", None) or {}).items()}
         data: bytes = bytes(getattr(message, "data", b"") or b"")
@@ -78,24 +79,11 @@ class ExpandMessages(beam.DoFn):
             else:
                 records = [RawRecord(uri, position, fmt, data)]
         except StageError as exc:
-            self.records_in.inc()
-            self.failed.inc()
-            yield TaggedOutput(
-                DEAD_LETTER,
-                make_dead_letter(
-                    "read",
-                    exc,
-                    raw_payload=data,
-                    input_uri=uri,
-                    position=position,
-                    attributes=attrs,
-                ),
-            )
+            yield ReadFailure(exc, data, uri, position, attrs)
             return
         for record in records:
             record.attributes = {**attrs, **record.attributes}
-            self.records_in.inc()
-            yield record.to_dict()
+            yield record
 
 
 class AssignEventTime(beam.DoFn):
@@ -206,9 +194,9 @@ def build_streaming(
         p
         | "ReadPubSub" >> ReadFromPubSub(subscription=subscription, with_attributes=True)
         | "Expand"
-        >> beam.ParDo(ExpandMessages(subscription, settings.max_record_bytes)).with_outputs(
-            DEAD_LETTER, main=ARTICLES
-        )
+        >> beam.ParDo(
+            ExpandUnits(MessageReader(subscription, settings.max_record_bytes))
+        ).with_outputs(DEAD_LETTER, main=ARTICLES)
     )
     out = expanded[ARTICLES] | "Process" >> ProcessStream(
         window_seconds,

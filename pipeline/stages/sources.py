@@ -8,6 +8,7 @@ counted in ``records_in``, the left-hand side of the conservation check.
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import time
@@ -20,10 +21,10 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.pvalue import TaggedOutput
 
+from khabar.pipeline.stages.read import ExpandUnits, ReadFailure
 from khabar.transforms import metrics as M
-from khabar.transforms.common import ARTICLES, DEAD_LETTER, StageError, make_dead_letter
+from khabar.transforms.common import ARTICLES, DEAD_LETTER, StageError
 from khabar.transforms.parse import (
     DEFAULT_MAX_RECORD_BYTES,
     FEED_FORMATS,
@@ -151,8 +152,9 @@ def iter_lines_limited(handle: Any, limit: int) -> Iterator[tuple[int, bytes, bo
         yield lineno, line.rstrip(b"\r\n"), truncated
 
 
-class ReadFileRecords(beam.DoFn):
-    """``fileio.ReadableFile`` -> raw records; unreadable files -> dead letters."""
+class FileReader:
+    """The reader of files (``stages/read.py``): ``fileio.ReadableFile`` -> raw records,
+    or a failure for a file that cannot be read as a whole."""
 
     def __init__(
         self, format_override: str | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
@@ -160,11 +162,9 @@ class ReadFileRecords(beam.DoFn):
         self.format_override = format_override
         self.max_record_bytes = max_record_bytes
         self.files = Metrics.counter(M.RUN, M.FILES_READ)
-        self.records_in = Metrics.counter(M.RUN, M.RECORDS_IN)
-        self.failed = Metrics.counter(M.stage(M.READ), M.DEAD_LETTER)
         self.retried = Metrics.counter(M.stage(M.READ), M.RETRIED)
 
-    def process(self, readable: fileio.ReadableFile):
+    def __call__(self, readable: fileio.ReadableFile) -> Iterator[RawRecord | ReadFailure]:
         path = readable.metadata.path
         self.files.inc()
         limit = self.max_record_bytes
@@ -215,13 +215,11 @@ class ReadFileRecords(beam.DoFn):
         if not records and fmt in FEED_FORMATS:
             yield self._dead(path, EmptyInput("feed without items"), data, fmt)
             return
-        for record in records:
-            self.records_in.inc()
-            yield record.to_dict()
+        yield from records
 
-    def _jsonl(self, path: str, head: bytes, handle: Any, limit: int):
-        import io
-
+    def _jsonl(
+        self, path: str, head: bytes, handle: Any, limit: int
+    ) -> Iterator[RawRecord | ReadFailure]:
         stream = io.BufferedReader(_Prefixed(head, handle), buffer_size=1 << 16)
         seen = False
         for lineno, line, truncated in iter_lines_limited(stream, limit):
@@ -232,28 +230,19 @@ class ReadFileRecords(beam.DoFn):
                 exc = TooLarge(f"JSON line above the limit of {limit} bytes (truncated here)")
                 yield self._dead(path, exc, line, "jsonl", lineno)
                 continue
-            self.records_in.inc()
-            yield RawRecord(path, lineno, "jsonl", line).to_dict()
+            yield RawRecord(path, lineno, "jsonl", line)
         if not seen:
             yield self._dead(path, EmptyInput("empty file"), b"", "jsonl")
 
+    @staticmethod
     def _dead(
-        self,
         path: str,
         exc: BaseException,
         data: bytes,
         fmt: str | None = None,
         position: int | None = None,
-    ):
-        self.records_in.inc()
-        self.failed.inc()
-        attrs = {"format": fmt} if fmt else {}
-        return TaggedOutput(
-            DEAD_LETTER,
-            make_dead_letter(
-                "read", exc, raw_payload=data, input_uri=path, position=position, attributes=attrs
-            ),
-        )
+    ) -> ReadFailure:
+        return ReadFailure(exc, data, path, position, {"format": fmt} if fmt else {})
 
 
 class _Prefixed:
@@ -303,6 +292,6 @@ class ReadArticleFiles(beam.PTransform):
             | "Open" >> fileio.ReadMatches(skip_directories=True)
             | "Split"
             >> beam.ParDo(
-                ReadFileRecords(self.format_override, self.max_record_bytes)
+                ExpandUnits(FileReader(self.format_override, self.max_record_bytes))
             ).with_outputs(DEAD_LETTER, main=ARTICLES)
         )
