@@ -28,6 +28,7 @@ from khabar.transforms import metrics as M
 
 ARTICLES = "articles"
 DEAD_LETTER = "dead_letter"
+DUPLICATES = "duplicates"
 
 Article = dict[str, Any]
 Core = Callable[[Article], Article | None]

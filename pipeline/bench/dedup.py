@@ -36,12 +36,12 @@ from khabar.pipeline.bench.syndicate import (
     build_benchmark,
     load_corpus,
 )
+from khabar.pipeline.dedup.near import DeduplicateNear
 from khabar.transforms.neardup import (
     DEFAULT_CONTAINMENT,
     DEFAULT_NGRAM,
     DEFAULT_NUM_PERM,
     DEFAULT_THRESHOLD,
-    DeduplicateNear,
     NearDupConfig,
     UnionFind,
     clear_token_cache,

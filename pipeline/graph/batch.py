@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import apache_beam as beam
 
+from khabar.pipeline.dedup.compose import NearDupSettings, deduplicate_batch
 from khabar.pipeline.job.progress import ProgressChannel, count_progress
 from khabar.pipeline.stages.sinks import (
     ARTICLES_DIR,
@@ -22,10 +23,8 @@ from khabar.pipeline.stages.sources import ReadArticleFiles
 from khabar.transforms import metrics as M
 from khabar.transforms.clean import CleanArticles
 from khabar.transforms.common import DEAD_LETTER
-from khabar.transforms.dedup import DUPLICATES, DeduplicateExact, DropKnownCopies
 from khabar.transforms.entities import TagEntities
 from khabar.transforms.language import DetectLanguage
-from khabar.transforms.neardup import DeduplicateNear, LinkExactDuplicates
 from khabar.transforms.normalize import NormalizeArticles
 from khabar.transforms.parse import DEFAULT_MAX_RECORD_BYTES, ParseArticles
 
@@ -65,24 +64,6 @@ class CoreStages(beam.PTransform):
             tagged[DEAD_LETTER],
         ) | "StageDeadLetters" >> beam.Flatten()
         return tagged.articles, dead
-
-
-@dataclass(frozen=True)
-class NearDupSettings:
-    enabled: bool = True
-    threshold: float = 0.4
-    containment: float = 0.8
-    ngram: int = 3
-    num_perm: int = 128
-
-    def params(self) -> dict[str, float | int]:
-        """The keyword arguments of ``DeduplicateNear`` / ``DeduplicateNearStreaming``."""
-        return {
-            "threshold": self.threshold,
-            "ngram": self.ngram,
-            "num_perm": self.num_perm,
-            "containment": self.containment,
-        }
 
 
 @dataclass(frozen=True)
@@ -126,20 +107,8 @@ class ProcessArticles(beam.PTransform):
 
     def expand(self, raw):
         articles, dead = raw | "Stages" >> CoreStages(self.max_record_bytes, self.entities_model)
-        earlier = []
-        if self.known is not None:
-            checked = articles | "DropKnown" >> DropKnownCopies(self.known)
-            articles, earlier = checked["articles"], [checked[DUPLICATES]]
-        deduped = articles | "Dedup" >> DeduplicateExact()
-        if not self.near.enabled:
-            duplicates = (deduped[DUPLICATES], *earlier) | "AllDuplicates" >> beam.Flatten()
-            return ProcessedOutputs(deduped["articles"], duplicates, dead)
-        near = deduped["articles"] | "NearDedup" >> DeduplicateNear(**self.near.params())
-        near_all = (near["articles"], near[DUPLICATES]) | "NearOutputs" >> beam.Flatten()
-        # exact copies of an article that lost to a near-duplicate follow it to its cluster
-        exact = (deduped[DUPLICATES], near_all) | "LinkExact" >> LinkExactDuplicates()
-        duplicates = (exact, near[DUPLICATES], *earlier) | "AllDuplicates" >> beam.Flatten()
-        return ProcessedOutputs(near["articles"], duplicates, dead)
+        survivors, duplicates = deduplicate_batch(articles, self.near, self.known)
+        return ProcessedOutputs(survivors, duplicates, dead)
 
 
 def build_batch(

@@ -21,7 +21,8 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, window
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from khabar.pipeline.graph.batch import CoreStages, JobSettings, NearDupSettings
+from khabar.pipeline.dedup.compose import NearDupSettings, deduplicate_stream
+from khabar.pipeline.graph.batch import CoreStages, JobSettings
 from khabar.pipeline.stages.read import ExpandUnits, ReadFailure
 from khabar.pipeline.stages.sinks import (
     ARTICLES_DIR,
@@ -30,9 +31,7 @@ from khabar.pipeline.stages.sinks import (
     WriteAvroWindowed,
 )
 from khabar.transforms import metrics as M
-from khabar.transforms.common import ARTICLES, DEAD_LETTER, StageError
-from khabar.transforms.dedup import DUPLICATES, DeduplicateStreaming
-from khabar.transforms.neardup import DeduplicateNearStreaming
+from khabar.transforms.common import ARTICLES, DEAD_LETTER, DUPLICATES, StageError
 from khabar.transforms.parse import (
     DEFAULT_MAX_RECORD_BYTES,
     FORMATS,
@@ -151,17 +150,7 @@ class ProcessStream(beam.PTransform):
 
     def expand(self, raw):
         articles, dead = raw | "Stages" >> CoreStages(self.max_record_bytes, self.entities_model)
-        exact = articles | "Dedup" >> DeduplicateStreaming(self.ttl_seconds)
-        if self.near.enabled:
-            near = exact["articles"] | "NearDedup" >> DeduplicateNearStreaming(
-                self.ttl_seconds, **self.near.params()
-            )
-            deduped = {
-                "articles": near["articles"],
-                DUPLICATES: (exact[DUPLICATES], near[DUPLICATES]) | "Duplicates" >> beam.Flatten(),
-            }
-        else:
-            deduped = {"articles": exact["articles"], DUPLICATES: exact[DUPLICATES]}
+        deduped = deduplicate_stream(articles, self.ttl_seconds, self.near)
         timed = {
             kind: deduped[kind]
             | f"EventTime{kind.title()}" >> beam.ParDo(AssignEventTime(self.allowed_lateness))

@@ -14,8 +14,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from khabar import schemas
+from khabar.pipeline.dedup.compose import NearDupSettings
 from khabar.pipeline.errors import CliError
-from khabar.pipeline.graph.batch import JobSettings, NearDupSettings, build_batch
+from khabar.pipeline.graph.batch import JobSettings, build_batch
 from khabar.pipeline.graph.streaming import build_streaming
 from khabar.pipeline.job.options import KhabarOptions
 from khabar.pipeline.job.runner import make_runner

@@ -9,10 +9,9 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from khabar.pipeline.dedup.exact import DeduplicateExact, DropKnownCopies
+from khabar.transforms.common import DUPLICATES
 from khabar.transforms.dedup import (
-    DUPLICATES,
-    DeduplicateExact,
-    DropKnownCopies,
     canonical_url,
     content_fingerprint,
     fingerprint_article,

@@ -12,9 +12,10 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from khabar.transforms.dedup import DUPLICATES, fold_text, fold_text_reference
+from khabar.pipeline.dedup.near import DeduplicateNear
+from khabar.transforms.common import DUPLICATES
+from khabar.transforms.dedup import fold_text, fold_text_reference
 from khabar.transforms.neardup import (
-    DeduplicateNear,
     MinHasher,
     NearDupConfig,
     cluster_in_memory,
@@ -367,7 +368,7 @@ def test_each_candidate_pair_is_verified_once_as_in_memory() -> None:
 
 
 def _cc_labels(edges: list[tuple[str, str]], rounds: int) -> list[tuple[str, str]]:
-    from khabar.transforms.neardup import ConnectedComponents
+    from khabar.pipeline.dedup.near import ConnectedComponents
 
     def node(name: str) -> tuple[int, int, str]:
         return (0, 0, name)
@@ -411,7 +412,7 @@ def test_connected_components_long_path_any_rounds(rounds: int) -> None:
 
 
 def test_link_exact_duplicates_follow_their_cluster() -> None:
-    from khabar.transforms.neardup import LinkExactDuplicates
+    from khabar.pipeline.dedup.near import LinkExactDuplicates
 
     near = [
         {"id": "s", "cluster_id": "s", "canonical_id": "s", "similarity": 1.0},

@@ -17,8 +17,7 @@ from apache_beam.transforms.window import TimestampedValue
 from khabar.pipeline.graph.streaming import ProcessStream
 from khabar.pipeline.job.options import KhabarOptions
 from khabar.pipeline.job.run import job_settings
-from khabar.transforms.common import ARTICLES, DEAD_LETTER
-from khabar.transforms.dedup import DUPLICATES
+from khabar.transforms.common import ARTICLES, DEAD_LETTER, DUPLICATES
 from khabar.transforms.parse import RawRecord
 
 T0 = int(dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.UTC).timestamp())
