@@ -4,7 +4,6 @@ server on loopback (gcp-storage-emulator), and clear errors for bad buckets/obje
 from __future__ import annotations
 
 import os
-import time
 
 import apache_beam as beam
 import fastavro
@@ -34,13 +33,9 @@ def bucket(gcs_emulator: str) -> str:
 
 
 def test_batch_run_from_gs_to_gs(bucket: str) -> None:
-    started = time.time()
     result = run_khabar("run", "--input", f"gs://{bucket}/in/", "--output", f"gs://{bucket}/out")
-    elapsed = time.time() - started
     assert result.returncode == 0, result.stderr
     assert "conservation: 3 in = 2 written + 0 duplicates + 1 dead letters  [OK]" in result.stdout
-    # emulator mode skips Beam's ~26 s credential hunt (BEAM-NOTES.md)
-    assert elapsed < 25, f"took {elapsed:.1f} s: emulator mode not active?"
     files = [
         m.path for m in FileSystems.match([f"gs://{bucket}/out/articles/*.avro"])[0].metadata_list
     ]
