@@ -4,6 +4,8 @@ server on loopback (gcp-storage-emulator), and clear errors for bad buckets/obje
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import apache_beam as beam
 import fastavro
@@ -146,3 +148,19 @@ def test_multi_processing_workers_get_the_emulator_client(monkeypatch, tmp_path)
     options = PipelineOptions(argv)
     assert run(options, make_runner(options)) == {(True, True)}
     assert gcs.WORKER_PLUGIN in options.view_as(SetupOptions).beam_plugins
+
+
+def test_a_khabar_process_uses_the_emulator_client() -> None:
+    """In emulator mode a `khabar` process talks to GCS through the anonymous client (Beam
+    would otherwise hunt for credentials for about 26 s first, BEAM-NOTES.md)."""
+    script = (
+        "from khabar.pipeline import cli\n"
+        "cli.main(['inspect', '/nonexistent-khabar-run'])\n"
+        "from apache_beam.io.gcp import gcsio\n"
+        "print(getattr(gcsio.create_storage_client, '_khabar_emulator', False))\n"
+    )
+    env = {**os.environ, "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.stdout.strip().splitlines()[-1] == "True", done.stderr
