@@ -22,7 +22,7 @@ import codecs
 import re
 from dataclasses import dataclass
 
-from transforms.common import StageError
+from khabar.transforms.common import StageError
 
 __all__ = ["DecodeError", "Decoded", "codec_for", "decode", "decode_text"]
 

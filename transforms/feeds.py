@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from transforms.common import StageError
-from transforms.encodings import decode
+from khabar.transforms.common import StageError
+from khabar.transforms.encodings import decode
 
 __all__ = [
     "DEFAULT_MAX_ITEMS",

@@ -29,22 +29,24 @@ from urllib.parse import urlsplit
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.common import Article, StageError, run_stage
-from transforms.dates import DateParseError, parse_date
-from transforms.encodings import DecodeError, decode_text
-from transforms.feeds import (
+from khabar.transforms import metrics as M
+from khabar.transforms.common import Article, StageError, dead_letter_from_raw, run_stage
+from khabar.transforms.dates import DateParseError, parse_date
+from khabar.transforms.encodings import DecodeError, decode_text
+from khabar.transforms.feeds import (
     DEFAULT_MAX_ITEMS,
     entry_payload,
     item_article,
     kind_of,
     read_feed,
 )
-from transforms.feeds import (
+from khabar.transforms.feeds import (
     MalformedXML as MalformedXML,
 )
-from transforms.feeds import (
+from khabar.transforms.feeds import (
     XMLSecurityError as XMLSecurityError,
 )
+from khabar.transforms.records import RawRecordDict
 
 FORMATS = ("text", "jsonl", "html", "rss", "atom")
 FEED_FORMATS = ("rss", "atom", "feed")
@@ -456,13 +458,15 @@ class ParseArticles(beam.PTransform):
 
     def expand(self, pcoll):
         limit = self.max_record_bytes
-        return run_stage(pcoll, "Parse", "parse", lambda: _raw_to_article_adapter(limit))
+        return run_stage(
+            pcoll, "Parse", "parse", lambda: _raw_to_article_adapter(limit), dead_letter_from_raw
+        )
 
 
 def _raw_to_article_adapter(limit: int):
-    dates_left_empty = Metrics.counter("stage.parse", "date_left_empty")
+    dates_left_empty = Metrics.counter(M.stage(M.PARSE), M.DATE_LEFT_EMPTY)
 
-    def core(raw: dict[str, Any]) -> Article:
+    def core(raw: RawRecordDict) -> Article:
         article = parse_record(raw, limit)
         if article.get("_date_error"):
             dates_left_empty.inc()
