@@ -137,7 +137,7 @@ def _tokens_to_text(text: str) -> str:
 
 def fold_presentation_forms(text: str) -> str:
     """Arabic presentation forms -> the letters they show (NFKC on those ranges only)."""
-    if not text or max(text) < "\ufb50":  # a C-speed check: most text has none
+    if not _PRESENTATION_FORMS.search(text):  # most text has none
         return text
     return _PRESENTATION_FORMS.sub(lambda m: unicodedata.normalize("NFKC", m.group(0)), text)
 
