@@ -249,7 +249,7 @@ def format_summary(summary: dict[str, Any], elapsed: float) -> str:
 
 
 def _poll_parser(prog: str, topic_required: bool) -> argparse.ArgumentParser:
-    from pipeline.poller import DEFAULT_MAX_FEED_BYTES, DEFAULT_TIMEOUT
+    from pipeline.poller import DEFAULT_MAX_FEED_BYTES, DEFAULT_TIMEOUT, DEFAULT_WORKERS
 
     parser = _Parser(
         prog=prog,
@@ -302,10 +302,27 @@ def _poll_parser(prog: str, topic_required: bool) -> argparse.ArgumentParser:
         help=f"largest feed response accepted (default {DEFAULT_MAX_FEED_BYTES})",
     )
     parser.add_argument(
+        "--allow-address-range",
+        "--allow_address_range",
+        dest="allow_ranges",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="let feeds (and redirects) reach addresses in this range, which are refused "
+        "by default (loopback, private, link-local, CGNAT, metadata, ...); repeatable, "
+        "e.g. 127.0.0.1/32 or 10.20.0.0/16",
+    )
+    parser.add_argument(
         "--allow-private-addresses",
-        dest="allow_private",
+        dest="removed_allow_private",
         action="store_true",
-        help="allow feeds (and redirects) to link-local/metadata addresses",
+        help=argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"feeds fetched at once (default {DEFAULT_WORKERS})",
     )
     return parser
 
@@ -327,6 +344,19 @@ def _feeds(args: argparse.Namespace) -> list[str]:
             raise CliError(f"feed URL must be http(s): {url!r}")
     if not feeds and not args.watch:
         raise CliError("give at least one --feed, --feeds-file or --watch")
+    if args.removed_allow_private:
+        raise CliError(
+            "--allow-private-addresses was replaced by --allow-address-range CIDR "
+            "(repeatable), which allows exactly the ranges it names"
+        )
+    from pipeline.netguard import parse_allow
+
+    try:
+        parse_allow(args.allow_ranges)
+    except ValueError as exc:
+        raise CliError(f"--allow-address-range: {exc}") from None
+    if args.workers < 1:
+        raise CliError("--workers must be at least 1")
     return feeds
 
 
@@ -353,7 +383,8 @@ def cmd_poll(argv: list[str]) -> int:
         state_path=args.state or _default_state(args.topic),
         timeout=args.timeout,
         max_feed_bytes=args.max_feed_bytes,
-        allow_private=args.allow_private,
+        allow=args.allow_ranges,
+        workers=args.workers,
     )
 
     def report(stats) -> None:
@@ -412,7 +443,8 @@ def cmd_stream(argv: list[str]) -> int:
             state_path=args.state or os.path.join(khabar.output, "_poller_state.json"),
             timeout=args.timeout,
             max_feed_bytes=args.max_feed_bytes,
-            allow_private=args.allow_private,
+            allow=args.allow_ranges,
+        workers=args.workers,
         )
         published = [0]
 

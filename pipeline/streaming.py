@@ -22,6 +22,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from pipeline.build import CoreStages, JobSettings, NearDupSettings
 from pipeline.sinks import ARTICLES_DIR, DEAD_LETTER_DIR, DUPLICATES_DIR, WriteAvroWindowed
+from pipeline.spool import message_records
 from transforms.common import ARTICLES, DEAD_LETTER, StageError, make_dead_letter
 from transforms.dedup import DUPLICATES, DeduplicateStreaming
 from transforms.neardup import DeduplicateNearStreaming
@@ -30,7 +31,6 @@ from transforms.parse import (
     FORMATS,
     RawRecord,
     detect_format,
-    split_records,
 )
 
 # Message attributes set by `khabar poll` (any publisher may set them).
@@ -65,8 +65,11 @@ class ExpandMessages(beam.DoFn):
             position = 0
         fmt = attrs.get(ATTR_FORMAT) or detect_format(uri, data[:4096])
         try:
-            if attrs.get(ATTR_UNIT) == "file" or fmt == "feed":
-                records = list(split_records(uri, data, fmt, self.max_record_bytes))
+            if attrs.get(ATTR_UNIT) in ("file", "ref") or fmt == "feed":
+                # split here; a big file comes by reference (read here), JSON Lines
+                # chunks keep their line numbers (see pipeline.spool.message_records)
+                context = {**attrs, ATTR_FORMAT: fmt, ATTR_URI: uri}
+                records = message_records(data, context, self.max_record_bytes)
             elif fmt not in FORMATS:
                 raise StageError(f"unknown format attribute {fmt!r}")
             else:
