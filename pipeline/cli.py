@@ -394,9 +394,18 @@ def cmd_poll(argv: list[str]) -> int:
             flush=True,
         )
 
-    total = poller.run(args.interval, args.max_runtime, on_poll=report)
+    import threading
+
+    from pipeline.localstream import StopSignals
+
+    stop = threading.Event()
+    signals = StopSignals(stop).install()  # SIGTERM / Ctrl-C: finish in-flight, save state
+    try:
+        total = poller.run(args.interval, args.max_runtime, stop=stop, on_poll=report)
+    finally:
+        signals.restore()
     print(f"khabar poll: published {total.published} item(s) to {args.topic}")
-    return 0
+    return signals.exit_code(True)
 
 
 def cmd_stream(argv: list[str]) -> int:
@@ -409,73 +418,12 @@ def cmd_stream(argv: list[str]) -> int:
         return 0
     args, rest = _poll_parser("khabar stream", topic_required=False).parse_known_args(argv)
     feeds = _feeds(args)
-    import threading
-    import uuid
+    from pipeline.localstream import run_local_stream
 
-    from pipeline.emulator import EMULATOR_ENV, EmulatorError, PubSubEmulator
-    from pipeline.emulator import ensure_topic_and_subscription as ensure
-    from pipeline.poller import Poller, PubSubPublisher
-    from pipeline.run import prepare_output, run_streaming
-
-    run_id = uuid.uuid4().hex[:8]
-    topic = f"projects/khabar-local/topics/raw-{run_id}"
-    subscription = f"projects/khabar-local/subscriptions/pipeline-{run_id}"
-    run_argv = [*rest, "--streaming", "--subscription", subscription]
+    run_argv = list(rest)
     if args.max_runtime is not None:
         run_argv += ["--max_runtime", str(args.max_runtime)]
-    options, khabar = parse_run_args(run_argv)
-    quiet_logs()
-    prepare_output(khabar.output, overwrite=khabar.overwrite)
-    emulator = None
-    if not os.environ.get(EMULATOR_ENV):
-        try:
-            emulator = PubSubEmulator().start()
-        except EmulatorError as exc:
-            raise CliError(str(exc)) from None
-        print(f"khabar stream: started the Pub/Sub emulator on {emulator.host}", flush=True)
-    stop = threading.Event()
-    try:
-        ensure(topic, subscription)
-        poller = Poller(
-            PubSubPublisher(topic),
-            feeds=feeds,
-            watch=args.watch,
-            state_path=args.state or os.path.join(khabar.output, "_poller_state.json"),
-            timeout=args.timeout,
-            max_feed_bytes=args.max_feed_bytes,
-            allow=args.allow_ranges,
-        workers=args.workers,
-        )
-        published = [0]
-
-        def count(stats) -> None:
-            published[0] += stats.published
-
-        thread = threading.Thread(
-            target=poller.run,
-            kwargs={
-                "interval": args.interval,
-                "max_runtime": args.max_runtime,
-                "stop": stop,
-                "on_poll": count,
-            },
-            daemon=True,
-        )
-        started = time.time()
-        summary = run_streaming(
-            options,
-            stop=stop,
-            on_started=thread.start,
-            expected_messages=lambda: published[0],
-        )
-        stop.set()
-        thread.join(timeout=30)
-        print(format_summary(summary, time.time() - started))
-        return 0 if summary["conservation"]["ok"] else 1
-    finally:
-        stop.set()
-        if emulator:
-            emulator.stop()
+    return run_local_stream(args, run_argv, feeds)
 
 
 # --------------------------------------------------------------------------- inspect

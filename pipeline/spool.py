@@ -102,7 +102,7 @@ def record_keys(
         records = message_records(message.data, message.attributes, max_record_bytes)
     except Exception:  # noqa: BLE001 - a message unusable as a whole is dead-lettered whole
         return set(), whole
-    return {(r.uri, hashlib.sha256(r.payload).hexdigest()) for r in records}, whole
+    return {(r.input_uri, hashlib.sha256(r.payload).hexdigest()) for r in records}, whole
 
 
 @dataclass

@@ -37,10 +37,25 @@ from transforms.parse import (
 ATTR_URI = "input_uri"
 ATTR_POSITION = "position"
 ATTR_FORMAT = "format"
-ATTR_UNIT = "unit"  # "record" (default) or "file" (the pipeline splits it)
+ATTR_UNIT = "unit"  # "record" (default), "file" (the pipeline splits it) or "ref"
+#: The poller's deterministic item key. On Dataflow it is the Pub/Sub ``id_label``
+#: (publisher retries within 10 minutes are dropped by the service); everywhere the
+#: stateful dedup drops a redelivered record with the same key (``delivery_id``).
+ATTR_ITEM = "khabar_item"
+#: Heartbeat messages ``khabar stream`` publishes every ``TICK_SECONDS`` locally: the
+#: local runner's Pub/Sub read blocks up to 30 s in a pull when the topic is idle and
+#: advances the watermark only after it, so windows closed 0-30 s late. A tick ends each
+#: pull within a second; ticks are dropped before anything else.
+ATTR_TICK = "khabar_tick"
+TICK_SECONDS = 1.0
 
 #: Published dates more than this far ahead of arrival are not trusted as event time.
 MAX_FUTURE_SKEW = 300
+
+
+def is_data(message: Any) -> bool:
+    """False for a heartbeat tick (see ``ATTR_TICK``)."""
+    return ATTR_TICK not in (getattr(message, "attributes", None) or {})
 
 
 class ExpandMessages(beam.DoFn):
@@ -195,13 +210,18 @@ def build_streaming(
     window_seconds: int = 60,
     allowed_lateness: int = 3600,
     ttl_seconds: int = 7 * 24 * 3600,
+    id_label: str | None = None,
 ) -> None:
+    """``id_label``: Pub/Sub attribute Dataflow deduplicates publisher retries by (the
+    DirectRunner refuses one; pass ``ATTR_ITEM`` on Dataflow)."""
     from apache_beam.io.gcp.pubsub import ReadFromPubSub
 
     settings = settings or JobSettings()
     expanded = (
         p
-        | "ReadPubSub" >> ReadFromPubSub(subscription=subscription, with_attributes=True)
+        | "ReadPubSub"
+        >> ReadFromPubSub(subscription=subscription, with_attributes=True, id_label=id_label)
+        | "DropTicks" >> beam.Filter(is_data)
         | "Expand"
         >> beam.ParDo(ExpandMessages(subscription, settings.max_record_bytes)).with_outputs(
             DEAD_LETTER, main=ARTICLES
