@@ -64,6 +64,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench-dedup": cmd_bench_dedup,
         "bench-ner": cmd_bench_ner,
     }
+    from pipeline.textsafe import SafeStream
+
+    # every printout (reports, records, file names, errors) shows control characters
+    # and bidi overrides from the data as visible escapes
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
+    try:
+        return _dispatch(commands, command, rest)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _dispatch(commands: dict[str, Any], command: str, rest: list[str]) -> int:
     if command not in commands:
         print(f"khabar: error: unknown command {command!r} (try: khabar --help)", file=sys.stderr)
         return 2
