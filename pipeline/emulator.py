@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 EMULATOR_ENV = "PUBSUB_EMULATOR_HOST"
-STOP_WAIT = 3.0
+STOP_WAIT = 1.0  # the emulator holds nothing khabar needs (the spool does)
 KNOWN_PATHS = (
     "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator",
     "/usr/share/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator",

@@ -34,9 +34,10 @@ from pipeline.spool import SPOOL_FILE, Spool
 
 LOG = logging.getLogger("khabar.stream")
 STATE_FILE = "_poller_state.json"
-#: What stopping costs beside the drain itself (cancel the job, write the summary, stop
-#: the emulator), kept out of the drain's share of ``--drain-timeout``.
-STOP_OVERHEAD = 4.0
+#: What stopping costs beside the drain itself (noticing the signal 0.5 s, cancelling
+#: the job 2 s, the summary, stopping the emulator 1-2 s), kept out of the drain's share
+#: of ``--drain-timeout``.
+STOP_OVERHEAD = 5.0
 
 
 class StopSignals:

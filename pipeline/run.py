@@ -279,12 +279,17 @@ def drain_until_accounted(
         time.sleep(0.5)
 
 
+#: How long a local streaming stop waits for the cancellation (it goes on in the
+#: background; the files are already complete when it is asked for).
+CANCEL_WAIT = 2.0
+
+
 def cancel_quickly(result: Any) -> None:
     """Cancel a local streaming job. The DirectRunner's Pub/Sub read blocks in a pull of
     up to 30 s, so the cancellation finishes in the background."""
     thread = threading.Thread(target=_cancel, args=(result,), daemon=True)
     thread.start()
-    thread.join(timeout=5)
+    thread.join(timeout=CANCEL_WAIT)
 
 
 def _cancel(result: Any) -> None:

@@ -12,6 +12,7 @@ streaming: files appear as windows close); on Dataflow against Pub/Sub itself.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 import apache_beam as beam
@@ -47,7 +48,7 @@ ATTR_ITEM = "khabar_item"
 #: advances the watermark only after it, so windows closed 0-30 s late. A tick ends each
 #: pull within a second; ticks are dropped before anything else.
 ATTR_TICK = "khabar_tick"
-TICK_SECONDS = 1.0
+TICK_SECONDS = float(os.environ.get("KHABAR_TICK_SECONDS", "1.0"))
 
 #: Published dates more than this far ahead of arrival are not trusted as event time.
 MAX_FUTURE_SKEW = 300

@@ -1,6 +1,7 @@
 """kill -9 at random moments, restart on the same output, count what was lost or doubled.
 
-A loopback feed gains an item every ``gap`` seconds (every fifth one repeats the text of
+A loopback feed gains an item every ``gap`` seconds (default 3: the local runner, on a
+busy 2-core machine, handles about one item a second) (every fifth one repeats the text of
 the one before: a syndicated copy, written as a duplicate) for the whole trial.
 ``khabar stream`` is started on one output and SIGKILLed at a random moment, ``runs``
 times; after each kill the children it had (the Pub/Sub emulator) must be gone. Then the
@@ -118,6 +119,7 @@ def landed(out: Path) -> collections.Counter:
 class Trial:
     runs: list[dict] = field(default_factory=list)
     orphans: int = 0
+    final_runs: int = 0
     items: int = 0
     lost: int = 0
     doubled: int = 0
@@ -146,9 +148,10 @@ def run_trial(
     runs: int,
     seed: int,
     kill_after: tuple[float, float] = (2.0, 30.0),
-    gap: float = 1.0,
+    gap: float = 3.0,
     final_runtime: float = 15.0,
     log=print,
+    final_runs: int = 3,
 ) -> Trial:
     rng = random.Random(seed)
     out = work / "out"
@@ -179,13 +182,21 @@ def run_trial(
                 f"children {len(kids)}, orphans {len(orphans)}"
             )
         feed.stop()
-        final = subprocess.run(
-            stream_cmd(url, out, ["--max-runtime", str(final_runtime), "--drain-timeout", "180"]),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        log(final.stdout.strip().splitlines()[-1] if final.stdout.strip() else final.stderr[-500:])
+        # the last runs are not killed: they drain (again while the spool still holds
+        # messages not in closed files: the local runner is slow on a loaded machine)
+        for _ in range(final_runs):
+            final = subprocess.run(
+                stream_cmd(
+                    url, out, ["--max-runtime", str(final_runtime), "--drain-timeout", "240"]
+                ),
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            trial.final_runs += 1
+            if "not yet in closed files" not in final.stdout:
+                break
+            log(final.stdout.strip().splitlines()[-1])
     counts = landed(out)
     per_run = [{"run": i + 1, "items": 0, "lost": 0, "doubled": 0} for i in range(runs + 1)]
     for guid, at in feed.appeared.items():
@@ -213,11 +224,12 @@ def main() -> int:
     parser.add_argument("--work", default="/tmp/khabar-kill-restart")
     parser.add_argument("--min-kill", type=float, default=2.0)
     parser.add_argument("--max-kill", type=float, default=30.0)
+    parser.add_argument("--gap", type=float, default=3.0, help="seconds between new items")
     args = parser.parse_args()
     work = Path(args.work)
     subprocess.run(["rm", "-rf", str(work)], check=True)
     work.mkdir(parents=True)
-    trial = run_trial(work, args.runs, args.seed, (args.min_kill, args.max_kill))
+    trial = run_trial(work, args.runs, args.seed, (args.min_kill, args.max_kill), args.gap)
     print(json.dumps(trial.__dict__, indent=1))
     return 0 if trial.lost == trial.doubled == trial.orphans == 0 else 1
 
