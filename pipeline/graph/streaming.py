@@ -1,0 +1,269 @@
+"""The streaming job: Pub/Sub -> the batch stages unchanged -> stateful dedup with a TTL
+-> event-time windows -> windowed Avro files.
+
+    ReadFromPubSub(with_attributes) -> ExpandUnits(MessageReader) -> CoreStages
+        -> DeduplicateStreaming
+        -> EventTime(published_at, clamped) -> FixedWindows(+ allowed lateness)
+        -> WriteToFiles(fastavro sink): OUTPUT/articles/date=YYYY-MM-DD/...
+
+Locally this runs on the BundleBasedDirectRunner against the Pub/Sub emulator (real
+streaming: files appear as windows close); on Dataflow against Pub/Sub itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.transforms import trigger, window
+from apache_beam.utils.timestamp import Duration, Timestamp
+
+from khabar.pipeline.dedup.compose import NearDupSettings, deduplicate_stream
+from khabar.pipeline.graph.batch import CoreStages, JobSettings
+from khabar.pipeline.stages.read import ExpandUnits, ReadFailure
+from khabar.pipeline.stages.sinks import (
+    ARTICLES_DIR,
+    DEAD_LETTER_DIR,
+    DUPLICATES_DIR,
+    WriteAvroWindowed,
+)
+from khabar.transforms import metrics as M
+from khabar.transforms.common import ARTICLES, DEAD_LETTER, DUPLICATES, StageError
+from khabar.transforms.parse import (
+    DEFAULT_MAX_RECORD_BYTES,
+    FORMATS,
+    InvalidRecord,
+    RawRecord,
+    detect_format,
+    split_records,
+)
+
+# Message attributes set by `khabar poll` (any publisher may set them).
+ATTR_URI = "input_uri"
+ATTR_POSITION = "position"
+ATTR_FORMAT = "format"
+ATTR_UNIT = "unit"  # "record" (default), "file" (the pipeline splits it) or "ref"
+#: The poller's deterministic item key. On Dataflow it is the Pub/Sub ``id_label``
+#: (publisher retries within 10 minutes are dropped by the service); everywhere the
+#: stateful dedup drops a redelivered record with the same key (``delivery_id``).
+ATTR_ITEM = "khabar_item"
+#: Heartbeat messages ``khabar stream`` publishes every ``TICK_SECONDS`` locally: the
+#: local runner's Pub/Sub read blocks up to 30 s in a pull when the topic is idle and
+#: advances the watermark only after it, so windows closed 0-30 s late. A tick ends each
+#: pull within a second; ticks are dropped before anything else. (KHABAR_TICK_SECONDS
+#: changes the period, for measuring.)
+ATTR_TICK = "khabar_tick"
+TICK_SECONDS = float(os.environ.get("KHABAR_TICK_SECONDS", "1.0"))
+#: Largest file a ``unit=ref`` message may name (the pipeline reads it itself).
+MAX_REFERENCE_BYTES = 512 * 1024 * 1024
+
+#: Published dates more than this far ahead of arrival are not trusted as event time.
+MAX_FUTURE_SKEW = 300
+
+
+def is_data(message: Any) -> bool:
+    """False for a heartbeat tick (see ``ATTR_TICK``)."""
+    return ATTR_TICK not in (getattr(message, "attributes", None) or {})
+
+
+def read_reference(uri: str, limit: int = MAX_REFERENCE_BYTES) -> bytes:
+    """The bytes of the file a ``unit=ref`` message names (local path or any FileSystems
+    URI); ValueError above ``limit``."""
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(uri, compression_type="uncompressed") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"referenced file above {limit} bytes")
+    return data
+
+
+def message_records(
+    data: bytes, attributes: dict[str, str], max_record_bytes: int
+) -> list[RawRecord]:
+    """The raw records one message carries (raises ``StageError`` for a message unusable
+    as a whole): a record; a whole file, split here (JSON Lines chunks keep their line
+    numbers through ``line_offset``); or a reference to a big file, read here."""
+    uri = attributes.get(ATTR_URI, "")
+    unit = attributes.get(ATTR_UNIT)
+    fmt = attributes.get(ATTR_FORMAT) or detect_format(uri, data[:4096])
+    if unit == "ref":
+        try:
+            data = read_reference(data.decode("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InvalidRecord(f"cannot read the referenced file: {exc}") from None
+        unit = "file"
+    if unit == "file" or fmt == "feed":
+        records = list(split_records(uri, data, fmt, max_record_bytes))
+        offset = int(attributes.get("line_offset", "0") or 0)
+        for record in records:
+            record.position += offset
+        return records
+    position = int(attributes.get(ATTR_POSITION, "0") or 0)
+    return [RawRecord(uri, position, fmt, data)]
+
+
+class MessageReader:
+    """The reader of Pub/Sub messages (``stages/read.py``): a message -> raw record(s),
+    whole-file messages split here, or a failure of the message."""
+
+    def __init__(self, subscription: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES):
+        self.subscription = subscription
+        self.max_record_bytes = max_record_bytes
+        self.messages = Metrics.counter(M.RUN, M.MESSAGES_IN)
+
+    def __call__(self, message: Any) -> Iterator[RawRecord | ReadFailure]:
+        self.messages.inc()
+        attrs = {str(k): str(v) for k, v in (getattr(message, "attributes", None) or {}).items()}
+        data: bytes = bytes(getattr(message, "data", b"") or b"")
+        message_id = getattr(message, "message_id", None) or ""
+        uri = attrs.get(ATTR_URI) or f"pubsub://{self.subscription}/{message_id}"
+        try:
+            position = int(attrs.get(ATTR_POSITION, "0"))
+        except ValueError:
+            position = 0
+        fmt = attrs.get(ATTR_FORMAT) or detect_format(uri, data[:4096])
+        try:
+            if attrs.get(ATTR_UNIT) in ("file", "ref") or fmt == "feed":
+                context = {**attrs, ATTR_FORMAT: fmt, ATTR_URI: uri}
+                records = message_records(data, context, self.max_record_bytes)
+            elif fmt not in FORMATS:
+                raise StageError(f"unknown format attribute {fmt!r}")
+            else:
+                records = [RawRecord(uri, position, fmt, data)]
+        except StageError as exc:
+            yield ReadFailure(exc, data, uri, position, attrs)
+            return
+        for record in records:
+            record.attributes = {**attrs, **record.attributes}
+            yield record
+
+
+class AssignEventTime(beam.DoFn):
+    """Event time = ``published_at`` when present and sane, else the arrival time.
+
+    Sane: not more than ``MAX_FUTURE_SKEW`` s ahead of arrival and not older than the
+    allowed lateness. Older records are counted as late and stamped with their arrival
+    time, so they are still written (in the current window), never dropped by windowing.
+    """
+
+    def __init__(self, allowed_lateness: int) -> None:
+        self.allowed_lateness = allowed_lateness
+        self.published = Metrics.counter(M.EVENT_TIME, M.PUBLISHED_AT)
+        self.arrival = Metrics.counter(M.EVENT_TIME, M.ARRIVAL_NO_DATE)
+        self.late = Metrics.counter(M.EVENT_TIME, M.LATE_RECORDS)
+        self.future = Metrics.counter(M.EVENT_TIME, M.FUTURE_DATED)
+
+    def process(self, article: dict, timestamp=beam.DoFn.TimestampParam):
+        published: dt.datetime | None = article.get("published_at")
+        if published is None:
+            self.arrival.inc()
+            yield window.TimestampedValue(article, timestamp)
+            return
+        event = Timestamp.from_utc_datetime(published.astimezone(dt.UTC))
+        if event > timestamp + Duration(seconds=MAX_FUTURE_SKEW):
+            self.future.inc()
+            yield window.TimestampedValue(article, timestamp)
+        elif event < timestamp - Duration(seconds=self.allowed_lateness):
+            self.late.inc()
+            yield window.TimestampedValue(article, timestamp)
+        else:
+            self.published.inc()
+            yield window.TimestampedValue(article, event)
+
+
+def windowing(window_seconds: int, allowed_lateness: int) -> beam.WindowInto:
+    return beam.WindowInto(
+        window.FixedWindows(window_seconds),
+        trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
+        allowed_lateness=Duration(seconds=allowed_lateness),
+        accumulation_mode=trigger.AccumulationMode.DISCARDING,
+    )
+
+
+class ProcessStream(beam.PTransform):
+    """Raw records (timestamped with arrival time) -> windowed survivors, duplicates and
+    dead letters. The per-record stages are the batch ones (``CoreStages``)."""
+
+    def __init__(
+        self,
+        window_seconds: int = 60,
+        allowed_lateness: int = 3600,
+        ttl_seconds: int = 7 * 24 * 3600,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        entities_model: str | None = None,
+        near: NearDupSettings | None = None,
+    ) -> None:
+        super().__init__()
+        self.window_seconds = window_seconds
+        self.allowed_lateness = allowed_lateness
+        self.ttl_seconds = ttl_seconds
+        self.max_record_bytes = max_record_bytes
+        self.entities_model = entities_model
+        self.near = near or NearDupSettings()
+
+    def expand(self, raw):
+        articles, dead = raw | "Stages" >> CoreStages(self.max_record_bytes, self.entities_model)
+        deduped = deduplicate_stream(articles, self.ttl_seconds, self.near)
+        timed = {
+            kind: deduped[kind]
+            | f"EventTime{kind.title()}" >> beam.ParDo(AssignEventTime(self.allowed_lateness))
+            for kind in ("articles", DUPLICATES)
+        }
+        return {
+            ARTICLES: timed["articles"]
+            | "WindowArticles" >> windowing(self.window_seconds, self.allowed_lateness),
+            DUPLICATES: timed[DUPLICATES]
+            | "WindowDuplicates" >> windowing(self.window_seconds, self.allowed_lateness),
+            DEAD_LETTER: dead
+            | "WindowDeadLetters" >> windowing(self.window_seconds, self.allowed_lateness),
+        }
+
+
+def build_streaming(
+    p: beam.Pipeline,
+    subscription: str,
+    output: str,
+    settings: JobSettings | None = None,
+    *,
+    window_seconds: int = 60,
+    allowed_lateness: int = 3600,
+    ttl_seconds: int = 7 * 24 * 3600,
+    id_label: str | None = None,
+) -> None:
+    """``id_label``: Pub/Sub attribute Dataflow deduplicates publisher retries by (the
+    DirectRunner refuses one; pass ``ATTR_ITEM`` on Dataflow)."""
+    from apache_beam.io.gcp.pubsub import ReadFromPubSub
+
+    settings = settings or JobSettings()
+    expanded = (
+        p
+        | "ReadPubSub"
+        >> ReadFromPubSub(subscription=subscription, with_attributes=True, id_label=id_label)
+        | "DropTicks" >> beam.Filter(is_data)
+        | "Expand"
+        >> beam.ParDo(
+            ExpandUnits(MessageReader(subscription, settings.max_record_bytes))
+        ).with_outputs(DEAD_LETTER, main=ARTICLES)
+    )
+    out = expanded[ARTICLES] | "Process" >> ProcessStream(
+        window_seconds,
+        allowed_lateness,
+        ttl_seconds,
+        settings.max_record_bytes,
+        settings.entities_model,
+        settings.near,
+    )
+    read_dead = expanded[DEAD_LETTER] | "WindowReadDead" >> windowing(
+        window_seconds, allowed_lateness
+    )
+    dead = (read_dead, out[DEAD_LETTER]) | "AllDeadLetters" >> beam.Flatten()
+    out[ARTICLES] | "WriteArticles" >> WriteAvroWindowed(output, ARTICLES_DIR)
+    dead | "WriteDeadLetters" >> WriteAvroWindowed(output, DEAD_LETTER_DIR)
+    # Streaming always writes duplicates (linked to their survivor): the files are the
+    # audit trail that accounts for every message (see khabar.pipeline.job.run.run_streaming).
+    out[DUPLICATES] | "WriteDuplicates" >> WriteAvroWindowed(output, DUPLICATES_DIR)
