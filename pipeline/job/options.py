@@ -200,10 +200,10 @@ class KhabarOptions(PipelineOptions):
             "files complete (default: run until Ctrl-C).",
         )
         stream.add_argument(
-            "--drain_timeout",
-            "--drain-timeout",
             "--drain_seconds",
             "--drain-seconds",
+            "--drain_timeout",
+            "--drain-timeout",
             dest="drain_seconds",
             type=float,
             default=None,
