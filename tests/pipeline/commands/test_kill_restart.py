@@ -4,6 +4,7 @@ lost, none written twice, no child left behind (a small version of
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -27,4 +28,5 @@ def test_kill_9_and_restart_lose_nothing_and_write_nothing_twice(tmp_path: Path)
     # items appeared while the killed runs were up (the trial is not empty)
     assert sum(r["items"] for r in trial.runs[:2]) >= 5, trial.runs
     assert (trial.lost, trial.doubled) == (0, 0), trial.runs
-    assert "resuming" in (tmp_path / "run1.log").read_text(), "the second run did not resume"
+    summary = json.loads((tmp_path / "out" / "_SUMMARY.json").read_text())
+    assert summary["stream"]["resumed"] and summary["stream"]["spool_pending"] == 0, summary
