@@ -10,7 +10,8 @@ buckets, and publishes every new item to Pub/Sub, with provenance.
   (at most 5), each hop checked.
 * Feeds are polled concurrently in a bounded pool, each on its own schedule, so a slow
   feed holds only itself. Per-feed exponential back-off on errors (30 s doubling, 1 h cap).
-* Items are split with the same code as the batch reader (``transforms.parse``) and
+* Items are split with the same code as the batch reader (``transforms.parse``: feeds
+  through feedparser) and
   identified by GUID, else link, else content hash. Items of one fetch sharing an id are
   counted (``same_guid``). An item is marked seen only once Pub/Sub acknowledged its
   publish, and a feed's ETag moves on only when all its new items were acknowledged.
@@ -59,7 +60,6 @@ from khabar.pipeline.commands.netguard import (
     system_resolver,
 )
 from khabar.pipeline.commands.spool import Spool, SpooledMessage
-from khabar.transforms.common import StageError
 from khabar.transforms.parse import detect_format, parse_feed_item, split_records
 
 LOG = logging.getLogger("khabar.poll")
@@ -470,7 +470,7 @@ class Poller:
         fetched_at = dt.datetime.fromtimestamp(now, dt.UTC).isoformat()
         try:
             records = list(split_records(url, result.body, "feed", self.max_feed_bytes))
-        except StageError as exc:
+        except Exception as exc:  # noqa: BLE001 - one bad feed never stops the poller
             # the whole response is unusable: publish it once so it is dead-lettered
             key = item_key(url, None, None, result.body)
             if key not in self.state.seen:
@@ -534,28 +534,37 @@ class Poller:
         except Exception:  # noqa: BLE001 - an empty or missing folder is not an error here
             return stats
         for path in paths:
-            if "://" not in path:
-                try:
-                    mode = os.stat(path).st_mode
-                except OSError:
-                    continue
-                if not stat.S_ISREG(mode):
-                    stats.skipped_nonregular += 1
-                    if path not in self._warned:
-                        self._warned.add(path)
-                        LOG.warning("watch: %s is not a regular file: skipped", path)
-                    continue
-            matched = FileSystems.match([path])[0].metadata_list
-            if not matched:
-                continue
-            meta = matched[0]
-            marker = f"{meta.size_in_bytes}:{getattr(meta, 'last_updated_in_seconds', 0)}"
-            if self.state.files.get(path) == marker:
-                continue
-            if self._publish_file(path, meta.size_in_bytes, marker, stats):
-                self.state.files[path] = marker
-            stats.files += 1
+            try:
+                self._poll_file(path, stats)
+            except Exception as exc:  # noqa: BLE001 - one bad file never stops the poller
+                stats.errors += 1
+                LOG.warning("watched file %s: %s: %s", path, type(exc).__name__, exc)
         return stats
+
+    def _poll_file(self, path: str, stats: PollStats) -> None:
+        from khabar.pipeline.stages.sources import escape_glob
+
+        if "://" not in path:
+            try:
+                mode = os.stat(path).st_mode
+            except OSError:
+                return
+            if not stat.S_ISREG(mode):  # a FIFO would block the poller: never opened
+                stats.skipped_nonregular += 1
+                if path not in self._warned:
+                    self._warned.add(path)
+                    LOG.warning("watch: %s is not a regular file: skipped", path)
+                return
+        matched = FileSystems.match([escape_glob(path)])[0].metadata_list
+        if not matched:
+            return
+        meta = matched[0]
+        marker = f"{meta.size_in_bytes}:{getattr(meta, 'last_updated_in_seconds', 0)}"
+        if self.state.files.get(path) == marker:
+            return
+        if self._publish_file(path, meta.size_in_bytes, marker, stats):
+            self.state.files[path] = marker
+        stats.files += 1
 
     def _publish_file(self, path: str, size: int, marker: str, stats: PollStats) -> bool:
         fetched_at = dt.datetime.fromtimestamp(self.clock(), dt.UTC).isoformat()
@@ -572,7 +581,7 @@ class Poller:
             return self._publish_reference(path, marker, fmt, fetched_at, stats)
         try:
             records = list(split_records(path, data, fmt, self.max_feed_bytes))
-        except StageError:
+        except Exception:  # noqa: BLE001 - the whole file goes on, to be dead-lettered
             key = item_key(path, None, None, data)
             if key in self.state.seen:
                 return True
@@ -650,10 +659,8 @@ class Poller:
         if key in self.state.seen:
             return True
         attrs = {"input_uri": path, "unit": "ref", "format": fmt}
-        try:
-            records = len(message_records(path.encode(), attrs, self.max_feed_bytes))
-        except Exception:  # noqa: BLE001 - unusable as a whole: one dead letter
-            records = 1
+        found, error = message_records(path.encode(), attrs, self.max_feed_bytes)
+        records = len(found) + (error is not None)  # a failure is one dead letter
         stats.references += 1
         LOG.warning("watch: %s is above the message limit: published by reference", path)
         message = self._message(

@@ -63,10 +63,7 @@ def record_keys(
     """(keys of the records the message carries, key of the message as a whole)."""
     uri = message.attributes.get("input_uri", "")
     whole = (uri, hashlib.sha256(message.data).hexdigest())
-    try:
-        records = message_records(message.data, message.attributes, max_record_bytes)
-    except Exception:  # noqa: BLE001 - a message unusable as a whole is dead-lettered whole
-        return set(), whole
+    records, _ = message_records(message.data, message.attributes, max_record_bytes)
     return {(r.input_uri, hashlib.sha256(r.payload).hexdigest()) for r in records}, whole
 
 

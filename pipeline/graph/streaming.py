@@ -39,7 +39,7 @@ from khabar.transforms.parse import (
     InvalidRecord,
     RawRecord,
     detect_format,
-    split_records,
+    split_all,
 )
 
 # Message attributes set by `khabar poll` (any publisher may set them).
@@ -84,27 +84,30 @@ def read_reference(uri: str, limit: int = MAX_REFERENCE_BYTES) -> bytes:
 
 def message_records(
     data: bytes, attributes: dict[str, str], max_record_bytes: int
-) -> list[RawRecord]:
-    """The raw records one message carries (raises ``StageError`` for a message unusable
-    as a whole): a record; a whole file, split here (JSON Lines chunks keep their line
+) -> tuple[list[RawRecord], BaseException | None]:
+    """The raw records one message carries, and the failure that ended them if any (never
+    raises): a record; a whole file, split here (JSON Lines chunks keep their line
     numbers through ``line_offset``); or a reference to a big file, read here."""
     uri = attributes.get(ATTR_URI, "")
     unit = attributes.get(ATTR_UNIT)
-    fmt = attributes.get(ATTR_FORMAT) or detect_format(uri, data[:4096])
+    try:
+        fmt = attributes.get(ATTR_FORMAT) or detect_format(uri, data[:4096])
+    except Exception as exc:  # noqa: BLE001 - an unreadable message is dead-lettered
+        return [], exc
     if unit == "ref":
         try:
             data = read_reference(data.decode("utf-8"))
         except (OSError, ValueError) as exc:
-            raise InvalidRecord(f"cannot read the referenced file: {exc}") from None
+            return [], InvalidRecord(f"cannot read the referenced file: {exc}")
         unit = "file"
     if unit == "file" or fmt == "feed":
-        records = list(split_records(uri, data, fmt, max_record_bytes))
+        records, error = split_all(uri, data, fmt, max_record_bytes)
         offset = int(attributes.get("line_offset", "0") or 0)
         for record in records:
             record.position += offset
-        return records
+        return records, error
     position = int(attributes.get(ATTR_POSITION, "0") or 0)
-    return [RawRecord(uri, position, fmt, data)]
+    return [RawRecord(uri, position, fmt, data)], None
 
 
 class MessageReader:
@@ -126,21 +129,23 @@ class MessageReader:
             position = int(attrs.get(ATTR_POSITION, "0"))
         except ValueError:
             position = 0
-        fmt = attrs.get(ATTR_FORMAT) or detect_format(uri, data[:4096])
         try:
+            fmt = attrs.get(ATTR_FORMAT) or detect_format(uri, data[:4096])
             if attrs.get(ATTR_UNIT) in ("file", "ref") or fmt == "feed":
                 context = {**attrs, ATTR_FORMAT: fmt, ATTR_URI: uri}
-                records = message_records(data, context, self.max_record_bytes)
+                records, error = message_records(data, context, self.max_record_bytes)
             elif fmt not in FORMATS:
-                raise StageError(f"unknown format attribute {fmt!r}")
+                records, error = [], StageError(f"unknown format attribute {fmt!r}")
             else:
-                records = [RawRecord(uri, position, fmt, data)]
-        except StageError as exc:
-            yield ReadFailure(exc, data, uri, position, attrs)
-            return
+                records, error = [RawRecord(uri, position, fmt, data)], None
+        except Exception as exc:  # noqa: BLE001 - one bad message never stops the stream
+            records, error = [], exc
         for record in records:
             record.attributes = {**attrs, **record.attributes}
             yield record
+        if error is not None:
+            where = len(records) if records else position
+            yield ReadFailure(error, data, uri, where, attrs)
 
 
 class AssignEventTime(beam.DoFn):
