@@ -39,7 +39,7 @@ from apache_beam.io.filesystems import FileSystems
 
 import schemas
 from pipeline.cli import CliError, _Parser
-from pipeline.inspect import _is_avro_file, _match
+from pipeline.inspect import _is_avro_file, _match, interrupted_note, load_summary
 from pipeline.sinks import ARTICLES_DIR, DEAD_LETTER_DIR, DUPLICATES_DIR, join
 
 KINDS = (ARTICLES_DIR, DUPLICATES_DIR, DEAD_LETTER_DIR)
@@ -67,10 +67,24 @@ def find_files(paths: list[str], kind: str | None) -> list[str]:
                 raise CliError(f"no Avro files match {path}")
         else:
             base = path.rstrip("/")
+            run = _interrupted_run(base)
             subdirs = [k for k in KINDS if _match(join(base, k, "*"))]
-            if subdirs:  # a run directory
+            if subdirs or run:  # a run directory
                 wanted = kind or ARTICLES_DIR
-                found = [p for p in _match(join(base, wanted, "*.avro")) if _is_avro_file(p)]
+                found = [
+                    p
+                    for pattern in (
+                        join(base, wanted, "*.avro"),
+                        join(base, wanted, "date=*", "*.avro"),  # streaming partitions
+                    )
+                    for p in _match(pattern)
+                    if _is_avro_file(p)
+                ]
+                if run:
+                    note = interrupted_note(run)
+                    if not found:
+                        raise CliError(f"{path}: {note}; no {wanted} Avro file was finalized")
+                    print(f"khabar cat: warning: {path}: {note}", file=sys.stderr)
                 if not found:
                     hint = (
                         " (the run did not write duplicates; khabar run --emit_duplicates "
@@ -85,6 +99,18 @@ def find_files(paths: list[str], kind: str | None) -> list[str]:
                     raise CliError(f"no khabar Avro files found at {path}")
         files.extend(found)
     return sorted(set(files))
+
+
+def _interrupted_run(base: str) -> dict[str, Any] | None:
+    """The summary of an interrupted run at ``base``, or None."""
+    path = join(base, "_SUMMARY.json")
+    try:
+        if not FileSystems.exists(path):
+            return None
+        run = load_summary(path)
+    except Exception:  # noqa: BLE001 - unreadable: not a marker
+        return None
+    return run if run.get("status") == "interrupted" else None
 
 
 def record_name(path: str) -> str:

@@ -89,10 +89,44 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --------------------------------------------------------------------------- run
 
 
-def quiet_logs() -> None:
-    level = os.environ.get("KHABAR_LOG_LEVEL", "ERROR")
-    for name in ("apache_beam", "trafilatura", "htmldate", "courlan", "google"):
+#: Libraries whose logs khabar keeps at KHABAR_LOG_LEVEL (default ERROR).
+LOGGERS = ("apache_beam", "trafilatura", "htmldate", "courlan", "google", "hazm")
+
+
+def quiet_logs(log_format: str = "text") -> None:
+    """Library logs at ``KHABAR_LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR, CRITICAL; default
+    ERROR); with ``log_format == "json"`` every log record is one JSON line on stderr."""
+    level = os.environ.get("KHABAR_LOG_LEVEL", "ERROR").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise CliError(
+            f"KHABAR_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}"
+        )
+    for name in LOGGERS:
         logging.getLogger(name).setLevel(level)
+    if log_format == "json":
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonLogFormatter())
+        root = logging.getLogger()
+        for old in list(root.handlers):
+            root.removeHandler(old)
+        root.addHandler(handler)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """A log record as one JSON object (``--log-format json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import datetime as dt
+
+        payload = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="seconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info).splitlines()[-1]
+        return json.dumps(payload, ensure_ascii=False)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -174,6 +208,35 @@ def parse_run_args(argv: list[str]):
     return options, khabar
 
 
+#: Exit status of a run whose data failed a check (every record a dead letter, the
+#: dead-letter rate above --max_dead_letter_rate; inspect --against with --fail-on-alerts).
+EXIT_DATA_CHECK = 3
+
+
+def data_checks(summary: dict[str, Any], max_dead_letter_rate: float | None) -> list[str]:
+    """Why a finished run should exit non-zero although it ran (empty list: it should not)."""
+    c = summary["counts"]
+    failures = []
+    if not summary["conservation"]["ok"]:
+        failures.append("conservation mismatch: records in != written + duplicates + dead")
+    if c["articles"] == 0 and c["dead_letters"] > 0:
+        failures.append(f"no article written; all {c['dead_letters']} record(s) dead letters")
+    elif max_dead_letter_rate is not None and c["records_in"]:
+        rate = c["dead_letters"] / c["records_in"]
+        if rate > max_dead_letter_rate:
+            failures.append(
+                f"dead-letter rate {rate:.1%} ({c['dead_letters']} of {c['records_in']}) is "
+                f"above --max_dead_letter_rate {max_dead_letter_rate:g}"
+            )
+    return failures
+
+
+def _exit_status(summary: dict[str, Any], failures: list[str]) -> int:
+    if not failures:
+        return 0
+    return 1 if not summary["conservation"]["ok"] else EXIT_DATA_CHECK
+
+
 def cmd_run(argv: list[str]) -> int:
     if "-h" in argv or "--help" in argv:
         print(_run_help(), end="")
@@ -181,10 +244,10 @@ def cmd_run(argv: list[str]) -> int:
     options, khabar = parse_run_args(argv)
     from apache_beam.options.pipeline_options import StandardOptions
 
-    from pipeline.run import prepare_output, run_batch, run_streaming
+    from pipeline.run import prepare_output, run_streaming
     from pipeline.sources import InputError, expand_inputs
 
-    quiet_logs()
+    quiet_logs(khabar.log_format)
     if options.view_as(StandardOptions).streaming:
         prepare_output(khabar.output, overwrite=khabar.overwrite)
         started = time.time()
@@ -194,18 +257,131 @@ def cmd_run(argv: list[str]) -> int:
             return 0
         print(format_summary(summary, time.time() - started))
         return 0 if summary["conservation"]["ok"] else 1
-    try:
-        files = expand_inputs(khabar.input)
-    except InputError as exc:
-        raise CliError(str(exc)) from None
-    prepare_output(khabar.output, overwrite=khabar.overwrite)
-    from pipeline.progress import Progress
+    with stdin_input(khabar) as stdin_file:
+        try:
+            files = expand_inputs(khabar.input)
+        except InputError as exc:
+            raise CliError(str(exc)) from None
+        prepare_output(khabar.output, overwrite=khabar.overwrite)
+        return _run_batch_job(options, khabar, files, stdin_file)
 
+
+def _run_batch_job(options: Any, khabar: Any, files: list[str], stdin_file: str | None) -> int:
+    import datetime as dt
+
+    from pipeline.interrupt import Interruptible
+    from pipeline.progress import Progress
+    from pipeline.run import interrupted_summary, remove_temp_files, run_batch
+
+    started_at = dt.datetime.now(dt.UTC)
     started = time.time()
-    with Progress(quiet=khabar.quiet) as progress:
-        summary = run_batch(options, files, progress.channel)
-    print(format_summary(summary, time.time() - started))
-    return 0 if summary["conservation"]["ok"] else 1
+    progress = Progress(
+        quiet=khabar.quiet,
+        log_format=khabar.log_format,
+        log_seconds=khabar.progress_seconds,
+        input_files=files,
+        limit=khabar.limit,
+    )
+    with Interruptible() as guard:
+        try:
+            with progress:
+                summary = run_batch(options, files, progress.channel)
+            if guard.signum is not None:  # the interrupt was swallowed on its way up
+                raise KeyboardInterrupt(guard.name)
+        except BaseException:
+            if guard.signum is None:
+                raise
+            for _ in range(5):  # a re-raised interrupt may race the first call
+                try:
+                    guard.unwound()
+                    break
+                except KeyboardInterrupt:
+                    continue
+            seen = progress.counts() if progress.enabled else None
+            progress.stop()
+            remove_temp_files(khabar.output)
+            summary = interrupted_summary(options, started_at, len(files), guard.name, seen)
+            finalized = summary["finalized_files"]
+            line = (
+                f"khabar run: interrupted by {guard.name} after {time.time() - started:.1f} s; "
+                + (f"{finalized} Avro file(s) finalized, " if finalized else "nothing finalized, ")
+                + f"{khabar.output} marked interrupted (_SUMMARY.json); rerun with --overwrite"
+            )
+            _log_line(khabar.log_format, line, event="interrupted", signal=guard.name)
+            return guard.exit_code
+    if stdin_file:
+        summary["input_stdin"] = True
+    failures = data_checks(summary, khabar.max_dead_letter_rate)
+    if khabar.log_format == "json":
+        print(json.dumps(_json_result(summary, failures), ensure_ascii=False))
+    else:
+        print(format_summary(summary, time.time() - started))
+        for failure in failures:
+            print(f"khabar run: check failed: {failure}", file=sys.stderr)
+    return _exit_status(summary, failures)
+
+
+def _json_result(summary: dict[str, Any], failures: list[str]) -> dict[str, Any]:
+    return {
+        "event": "finished",
+        "status": summary.get("status"),
+        "counts": summary["counts"],
+        "conservation_ok": summary["conservation"]["ok"],
+        "runner": summary.get("runner"),
+        "seconds": summary.get("seconds"),
+        "checks_failed": failures,
+        "summary": summary["outputs"]["summary"],
+    }
+
+
+def _log_line(log_format: str, text: str, **fields: Any) -> None:
+    """One line on stderr: the text, or a JSON object with it (``--log-format json``)."""
+    if log_format == "json":
+        import datetime as dt
+
+        record = {"ts": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **fields}
+        record["message"] = text
+        text = json.dumps(record, ensure_ascii=False)
+    sys.stderr.write(text + "\n")  # one write: never split by another thread's line
+    sys.stderr.flush()
+
+
+class stdin_input:  # noqa: N801 - used as a context manager, like open()
+    """``--input -``: standard input spooled to a file named by its content's digest (so
+    the same bytes give the same ids on every run), removed afterwards."""
+
+    def __init__(self, khabar: Any) -> None:
+        self.khabar = khabar
+        self.path: str | None = None
+
+    def __enter__(self) -> str | None:
+        inputs = list(self.khabar.input or [])
+        if "-" not in inputs:
+            return None
+        if inputs.count("-") > 1:
+            raise CliError("--input - (standard input) can be given once")
+        import hashlib
+        import tempfile
+
+        if sys.stdin is None or sys.stdin.isatty():
+            raise CliError("--input - reads standard input, but it is a terminal; pipe data in")
+        digest = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(prefix="khabar-stdin-")
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
+                digest.update(chunk)
+                handle.write(chunk)
+        self.path = os.path.join(tempfile.gettempdir(), f"khabar-stdin-{digest.hexdigest()[:16]}")
+        os.replace(tmp, self.path)
+        self.khabar.input = [self.path if item == "-" else item for item in inputs]
+        return self.path
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.path:
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
 
 
 def format_summary(summary: dict[str, Any], elapsed: float) -> str:
@@ -241,6 +417,11 @@ def format_summary(summary: dict[str, Any], elapsed: float) -> str:
         f"  conservation: {c['records_in']} in = {c['articles']} written + {c['duplicates']} "
         f"duplicates + {c['dead_letters']} dead letters  [{verdict}]"
     )
+    if c.get("cut_by_limit"):
+        lines.append(
+            f"  --limit: the first {c['records_in']} records; {c['cut_by_limit']} more were "
+            "read and left out"
+        )
     lines.append(f"  summary: {summary['outputs']['summary']}")
     return "\n".join(lines)
 
@@ -461,7 +642,17 @@ def cmd_inspect(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument("--samples", type=int, default=3, help="sample records to show")
     parser.add_argument("--against", metavar="OLD", help="show drift from an older run")
+    parser.add_argument(
+        "--fail-on-alerts",
+        "--fail_on_alerts",
+        dest="fail_on_alerts",
+        action="store_true",
+        help=f"with --against: exit with status {EXIT_DATA_CHECK} when the drift report has "
+        "alerts (for a scheduler)",
+    )
     args = parser.parse_args(argv)
+    if args.fail_on_alerts and not args.against:
+        raise CliError("--fail-on-alerts needs --against OLD_RUN")
     try:
         report = inspect_paths(args.paths, samples=args.samples)
         old = inspect_paths([args.against], samples=0) if args.against else None
@@ -479,6 +670,13 @@ def cmd_inspect(argv: list[str]) -> int:
         print(format_report(report))
         if drift is not None:
             print(format_drift(drift))
+    if args.fail_on_alerts and drift is not None and drift["alerts"]:
+        print(
+            f"khabar inspect: {len(drift['alerts'])} drift alert(s); exit {EXIT_DATA_CHECK} "
+            "(--fail-on-alerts)",
+            file=sys.stderr,
+        )
+        return EXIT_DATA_CHECK
     return 0
 
 

@@ -49,10 +49,50 @@ def discover(paths: list[str]) -> tuple[list[str], str | None]:
                 found = [p for p in _match(join(base, "*.avro")) if _is_avro_file(p)]
             if FileSystems.exists(join(base, "_SUMMARY.json")):
                 summary = join(base, "_SUMMARY.json")
-        if not found:
+        if not found and not (summary and _interrupted(summary)):
             raise InspectError(f"no khabar Avro files found at {path}")
         files += found
     return sorted(set(files)), summary
+
+
+def load_summary(path: str) -> dict[str, Any]:
+    with FileSystems.open(path) as handle:
+        data = json.loads(handle.read().decode("utf-8"))
+    return data if isinstance(data, dict) else {}
+
+
+def _interrupted(summary_path: str) -> bool:
+    try:
+        return load_summary(summary_path).get("status") == "interrupted"
+    except Exception:  # noqa: BLE001 - unreadable summary: not a marker
+        return False
+
+
+def interrupted_note(run: dict[str, Any]) -> str:
+    """One line for an output whose run was stopped by a signal."""
+    return (
+        f"INTERRUPTED run: stopped by {run.get('signal') or 'a signal'} at "
+        f"{run.get('interrupted_at') or '?'} after {run.get('seconds', '?')} s; the output is "
+        "incomplete (khabar run --overwrite starts it again)"
+    )
+
+
+#: _SUMMARY.json count -> duplicate_reason it stands for
+SUMMARY_REASONS = {
+    "duplicates_by_content": "content",
+    "duplicates_by_url": "url",
+    "duplicates_near": "near",
+}
+
+
+def summary_duplicate_reasons(run: dict[str, Any]) -> dict[str, int]:
+    """Duplicates found by reason, from a finished run's summary (written or not)."""
+    counts = run.get("counts") or {}
+    out = {reason: int(counts.get(key) or 0) for key, reason in SUMMARY_REASONS.items()}
+    for name, value in ((run.get("metrics") or {}).get("dedup") or {}).items():
+        if name.startswith("duplicates_earlier_") and value:
+            out["earlier run (" + name.removeprefix("duplicates_earlier_") + ")"] = int(value)
+    return {k: v for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v}
 
 
 def read_records(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -174,16 +214,28 @@ def inspect_paths(paths: list[str], samples: int = 3) -> dict[str, Any]:
         "sample_articles": sample_articles,
         "sample_dead_letters": sample_dead,
     }
+    report["duplicates_by_reason_from"] = "written duplicates" if n_dups else None
     if summary_path:
-        with FileSystems.open(summary_path) as handle:
-            run = json.loads(handle.read().decode("utf-8"))
-        report["run"] = {
-            "records_in": run["counts"]["records_in"],
-            "duplicates": run["counts"]["duplicates"],
-            "conservation_ok": run["conservation"]["ok"],
-            "runner": run.get("runner"),
-            "finished_at": run.get("finished_at"),
-        }
+        run = load_summary(summary_path)
+        if run.get("status") == "interrupted":
+            report["run"] = {
+                "status": "interrupted",
+                "signal": run.get("signal"),
+                "interrupted_at": run.get("interrupted_at"),
+                "seconds": run.get("seconds"),
+            }
+        elif "counts" in run:
+            report["run"] = {
+                "status": run.get("status", "complete"),
+                "records_in": run["counts"]["records_in"],
+                "duplicates": run["counts"]["duplicates"],
+                "conservation_ok": run["conservation"]["ok"],
+                "runner": run.get("runner"),
+                "finished_at": run.get("finished_at"),
+            }
+            if not n_dups:  # not written (no --emit_duplicates): the summary has them
+                report["duplicates_by_reason"] = summary_duplicate_reasons(run)
+                report["duplicates_by_reason_from"] = "_SUMMARY.json"
     return report
 
 
@@ -200,7 +252,11 @@ def format_report(r: dict[str, Any]) -> str:
         f"articles {r['articles']}, duplicates written {r['duplicates_written']}, "
         f"dead letters {r['dead_letters']}",
     ]
-    if "run" in r:
+    if r.get("run", {}).get("status") == "interrupted":
+        lines.insert(0, interrupted_note(r["run"]))
+        if not r["files"]:
+            return "\n".join([lines[0], "no Avro file was finalized before the interruption"])
+    elif "run" in r:
         run = r["run"]
         lines.append(
             f"run: {run['records_in']} records in, {run['duplicates']} duplicates found, "
@@ -211,7 +267,15 @@ def format_report(r: dict[str, Any]) -> str:
         _counter_line("languages", r["languages"]),
         _counter_line(f"sources (top {TOP})", r["sources"]),
         _counter_line("formats", r["formats"]),
-        _counter_line("duplicates by reason", r["duplicates_by_reason"]),
+        _counter_line(
+            "duplicates by reason"
+            + (
+                " (from _SUMMARY.json; not written)"
+                if r.get("duplicates_by_reason_from") == "_SUMMARY.json"
+                else ""
+            ),
+            r["duplicates_by_reason"],
+        ),
         _counter_line("dead letters by stage", r["dead_letters_by_stage"]),
         _counter_line("dead letters by error", r["dead_letters_by_error"]),
     ]

@@ -36,6 +36,16 @@ def _fraction(value: str) -> float:
     return number
 
 
+def _rate(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1], got {value}")
+    return number
+
+
 class KhabarOptions(PipelineOptions):
     """Options of the khabar pipeline (shown by ``khabar run --help``)."""
 
@@ -141,6 +151,42 @@ class KhabarOptions(PipelineOptions):
             "as transforms/models/ner; train your own with python -m pipeline.train_ner "
             "--data DIR). The shipped Persian models are trained on ARMAN and PEYMA, which "
             "are licensed for RESEARCH USE ONLY: for commercial use, plug in your own.",
+        )
+        group.add_argument(
+            "--max_dead_letter_rate",
+            "--max-dead-letter-rate",
+            dest="max_dead_letter_rate",
+            type=_rate,
+            default=None,
+            help="Exit with status 3 when dead letters / records in is above this fraction "
+            "(0 to 1; e.g. 0.05). Without it, a run exits 3 only when it wrote no article and "
+            "had dead letters.",
+        )
+        group.add_argument(
+            "--limit",
+            type=_positive_int,
+            default=None,
+            help="Read only the first N records (in input order) and stop: to try a large "
+            "input quickly. The summary says the input was cut.",
+        )
+        group.add_argument(
+            "--log_format",
+            "--log-format",
+            dest="log_format",
+            choices=("text", "json"),
+            default="text",
+            help="Progress and log lines on stderr as plain text (default) or one JSON object "
+            "a line (for log collectors); with json the final summary on stdout is JSON too. "
+            "KHABAR_LOG_LEVEL (default ERROR) sets the level of library logs.",
+        )
+        group.add_argument(
+            "--progress_seconds",
+            "--progress-seconds",
+            dest="progress_seconds",
+            type=float,
+            default=10.0,
+            help="Seconds between progress lines when stderr is not a terminal (a log file, "
+            "cron, nohup). Default 10; 0 turns them off.",
         )
         group.add_argument(
             "--quiet",

@@ -357,8 +357,9 @@ class Poller:
                 data = handle.read(self.max_feed_bytes + 1)
             now = self.clock()
             fetched_at = dt.datetime.fromtimestamp(now, dt.UTC).isoformat()
-            fmt = detect_format(path, data[:4096])
             try:
+                fmt = ""  # an unreadable type: the pipeline detects it again, dead-letters it
+                fmt = detect_format(path, data[:4096])
                 if len(data) > self.max_feed_bytes:
                     raise StageError("file above the size limit")
                 records = list(split_records(path, data, fmt, self.max_feed_bytes))

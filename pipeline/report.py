@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -439,6 +440,14 @@ def _summary_html(d: RunData) -> tuple[str, str]:
     ]
     subtitle = f"{d.files} Avro file(s)"
     stage_table = ""
+    if s and s.get("status") == "interrupted":
+        from pipeline.inspect import interrupted_note
+
+        cards = [_card("INTERRUPTED", "status", "bad"), *cards]
+        subtitle = f"interrupted run · {d.files} Avro file(s) finalized"
+        return subtitle, '<div class="cards">' + "".join(cards) + "</div>" + _note(
+            interrupted_note(s)
+        )
     if s:
         counts = s.get("counts", {})
         cons = s.get("conservation", {})
@@ -605,6 +614,10 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     out = args.out or default_out(args.paths)
     data = write_report(args.paths, out)
+    if data.summary and data.summary.get("status") == "interrupted":
+        from pipeline.inspect import interrupted_note
+
+        print(f"khabar report: {interrupted_note(data.summary)}", file=sys.stderr)
     print(
         f"khabar report: {data.articles} articles, {data.duplicates} duplicates, "
         f"{data.dead_letters} dead letters -> {out}"

@@ -63,8 +63,9 @@ class ExpandMessages(beam.DoFn):
             position = int(attrs.get(ATTR_POSITION, "0"))
         except ValueError:
             position = 0
-        fmt = attrs.get(ATTR_FORMAT) or detect_format(uri, data[:4096])
+        fmt = attrs.get(ATTR_FORMAT) or ""
         try:
+            fmt = fmt or detect_format(uri, data[:4096])
             if attrs.get(ATTR_UNIT) == "file" or fmt == "feed":
                 records = list(split_records(uri, data, fmt, self.max_record_bytes))
             elif fmt not in FORMATS:

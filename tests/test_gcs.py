@@ -9,7 +9,7 @@ import fastavro
 import pytest
 from apache_beam.io.filesystems import FileSystems
 
-from tests.conftest import SHARED, run_khabar
+from tests.conftest import SEEDS, run_khabar
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def bucket(gcs_emulator: str) -> str:
     client = storage.Client.create_anonymous_client()
     client.project = "khabar-test"
     bucket = client.create_bucket("khabar-gcs-test")
-    seed = next((SHARED / "seeds").glob("*.txt"))
+    seed = next(SEEDS.glob("*.txt"))  # the repository's own seeds, not ../shared
     bucket.blob("in/seed.txt").upload_from_filename(str(seed))
     bucket.blob("in/news.jsonl").upload_from_string(
         '{"title": "Storm closes ports", "body": "A storm closed the main ports on Saturday '

@@ -19,7 +19,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SHARED, VENV_BIN, run_khabar
+from tests.conftest import VENV_BIN, run_khabar, write_news_corpus
 from transforms.common import DEAD_LETTER, run_stage
 
 ZWNJ = "\u200c"
@@ -162,10 +162,7 @@ def test_rerun_is_idempotent_apart_from_ingested_at(tmp_path: Path) -> None:
 
 def test_killed_job_leaves_no_partial_output_and_rerun_completes(tmp_path: Path) -> None:
     corpus = tmp_path / "in"
-    corpus.mkdir()
-    lines = (SHARED / "data" / "news-fa" / "varzesh3.jsonl").read_bytes().splitlines()
-    for k in range(4):
-        (corpus / f"part{k}.jsonl").write_bytes(b"\n".join(lines[k * 500 : (k + 1) * 500]))
+    assert write_news_corpus(corpus, files=4, per_file=500) == 2000
     out = tmp_path / "out"
     args = [str(VENV_BIN / "khabar"), "run", "--input", str(corpus), "--output", str(out)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

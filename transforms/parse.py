@@ -77,6 +77,59 @@ class MalformedXML(StageError):
     """XML that does not parse, or is neither RSS nor Atom."""
 
 
+class UnsupportedFormat(StageError):
+    """A file of a type khabar does not read (PDF, CSV, office documents, images, archives,
+    other binary data): one dead letter, never a "text" article."""
+
+
+#: Extensions of files khabar does not read (a directory walk skips them; named
+#: explicitly or by a glob, each becomes an UnsupportedFormat dead letter).
+UNSUPPORTED_EXTENSIONS = {
+    ".pdf": "PDF",
+    ".csv": "CSV",
+    ".tsv": "TSV",
+    ".doc": "Word document",
+    ".docx": "Word document",
+    ".odt": "OpenDocument text",
+    ".rtf": "RTF",
+    ".xls": "spreadsheet",
+    ".xlsx": "spreadsheet",
+    ".ods": "spreadsheet",
+    ".ppt": "presentation",
+    ".pptx": "presentation",
+    ".epub": "EPUB",
+    ".zip": "ZIP archive",
+    ".tar": "tar archive",
+    ".7z": "7-Zip archive",
+    ".rar": "RAR archive",
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".gif": "image",
+    ".webp": "image",
+    ".mp3": "audio",
+    ".mp4": "video",
+    ".avro": "Avro",
+    ".parquet": "Parquet",
+}
+
+#: Leading bytes of binary formats (checked whatever the file's name).
+MAGIC = (
+    (b"%PDF-", "PDF"),
+    (b"PK\x03\x04", "ZIP archive or office document"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "office document (OLE)"),
+    (b"\x89PNG\r\n\x1a\n", "image"),
+    (b"\xff\xd8\xff", "image"),
+    (b"GIF8", "image"),
+    (b"Obj\x01", "Avro"),
+    (b"PAR1", "Parquet"),
+    (b"\x7fELF", "executable"),
+    (b"7z\xbc\xaf\x27\x1c", "7-Zip archive"),
+    (b"Rar!", "RAR archive"),
+    (b"{\\rtf", "RTF"),
+)
+
+
 @dataclass
 class RawRecord:
     """One record as read from an input, before parsing."""
@@ -138,7 +191,9 @@ def _sniff_utf16(data: bytes) -> str | None:
 
 
 def detect_format(uri: str, head: bytes, override: str | None = None) -> str:
-    """Format of a file: ``override`` if given, else by extension, else by content."""
+    """Format of a file: ``override`` if given, else by extension, else by content.
+    Raises :class:`UnsupportedFormat` for a file khabar does not read (by its magic bytes,
+    its extension, or binary content), unless ``override`` forces a format."""
     if override and override != "auto":
         return override
     name = uri.rsplit("/", 1)[-1].lower()
@@ -146,9 +201,32 @@ def detect_format(uri: str, head: bytes, override: str | None = None) -> str:
         if name.endswith(ext):
             name = name[: -len(ext)]
     dot = name.rfind(".")
-    if dot > 0 and name[dot:] in EXTENSIONS:
-        return EXTENSIONS[name[dot:]]
+    ext = name[dot:] if dot > 0 else ""
+    unsupported = unsupported_kind(ext, head)
+    if unsupported:
+        raise UnsupportedFormat(
+            f"{unsupported} file: khabar reads text, JSON Lines, HTML and RSS/Atom "
+            "(--format forces one)"
+        )
+    if ext in EXTENSIONS:
+        return EXTENSIONS[ext]
     return sniff_format(head)
+
+
+def unsupported_kind(ext: str, head: bytes) -> str | None:
+    """What kind of unreadable file this is (``"PDF"``, ``"CSV"``, ...), or None."""
+    for magic, kind in MAGIC:
+        if head.startswith(magic):
+            return kind
+    if ext in UNSUPPORTED_EXTENSIONS:
+        return UNSUPPORTED_EXTENSIONS[ext]
+    if (
+        b"\x00" in head[:4096]
+        and not head.startswith((b"\xff\xfe", b"\xfe\xff"))
+        and _sniff_utf16(head[:4096]) is None
+    ):
+        return "binary"
+    return None
 
 
 def sniff_format(head: bytes) -> str:
