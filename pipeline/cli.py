@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -49,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0 if args else 2
+    if args[0] in ("--version", "-V", "version"):
+        from pipeline.version import PIPELINE_VERSION
+
+        print(f"khabar {PIPELINE_VERSION}")
+        return 0
     command, rest = args[0], args[1:]
     commands = {
         "run": cmd_run,
@@ -65,7 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench-ner": cmd_bench_ner,
     }
     if command not in commands:
-        print(f"khabar: error: unknown command {command!r} (try: khabar --help)", file=sys.stderr)
+        hint = did_you_mean(command, list(commands))
+        print(
+            f"khabar: error: unknown command {command!r}{hint} (try: khabar --help)",
+            file=sys.stderr,
+        )
         return 2
     try:
         return commands[command](rest)
@@ -129,8 +139,20 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False)
 
 
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """``"; did you mean --output?"`` for a misspelt flag or command, else ``""``."""
+    import difflib
+
+    stem = word.split("=", 1)[0]
+    close = difflib.get_close_matches(stem, list(choices), n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
+        match = re.match(r"unrecognized arguments: (\S+)", message)
+        if match:
+            message += did_you_mean(match.group(1), self._option_string_actions)
         raise CliError(message)
 
 
@@ -184,7 +206,9 @@ def parse_run_args(argv: list[str]):
     parser = _all_options_parser()
     _, unknown = parser.parse_known_args(argv)
     if unknown:
-        raise CliError(f"unrecognized arguments: {' '.join(unknown)}")
+        flag = next((u for u in unknown if u.startswith("-")), unknown[0])
+        hint = did_you_mean(flag, parser._option_string_actions)
+        raise CliError(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     options = PipelineOptions(argv)
     khabar = options.view_as(KhabarOptions)
     standard = options.view_as(StandardOptions)
@@ -282,7 +306,28 @@ def _run_batch_job(options: Any, khabar: Any, files: list[str], stdin_file: str 
         input_files=files,
         limit=khabar.limit,
     )
-    with Interruptible() as guard:
+    finishing = threading.Lock()
+
+    def finish_interrupted() -> None:
+        """Temp files removed, the output marked, one line. Runs once: in the main thread
+        once the run unwound, or in the guard's watchdog if it never does."""
+        if not finishing.acquire(blocking=False):
+            return
+        seen = progress.counts() if progress.enabled else None
+        progress.stop()
+        remove_temp_files(khabar.output)
+        if stdin_file and os.path.exists(stdin_file):
+            os.remove(stdin_file)  # the process ends without unwinding (os._exit)
+        summary = interrupted_summary(options, started_at, len(files), guard.name, seen)
+        finalized = summary["finalized_files"]
+        line = (
+            f"khabar run: interrupted by {guard.name} after {time.time() - started:.1f} s; "
+            + (f"{finalized} Avro file(s) finalized, " if finalized else "nothing finalized, ")
+            + f"{khabar.output} marked interrupted (_SUMMARY.json); rerun with --overwrite"
+        )
+        _log_line(khabar.log_format, line, event="interrupted", signal=guard.name)
+
+    with Interruptible(on_give_up=finish_interrupted) as guard:
         try:
             with progress:
                 summary = run_batch(options, files, progress.channel)
@@ -297,18 +342,11 @@ def _run_batch_job(options: Any, khabar: Any, files: list[str], stdin_file: str 
                     break
                 except KeyboardInterrupt:
                     continue
-            seen = progress.counts() if progress.enabled else None
-            progress.stop()
-            remove_temp_files(khabar.output)
-            summary = interrupted_summary(options, started_at, len(files), guard.name, seen)
-            finalized = summary["finalized_files"]
-            line = (
-                f"khabar run: interrupted by {guard.name} after {time.time() - started:.1f} s; "
-                + (f"{finalized} Avro file(s) finalized, " if finalized else "nothing finalized, ")
-                + f"{khabar.output} marked interrupted (_SUMMARY.json); rerun with --overwrite"
-            )
-            _log_line(khabar.log_format, line, event="interrupted", signal=guard.name)
-            return guard.exit_code
+            finish_interrupted()
+            # Worker threads of the runner may still hold the interpreter open: end here.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(guard.exit_code)
     if stdin_file:
         summary["input_stdin"] = True
     failures = data_checks(summary, khabar.max_dead_letter_rate)

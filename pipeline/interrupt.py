@@ -18,11 +18,13 @@ exception in; the caller then tells by :attr:`Interruptible.signum` that the fai
 an interruption, and calls :meth:`Interruptible.unwound` first thing.
 
 An exception raised by a signal handler can be swallowed where Python cannot propagate
-it (a finalizer, a callback whose errors are ignored): seen once in three tries on a real
-run, which then went on to the end. So until the caller says the run has unwound, a
-watchdog raises ``KeyboardInterrupt`` in the main thread again every second, and after
-``GIVE_UP_SECONDS`` ends the process. A second signal while cleaning up ends the process
-at once, with the same exit status.
+it (a finalizer, a callback whose errors are ignored: seen once in three tries on a real
+run, which then went on to the end), and the runner's main thread can be left waiting on
+a lock that no thread will release (seen about once in ten). So until the caller says the
+run has unwound, a watchdog raises ``KeyboardInterrupt`` in the main thread again every
+second, and after ``GIVE_UP_SECONDS`` runs the ``on_give_up`` cleanup itself and ends the
+process with the signal's exit status. A second signal ends the process at once, with the
+same exit status.
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-#: Seconds the watchdog keeps re-raising before it ends the process.
-GIVE_UP_SECONDS = 60.0
+#: Seconds the watchdog keeps re-raising before it cleans up and ends the process.
+GIVE_UP_SECONDS = 8.0
 
 #: Exit status for a signal, as shells report it (128 + signal number).
 EXIT_SIGINT = 128 + signal.SIGINT  # 130
@@ -60,7 +63,8 @@ class Interruptible:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self) -> None:
+    def __init__(self, on_give_up: Callable[[], None] | None = None) -> None:
+        self.on_give_up = on_give_up
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
         self._active = False
@@ -88,10 +92,21 @@ class Interruptible:
         deadline = time.monotonic() + GIVE_UP_SECONDS
         while not self._unwound.wait(1.0):
             if time.monotonic() >= deadline:
-                os._exit(self.exit_code)
+                self._give_up()
             with self._lock:
                 if not self._unwound.is_set():
                     _raise_in_thread(self._main_id, KeyboardInterrupt)
+
+    def _give_up(self) -> None:
+        if os.environ.get("KHABAR_DEBUG"):
+            import faulthandler
+
+            faulthandler.dump_traceback(all_threads=True)
+        try:
+            if self.on_give_up is not None:
+                self.on_give_up()
+        finally:
+            os._exit(self.exit_code)
 
     def unwound(self) -> None:
         """The run has stopped (call first thing in the ``except`` block): no more

@@ -139,8 +139,9 @@ def test_a_signal_at_a_random_moment(tmp_path: Path, signum: int) -> None:
     time.sleep(delay)
     assert proc.poll() is None, "the job finished before the signal"
     proc.send_signal(signum)
-    stdout, _ = proc.communicate(timeout=120)
-    reader.join(timeout=10)
+    proc.wait(timeout=120)
+    reader.join(timeout=10)  # stderr is read by the reader thread only
+    stdout = proc.stdout.read()
     assert proc.returncode == 128 + signum, (proc.returncode, "".join(lines), stdout)
     text = "".join(lines)
     assert "Traceback" not in text and "Error" not in text, text
@@ -165,3 +166,19 @@ def test_a_signal_at_a_random_moment(tmp_path: Path, signum: int) -> None:
     assert rerun.returncode == 2
     assert f"holds a run interrupted by {name}" in rerun.stderr
     assert "--overwrite" in rerun.stderr and len(rerun.stderr.strip().splitlines()) == 1
+
+
+def test_version_and_did_you_mean() -> None:
+    from pipeline.cli import main
+    from pipeline.version import PIPELINE_VERSION
+
+    version = run_khabar("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"khabar {PIPELINE_VERSION}"
+    typo = run_khabar("run", "--input", "seeds", "--ouptut", "out/x")
+    assert typo.returncode == 2 and typo.stdout == ""
+    assert typo.stderr.strip().endswith("; did you mean --output?")
+    assert main(["inspec", "x"]) == 2
+    wrong = run_khabar("inspect", "--jsn", "x")
+    assert "did you mean --json?" in wrong.stderr and len(wrong.stderr.splitlines()) == 1
+    far = run_khabar("run", "--input", "seeds", "--output", "out/x", "--zzzz")
+    assert far.returncode == 2 and "did you mean" not in far.stderr
