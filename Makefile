@@ -5,6 +5,9 @@ PYTHON ?= $(shell command -v python3.12 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# compat: the editable install is a .pth path entry (setuptools' default "lenient" finder
+# prints a warning on every install)
+EDITABLE := --config-settings editable_mode=compat -e
 
 .PHONY: install install-test install-bench demo test lint bench bench-langid bench-ner \
 	bench-dedup downstream train-env train-ner clean
@@ -20,19 +23,19 @@ $(VENV)/.created:
 	@touch $@
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.created
-	$(PIP) -e .
+	$(PIP) $(EDITABLE) .
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(PIP) -e '.[test]'
+	$(PIP) $(EDITABLE) '.[test]'
 	@touch $@
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
-	$(PIP) -e '.[bench]'
+	$(PIP) $(EDITABLE) '.[bench]'
 	@touch $@
 
 $(VENV)/.installed-downstream: pyproject.toml $(VENV)/.installed
-	$(PIP) -e '.[downstream]'
+	$(PIP) $(EDITABLE) '.[downstream]'
 	@touch $@
 
 demo: install
@@ -74,7 +77,7 @@ $(TORCH_VENV)/.installed:
 	@touch $@
 
 train-ner: install train-env
-	$(PIP) -e '.[train]'
+	$(PIP) $(EDITABLE) '.[train]'
 	KHABAR_TORCH_PYTHON=$(TORCH_VENV)/bin/python $(BIN)/python -m pipeline.train_ner
 
 clean:

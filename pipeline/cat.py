@@ -156,8 +156,19 @@ def iso_utc(value: dt.datetime) -> str:
     return value.isoformat(timespec="milliseconds") + "Z"
 
 
+def float32_value(value: float) -> float:
+    """An Avro ``float`` (32-bit) as the shortest decimal that reads back to the same
+    32-bit value: ``0.9857``, not ``0.9857000112533569``."""
+    import numpy as np
+
+    return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
+
+
 def to_json_value(value: Any) -> Any:
-    """A record value as JSON: times ISO 8601 (UTC), bytes base64, containers recursed."""
+    """A record value as JSON: times ISO 8601 (UTC), bytes base64, floats (every float of
+    the schemas is a 32-bit Avro ``float``) without float32 noise, containers recursed."""
+    if isinstance(value, float):
+        return float32_value(value) if value == value and abs(value) != float("inf") else value
     if isinstance(value, dt.datetime):
         return iso_utc(value)
     if isinstance(value, dt.date):

@@ -169,8 +169,9 @@ def inspect_paths(paths: list[str], samples: int = 3) -> dict[str, Any]:
                 sample_articles.append(
                     {
                         "id": record["id"],
-                        "language": f"{record['language']} ({record['language_confidence']:.2f},"
-                        f" {record['script']})",
+                        "language": record["language"],
+                        "language_confidence": round(float(record["language_confidence"]), 4),
+                        "script": record["script"],
                         "source": record.get("source"),
                         "published_at": published.isoformat() if published else None,
                         "url": record.get("url"),
@@ -294,8 +295,13 @@ def format_report(r: dict[str, Any]) -> str:
     if r["sample_articles"]:
         lines.append("sample articles:")
         for s in r["sample_articles"]:
-            lines.append(f"  - [{s['language']}] {s['title']}")
-            lines.append(f"    source {s['source']}, published {s['published_at']}, id {s['id']}")
+            lines.append(
+                f"  - [{s['language']} {s['language_confidence']:.2f} {s['script']}] {s['title']}"
+            )
+            published = (
+                f"published {s['published_at']}" if s["published_at"] else "no publication date"
+            )
+            lines.append(f"    source {s['source'] or 'unknown'}, {published}, id {s['id']}")
             lines.append(f"    {s['body']}")
             if s.get("entities"):
                 lines.append(f"    entities: {'; '.join(s['entities'])}")

@@ -46,6 +46,8 @@ def to_article_record(article: Article) -> dict[str, Any]:
     record["language_confidence"] = float(article.get("language_confidence") or 0.0)
     record["script"] = article.get("script") or "Zyyy"
     record["entities"] = list(article.get("entities") or [])
+    record["tags"] = [str(t) for t in article.get("tags") or []]
+    record["extra"] = {str(k): str(v) for k, v in (article.get("extra") or {}).items()}
     return record
 
 

@@ -400,6 +400,74 @@ def _json_field(obj: dict[str, Any], key: str) -> str | None:
     return None
 
 
+#: JSON names of what the input carries beside the text (schema v3: category, tags, author)
+_JSON_META = {
+    "category": ("category", "section"),
+    "tags": ("tags", "keywords"),
+    "author": ("author", "authors", "byline", "creator"),
+}
+#: ``extra``: at most this many other fields, each value at most this many characters
+EXTRA_FIELDS = 50
+EXTRA_CHARS = 2000
+
+
+def _texts(value: Any) -> list[str]:
+    """Strings of a JSON value that is a string, or a list of strings or numbers (other
+    shapes, such as objects, are kept in ``extra`` instead)."""
+    if isinstance(value, str):
+        return [value.strip()] if value.strip() else []
+    if isinstance(value, list):
+        out = []
+        for item in value:
+            if isinstance(item, dict):  # {"name": "..."} authors
+                item = item.get("name")
+            if isinstance(item, (str, int, float)) and not isinstance(item, bool):
+                text = str(item).strip()
+                if text:
+                    out.append(text)
+        return out
+    return []
+
+
+def unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _cut(text: str, limit: int = EXTRA_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def json_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    """category, tags, author and ``extra`` (every other field) of a JSON article."""
+    out: dict[str, Any] = {"category": None, "tags": [], "author": None}
+    used: set[str] = {name for names in _JSON_FIELDS.values() for name in names}
+    for key, names in _JSON_META.items():
+        for name in names:
+            if name not in obj:
+                continue
+            if obj[name] is None:
+                used.add(name)  # present but empty: nothing to keep
+                continue
+            texts = _texts(obj[name])
+            if not texts and obj[name] not in ("", []):
+                continue  # an unexpected shape: left in extra
+            used.add(name)
+            if key == "tags":
+                if len(texts) == 1 and isinstance(obj[name], str):
+                    texts = [t.strip() for t in re.split(r"[,،;]", texts[0]) if t.strip()]
+                out["tags"] = unique(out["tags"] + texts)
+            elif texts and out[key] is None:
+                out[key] = _cut(", ".join(unique(texts)), 500)
+    extra: dict[str, str] = {}
+    for name, value in obj.items():
+        if name in used or len(extra) >= EXTRA_FIELDS:
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        extra[_cut(str(name), 200)] = _cut(text)
+    out["extra"] = extra
+    return out
+
+
 def parse_json_line(text: str) -> dict[str, Any]:
     try:
         obj = json.loads(text)
@@ -410,6 +478,7 @@ def parse_json_line(text: str) -> dict[str, Any]:
     out = {key: _json_field(obj, key) for key in _JSON_FIELDS}
     if not out["title"] and not out["body"]:
         raise EmptyInput("JSON article without title and body")
+    out.update(json_metadata(obj))
     return out
 
 
@@ -457,7 +526,19 @@ def parse_html(text: str, url: str | None = None) -> dict[str, Any]:
         "url": doc.get("url") or url,
         "published": doc.get("date"),
         "source": doc.get("sitename") or None,
+        "author": doc.get("author") or None,
+        "category": (_split_list(doc.get("categories")) or [None])[0],
+        "tags": unique(_split_list(doc.get("tags")) + _split_list(doc.get("categories"))[1:]),
     }
+
+
+def _split_list(value: Any) -> list[str]:
+    """trafilatura's categories and tags: a list, or one comma-separated string."""
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return []
 
 
 def parse_feed_item(payload: bytes, fmt: str) -> dict[str, Any]:
@@ -486,6 +567,19 @@ def parse_feed_item(payload: bytes, fmt: str) -> dict[str, Any]:
     lead = summary if content and summary else None
     if not title and not body:
         raise EmptyInput("feed item without title and text")
+    categories: list[str] = []
+    authors: list[str] = []
+    for child in item:
+        name = _local(child.tag)
+        if name == "category":  # RSS: text; Atom: term (label for people)
+            text = (child.get("label") or child.get("term") or child.text or "").strip()
+            if text:
+                categories.append(text)
+        elif name in ("author", "creator"):  # RSS author, dc:creator, Atom author/name
+            text = (_child_text(child, "name") if fmt == "atom" else child.text) or ""
+            if text.strip():
+                authors.append(text.strip())
+    categories = unique(categories)
     return {
         "title": title,
         "lead": lead,
@@ -494,6 +588,9 @@ def parse_feed_item(payload: bytes, fmt: str) -> dict[str, Any]:
         "published": published,
         "source": source,
         "guid": guid,
+        "category": categories[0] if categories else None,
+        "tags": categories[1:],
+        "author": ", ".join(unique(authors)) or None,
     }
 
 
@@ -569,6 +666,10 @@ def parse_record(raw: dict[str, Any], max_record_bytes: int = DEFAULT_MAX_RECORD
         "lead": fields.get("lead"),
         "body": body,
         "published_at": published_at,
+        "category": fields.get("category"),
+        "tags": list(fields.get("tags") or []),
+        "author": fields.get("author"),
+        "extra": dict(fields.get("extra") or {}),
         "raw_sha256": hashlib.sha256(payload).hexdigest(),
         "input_uri": raw["input_uri"],
         "input_format": fmt,
