@@ -4,10 +4,11 @@
 PYTHON ?= $(shell command -v python3.12 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
-# compat: the editable install is a .pth path entry (setuptools' default "lenient" finder
-# prints a warning on every install)
-EDITABLE := --config-settings editable_mode=compat -e
+# setuptools reports an editable install with a UserWarning ("Editable installation. Please
+# be careful with folders ..."), printed by pip on every install: not a problem, not shown.
+PIP := PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet \
+	--disable-pip-version-check
+EDITABLE := -e
 
 .PHONY: install install-test install-bench demo test lint bench bench-langid bench-ner \
 	bench-dedup downstream train-env train-ner clean
@@ -78,7 +79,7 @@ $(TORCH_VENV)/.installed:
 
 train-ner: install train-env
 	$(PIP) $(EDITABLE) '.[train]'
-	KHABAR_TORCH_PYTHON=$(TORCH_VENV)/bin/python $(BIN)/python -m pipeline.train_ner
+	KHABAR_TORCH_PYTHON=$(TORCH_VENV)/bin/python $(BIN)/python -m khabar.pipeline.train.ner
 
 clean:
 	rm -rf out .pytest_cache build *.egg-info

@@ -16,7 +16,8 @@ from collections.abc import Callable
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.common import Article, run_stage
+from khabar.transforms import metrics as M
+from khabar.transforms.common import Article, run_stage
 
 PERSIAN = "fa"
 _SPACE_NEWLINE = re.compile(r"[ \t]*\n[ \t]*")
@@ -62,8 +63,8 @@ class Normalizer:
 
 def normalize_core() -> Callable[[Article], Article]:
     normalizer = Normalizer()
-    persian = Metrics.counter("normalize", "hazm_persian")
-    other = Metrics.counter("normalize", "nfc_only")
+    persian = Metrics.counter(M.NORMALIZE, M.HAZM_PERSIAN)
+    other = Metrics.counter(M.NORMALIZE, M.NFC_ONLY)
 
     def core(article: Article) -> Article:
         (persian if article.get("language") == PERSIAN else other).inc()

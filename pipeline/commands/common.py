@@ -1,0 +1,130 @@
+"""Helpers the ``khabar`` commands share: quiet logs, ``khabar run`` argument checks
+and the run summary printed at the end."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from typing import Any
+
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from khabar.pipeline.errors import CliError, did_you_mean
+from khabar.pipeline.job.dataflow import validate_run_options
+from khabar.pipeline.job.options import KhabarOptions, all_options_parser
+
+#: Libraries whose logs khabar keeps at KHABAR_LOG_LEVEL (default ERROR).
+LOGGERS = ("apache_beam", "trafilatura", "htmldate", "courlan", "google", "hazm")
+
+
+def quiet_logs(log_format: str = "text") -> None:
+    """Library logs at ``KHABAR_LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR, CRITICAL; default
+    ERROR); with ``log_format == "json"`` every log record is one JSON line on stderr."""
+    level = os.environ.get("KHABAR_LOG_LEVEL", "ERROR").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise CliError(
+            f"KHABAR_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}"
+        )
+    for name in LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    if log_format == "json":
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonLogFormatter())
+        root = logging.getLogger()
+        for old in list(root.handlers):
+            root.removeHandler(old)
+        root.addHandler(handler)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """A log record as one JSON object (``--log-format json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import datetime as dt
+
+        payload = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="seconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info).splitlines()[-1]
+        return json.dumps(payload, ensure_ascii=False)
+
+
+def parse_run_args(argv: list[str]):
+    """Validate ``khabar run`` arguments; returns (PipelineOptions, KhabarOptions)."""
+    parser = all_options_parser()
+    _, unknown = parser.parse_known_args(argv)
+    if unknown:
+        flag = next((u for u in unknown if u.startswith("-")), unknown[0])
+        hint = did_you_mean(flag, parser._option_string_actions)
+        raise CliError(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+    options = PipelineOptions(argv)
+    khabar = options.view_as(KhabarOptions)
+    standard = options.view_as(StandardOptions)
+    if standard.streaming:
+        if not khabar.subscription:
+            raise CliError("--streaming needs --subscription projects/P/subscriptions/S")
+        if not re.fullmatch(r"projects/[^/]+/subscriptions/[^/]+", khabar.subscription):
+            raise CliError(
+                f"--subscription must look like projects/P/subscriptions/S, got "
+                f"{khabar.subscription!r}"
+            )
+    elif not khabar.input:
+        raise CliError("--input is required (a file, directory or glob; local or gs://)")
+    if not khabar.output:
+        raise CliError("--output is required (a directory, local or gs://)")
+    if not standard.runner:
+        standard.runner = "DirectRunner"
+    validate_run_options(options)
+    return options, khabar
+
+
+def format_summary(summary: dict[str, Any], elapsed: float) -> str:
+    c = summary["counts"]
+    lines = [
+        f"khabar run: {summary['files']} file(s), runner {summary['runner']}, {elapsed:.1f} s"
+        if summary.get("mode") != "streaming"
+        else f"khabar run --streaming: runner {summary['runner']}, {elapsed:.1f} s",
+        f"  records in        {c['records_in']:>8}",
+        f"  articles written  {c['articles']:>8}   -> {summary['outputs']['articles']}",
+        f"  duplicates        {c['duplicates']:>8}   "
+        + (
+            f"-> {summary['outputs']['duplicates']}"
+            if summary["options"]["emit_duplicates"] or summary.get("mode") == "streaming"
+            else "(linked, not written; --emit_duplicates writes them)"
+        ),
+        f"  dead letters      {c['dead_letters']:>8}   -> {summary['outputs']['dead_letter']}",
+        "  per stage (ok / dead letters):"
+        + (
+            "  (Beam metrics; the local streaming runner undercounts them)"
+            if summary.get("mode") == "streaming"
+            else ""
+        ),
+    ]
+    for stage, counts in summary["stages"].items():
+        lines.append(f"    {stage:<10} {counts.get('ok', 0):>8} / {counts.get('dead_letter', 0)}")
+    if summary["languages"]:
+        langs = ", ".join(f"{k} {v}" for k, v in summary["languages"].items())
+        lines.append(f"  languages detected (incl. duplicates): {langs}")
+    cons = summary["conservation"]
+    verdict = "OK" if cons["ok"] else "MISMATCH"
+    lines.append(
+        f"  conservation: {c['records_in']} in = {c['articles']} written + {c['duplicates']} "
+        f"duplicates + {c['dead_letters']} dead letters  [{verdict}]"
+    )
+    if c.get("cut_by_limit"):
+        lines.append(
+            f"  --limit: the first {c['records_in']} records; {c['cut_by_limit']} more were "
+            "read and left out"
+        )
+    lines.append(f"  summary: {summary['outputs']['summary']}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- poll / stream
