@@ -507,9 +507,7 @@ def parse_html(text: str, url: str | None = None) -> dict[str, Any]:
     if not doc or not (doc.get("text") or "").strip():
         raise EmptyInput("HTML page without extractable body text")
     if stand_in:
-        doc = {
-            k: v.replace(stand_in, "\u200c") if isinstance(v, str) else v for k, v in doc.items()
-        }
+        doc = {k: _restore(v, stand_in) for k, v in doc.items()}
     title = doc.get("title") or ""
     # trafilatura puts one paragraph per line; the article's own <h1> often repeats the title
     lines = [line.strip() for line in (doc.get("text") or "").split("\n") if line.strip()]
@@ -533,13 +531,19 @@ def parse_html(text: str, url: str | None = None) -> dict[str, Any]:
     }
 
 
-def _split_list(value: Any) -> list[str]:
-    """trafilatura's categories and tags: a list, or one comma-separated string."""
-    if isinstance(value, list):
-        return [str(v).strip() for v in value if str(v).strip()]
+def _restore(value: Any, stand_in: str) -> Any:
+    """Put ZWNJ back for its stand-in, in strings and lists of strings (tags)."""
     if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return []
+        return value.replace(stand_in, "\u200c")
+    if isinstance(value, list):
+        return [_restore(v, stand_in) for v in value]
+    return value
+
+
+def _split_list(value: Any) -> list[str]:
+    """trafilatura's categories and tags: a list of (comma-separated) strings, or one."""
+    items = value if isinstance(value, list) else [value] if isinstance(value, str) else []
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
 
 
 def parse_feed_item(payload: bytes, fmt: str) -> dict[str, Any]:
