@@ -3,7 +3,7 @@
 Batch output goes through ``WriteToAvro``, which writes to temporary files and renames
 them into place when the write finalizes, so a killed job never leaves a partial file
 where readers look. (In streaming, ``WriteToAvro`` loses records; the streaming sinks
-use ``fileio.WriteToFiles`` instead: see BEAM-NOTES.md.)
+use ``fileio.WriteToFiles`` instead: see docs/BEAM-NOTES.md.)
 """
 
 from __future__ import annotations

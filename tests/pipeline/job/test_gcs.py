@@ -152,7 +152,7 @@ def test_multi_processing_workers_get_the_emulator_client(monkeypatch, tmp_path)
 
 def test_a_khabar_process_uses_the_emulator_client() -> None:
     """In emulator mode a `khabar` process talks to GCS through the anonymous client (Beam
-    would otherwise hunt for credentials for about 26 s first, BEAM-NOTES.md)."""
+    would otherwise hunt for credentials for about 26 s first, docs/BEAM-NOTES.md)."""
     script = (
         "from khabar.pipeline import cli\n"
         "cli.main(['inspect', '/nonexistent-khabar-run'])\n"
