@@ -74,7 +74,11 @@ def find_files(paths: list[str], kind: str | None) -> list[str]:
         else:
             base = path.rstrip("/")
             run = _interrupted_run(base)
-            subdirs = [k for k in KINDS if _match(join(base, k, "*"))]
+            subdirs = [
+                k
+                for k in KINDS
+                if _match(join(base, k, "*")) or _match(join(base, k, "date=*", "*"))
+            ]
             if subdirs or run:  # a run directory
                 wanted = kind or ARTICLES_DIR
                 found = [

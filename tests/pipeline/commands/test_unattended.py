@@ -182,3 +182,38 @@ def test_version_and_did_you_mean() -> None:
     assert "did you mean --json?" in wrong.stderr and len(wrong.stderr.splitlines()) == 1
     far = run_khabar("run", "--input", "seeds", "--output", "out/x", "--zzzz")
     assert far.returncode == 2 and "did you mean" not in far.stderr
+
+
+def test_duplicate_reasons_from_the_summary_and_partitioned_outputs(
+    seeds_run: dict, tmp_path: Path
+) -> None:
+    """Without --emit_duplicates, inspect and report take the duplicate reasons from
+    _SUMMARY.json; cat, inspect and report read streaming (date=...) partitions too."""
+    import shutil
+
+    from khabar.pipeline.commands.cat import find_files
+    from khabar.pipeline.commands.inspect import format_report, inspect_paths
+    from khabar.pipeline.commands.report import collect, duplicate_reasons
+
+    written = inspect_paths([str(seeds_run["out"])])
+    assert written["duplicates_by_reason_from"] == "written duplicates"
+    run = tmp_path / "run"
+    shutil.copytree(seeds_run["out"], run)
+    shutil.rmtree(run / "duplicates")  # as if the run had no --emit_duplicates
+    report = inspect_paths([str(run)])
+    assert report["duplicates_written"] == 0
+    assert report["duplicates_by_reason"] == written["duplicates_by_reason"]
+    assert sum(report["duplicates_by_reason"].values()) == 5
+    assert "duplicates by reason (from _SUMMARY.json; not written): " in format_report(report)
+    reasons, origin = duplicate_reasons(collect([str(run)]))
+    assert reasons == written["duplicates_by_reason"] and origin.startswith("_SUMMARY.json")
+
+    # streaming layout: kind/date=YYYY-MM-DD/*.avro
+    for kind in ("articles", "dead_letter"):
+        day = run / kind / "date=2026-12-01"
+        day.mkdir()
+        for path in (run / kind).glob("*.avro"):
+            path.rename(day / path.name)
+    assert find_files([str(run)], None) and all("date=" in f for f in find_files([str(run)], None))
+    assert inspect_paths([str(run)])["articles"] == written["articles"]
+    assert collect([str(run)]).articles == written["articles"]
