@@ -203,6 +203,21 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:,.1f}"
 
 
+def _sizes(done: int, total: int) -> str:
+    """``2.1 of 6.8 MB`` or, for small inputs, ``26 of 84 KB``."""
+    if total >= 1_000_000:
+        return f"{_mb(done)} of {_mb(total)} MB"
+    return f"{done / 1000:,.0f} of {total / 1000:,.0f} KB"
+
+
+def _size(n: int) -> str:
+    return f"{_mb(n)} MB" if n >= 1_000_000 else f"{n / 1000:,.0f} KB"
+
+
+def _rate(rate: float) -> str:
+    return f"{rate:,.1f} rec/s" if rate < 10 else f"{rate:,.0f} rec/s"
+
+
 def progress_fields(
     counts: dict[str, int] | None,
     rate: float | None,
@@ -249,14 +264,14 @@ def format_line(
         total_bytes = None
     elif total_bytes:
         share = min(100.0, 100.0 * done / total_bytes)
-        read += f" ({_mb(done)} of {_mb(total_bytes)} MB, {share:.0f}%)"
+        read += f" ({_sizes(done, total_bytes)}, {share:.0f}%)"
     parts.append(read)
     if counts.get("written") or counts.get("duplicates"):
         parts.append(f"written {counts.get('written', 0):,}")
         parts.append(f"duplicates {counts.get('duplicates', 0):,}")
     parts.append(f"dead {counts.get('dead_letters', 0):,}")
     if rate is not None:
-        parts.append(f"{rate:,.0f} rec/s")
+        parts.append(_rate(rate))
     if eta is not None:
         parts.append(f"ETA {_fmt_elapsed(eta)}")
     elif total_bytes and done >= total_bytes and not counts.get("written"):
@@ -336,7 +351,7 @@ class Progress:
         self.channel = ProgressChannel(token, self._spool)
         if not self.terminal:
             files = len(self.input_files)
-            size = f", {_mb(self.total_bytes)} MB" if self.total_bytes else ""
+            size = f", {_size(self.total_bytes)}" if self.total_bytes else ""
             self.log(
                 f"started: {files} input file(s){size}; progress every {self.interval:g} s",
                 {"event": "started", "files": files, "input_bytes": self.total_bytes},

@@ -83,7 +83,7 @@ def test_log_lines_when_not_a_terminal(tmp_path) -> None:
             assert last["written"] == 300 and last["dead_letters"] == 300
             assert "elapsed_s" in last and last["ts"].endswith("Z")
         else:
-            assert lines[0].endswith("khabar run: started: 1 input file(s), 0.0 MB; "
+            assert lines[0].endswith("khabar run: started: 1 input file(s), 10 KB; "
                                      "progress every 0.05 s")
             assert "read 600" in lines[-1] and "written 300" in lines[-1]
             assert lines[-1][:4].isdigit() and "Z khabar run: " in lines[-1]
@@ -101,6 +101,10 @@ def test_line_shows_share_of_input_eta_and_phases() -> None:
     written = dict(done, written=3931, duplicates=69)
     line = format_line("khabar run", written, 1210, 235, 6_800_000)
     assert "written 3,931  duplicates 69  dead 3  1,210 rec/s" in line
+    small = dict(counts, read=3, read_bytes=26_000)
+    assert "read 3 (26 of 84 KB, 31%)  dead 3  0.4 rec/s" in format_line(
+        "khabar run", small, 0.42, 9, total_bytes=84_000
+    )
     assert "ETA" not in line and "deduplicating" not in line
 
 
