@@ -123,7 +123,7 @@ def test_hostile_input_ends_as_dead_letters_with_bounded_memory(tmp_path: Path) 
     assert by_file["long_line.jsonl"] == ["TooLarge"]
     assert by_file["invalid_utf8.txt"] == ["DecodeError"]
     assert by_file["mixed_encodings.txt"] == ["DecodeError"]
-    assert by_file["nul_bytes.txt"] == ["DecodeError"]
+    assert by_file["nul_bytes.txt"] == ["UnsupportedFormat"]  # NUL bytes, not UTF-16: binary
     assert by_file["deep.jsonl"] == ["InvalidRecord"]
     assert len(by_file["types.jsonl"]) == 8
     assert by_file["laughs.xml"] == ["XMLSecurityError"]
