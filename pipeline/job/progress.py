@@ -319,6 +319,8 @@ class Progress:
         limit: int | None = None,
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
+        # its cursor controls are its own: past the CLI's control-character escaping
+        self.stream = getattr(self.stream, "trusted", self.stream)
         self.terminal = _isatty(self.stream) if terminal is None else terminal
         if enabled is None:
             enabled = not quiet and (self.terminal or log_seconds > 0)
