@@ -1,39 +1,69 @@
-# khabar: `make demo` and `make test` install everything into .venv first.
+# khabar: every target installs what it needs into .venv first. `make demo` installs only
+# the pipeline itself; `make test` adds the test tools, the bench targets the libraries the
+# benchmarks compare against, `make downstream` pandas and DuckDB for reading the output.
 PYTHON ?= $(shell command -v python3.12 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# setuptools reports an editable install with a UserWarning ("Editable installation. Please
+# be careful with folders ..."), printed by pip on every install: not a problem, not shown.
+PIP := PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet \
+	--disable-pip-version-check
+EDITABLE := -e
 
-.PHONY: install demo test lint bench bench-langid bench-ner train-env train-ner clean
+.PHONY: install install-test install-bench demo test lint bench bench-langid bench-ner \
+	bench-dedup downstream train-env train-ner clean
 
-install: $(STAMP)
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+install-bench: $(VENV)/.installed-bench
 
-$(STAMP): pyproject.toml
+$(VENV)/.created:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "khabar needs Python >= 3.12 (hazm >= 0.11 does); set PYTHON=/path/to/python3.12")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	@touch $(STAMP)
+	$(PIP) --upgrade pip
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.created
+	$(PIP) $(EDITABLE) .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(PIP) $(EDITABLE) '.[test]'
+	@touch $@
+
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed
+	$(PIP) $(EDITABLE) '.[bench]'
+	@touch $@
+
+$(VENV)/.installed-downstream: pyproject.toml $(VENV)/.installed
+	$(PIP) $(EDITABLE) '.[downstream]'
+	@touch $@
 
 demo: install
 	$(BIN)/khabar run --input seeds/ --output out/demo --overwrite
 	$(BIN)/khabar inspect out/demo
+	@echo "khabar is installed in $(BIN): run $(BIN)/khabar --help, or activate the venv (. $(BIN)/activate)"
 
-test: install
+test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-lint: install
+lint: install-test
 	$(BIN)/ruff check .
 
-bench: install
+downstream: $(VENV)/.installed-downstream
+
+bench: install-bench
 	$(BIN)/khabar bench
 
-bench-langid: install
+bench-langid: install-bench
 	$(BIN)/khabar bench-langid
 
-bench-ner: install
+bench-ner: install-bench
 	$(BIN)/khabar bench-ner
+
+bench-dedup: install-bench
+	$(BIN)/khabar bench-dedup
 
 # Retraining the entity models needs PyTorch (training only; tagging runs on numpy). Its
 # CPU wheel on these machines is for Python 3.11, so it gets a venv of its own.
@@ -48,7 +78,7 @@ $(TORCH_VENV)/.installed:
 	@touch $@
 
 train-ner: install train-env
-	$(BIN)/python -m pip install --quiet -e '.[train]'
+	$(PIP) $(EDITABLE) '.[train]'
 	KHABAR_TORCH_PYTHON=$(TORCH_VENV)/bin/python $(BIN)/python -m khabar.pipeline.train.ner
 
 clean:

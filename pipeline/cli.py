@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from khabar.pipeline.errors import CliError
+from khabar.pipeline.errors import CliError, did_you_mean
 from khabar.pipeline.job.gcs import use_emulator_if_configured
 from khabar.pipeline.textsafe import SafeStream
 
@@ -63,9 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
         return 0 if args else 2
+    if args[0] in ("--version", "-V", "version"):
+        from khabar.schemas.version import PIPELINE_VERSION
+
+        print(f"khabar {PIPELINE_VERSION}")
+        return 0
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
-        print(f"khabar: error: unknown command {command!r} (try: khabar --help)", file=sys.stderr)
+        hint = did_you_mean(command, COMMANDS)
+        print(
+            f"khabar: error: unknown command {command!r}{hint} (try: khabar --help)",
+            file=sys.stderr,
+        )
         return 2
     # every printout (reports, records, file names, errors) shows control characters
     # and bidi overrides from the data as visible escapes

@@ -14,3 +14,17 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = 2) -> None:
         super().__init__(message)
         self.code = code
+
+
+#: Exit status of a run whose data failed a check (every record a dead letter, the
+#: dead-letter rate above --max_dead_letter_rate; inspect --against with --fail-on-alerts).
+EXIT_DATA_CHECK = 3
+
+
+def did_you_mean(word: str, choices: object) -> str:
+    """``"; did you mean --output?"`` for a misspelt flag or command, else ``""``."""
+    import difflib
+
+    stem = word.split("=", 1)[0]
+    close = difflib.get_close_matches(stem, list(choices), n=1, cutoff=0.75)  # type: ignore[call-overload]
+    return f"; did you mean {close[0]}?" if close else ""

@@ -14,7 +14,7 @@ from typing import Any
 
 import fastavro
 
-ARTICLE_SCHEMA_VERSION = 2
+ARTICLE_SCHEMA_VERSION = 3
 DEAD_LETTER_SCHEMA_VERSION = 1
 
 

@@ -67,6 +67,41 @@ def gcs_emulator() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+def write_news_corpus(folder: Path, files: int = 4, per_file: int = 500) -> int:
+    """Write ``files`` JSON Lines files of ``per_file`` distinct Persian news records, made
+    from the repository's seeds (words of each body shuffled by a seeded generator), so
+    tests that need a corpus that takes a while to process need no ../shared. Returns the
+    number of records."""
+    import json
+    import random
+
+    seeds = []
+    for line in (SEEDS / "jsonl" / "news.jsonl").read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # the seeds hold broken lines on purpose
+        if isinstance(record, dict) and record.get("body") and record.get("title"):
+            seeds.append(record)
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for k in range(files):
+        lines = []
+        for _ in range(per_file):
+            base = seeds[n % len(seeds)]
+            words = str(base["body"]).split()
+            random.Random(n).shuffle(words)
+            record = {
+                "title": f"{base['title']} {n}",
+                "body": " ".join(words),
+                "url": f"https://example.ir/news/{n}",
+            }
+            lines.append(json.dumps(record, ensure_ascii=False))
+            n += 1
+        (folder / f"part{k}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return n
+
+
 def run_khabar(*args: str, env: dict[str, str] | None = None, timeout: int = 300):
     """Run the installed ``khabar`` console command in a subprocess."""
     return subprocess.run(

@@ -175,9 +175,11 @@ def clean_article(article: Article) -> Article:
     lead = clean_text(article.get("lead"), multiline=True, markup="lead" not in plain)
     out["lead"] = lead or None
     out["body"] = clean_text(article.get("body"), multiline=True, markup="body" not in plain)
-    for key in ("source", "feed"):
+    for key in ("source", "feed", "category", "author"):
         if article.get(key):
             out[key] = clean_text(article[key]) or None
+    if article.get("tags"):
+        out["tags"] = list(dict.fromkeys(t for t in map(clean_text, article["tags"]) if t))
     if out["lead"] and out["body"].startswith(out["lead"]):
         out["body"] = out["body"][len(out["lead"]) :].strip()
     if not out["title"] and not out["body"] and not out["lead"]:

@@ -126,6 +126,10 @@ def _sniff_wide(data: bytes) -> str | None:
     return None
 
 
+#: Public name: the parse stage's binary-file rule asks whether NUL bytes are UTF-16/32.
+sniff_wide = _sniff_wide
+
+
 def _try(data: bytes, codec: str) -> str | None:
     try:
         return data.decode(codec)

@@ -19,6 +19,8 @@ SKIPPED_DUPLICATES = "skipped_duplicates"
 WRITTEN_ARTICLES = "written_articles"
 WRITTEN_DUPLICATES = "written_duplicates"
 WRITTEN_DEAD_LETTERS = "written_dead_letters"
+#: records read but left out by ``--limit N`` (not part of the run's records in)
+CUT_BY_LIMIT = "cut_by_limit"
 
 # --- per stage: namespace stage(<name>), names below
 OK = "ok"

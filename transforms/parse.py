@@ -32,7 +32,7 @@ from apache_beam.metrics import Metrics
 from khabar.transforms import metrics as M
 from khabar.transforms.common import Article, StageError, dead_letter_from_raw, run_stage
 from khabar.transforms.dates import DateParseError, parse_date
-from khabar.transforms.encodings import DecodeError, decode_text
+from khabar.transforms.encodings import DecodeError, decode_text, sniff_wide
 from khabar.transforms.feeds import (
     DEFAULT_MAX_ITEMS,
     entry_payload,
@@ -80,6 +80,59 @@ class InvalidRecord(StageError):
     """A record with the wrong shape (e.g. a JSON line that is not an object)."""
 
 
+class UnsupportedFormat(StageError):
+    """A file of a type khabar does not read (PDF, CSV, office documents, images, archives,
+    other binary data): one dead letter, never a "text" article."""
+
+
+#: Extensions of files khabar does not read (a directory walk skips them; named
+#: explicitly or by a glob, each becomes an UnsupportedFormat dead letter).
+UNSUPPORTED_EXTENSIONS = {
+    ".pdf": "PDF",
+    ".csv": "CSV",
+    ".tsv": "TSV",
+    ".doc": "Word document",
+    ".docx": "Word document",
+    ".odt": "OpenDocument text",
+    ".rtf": "RTF",
+    ".xls": "spreadsheet",
+    ".xlsx": "spreadsheet",
+    ".ods": "spreadsheet",
+    ".ppt": "presentation",
+    ".pptx": "presentation",
+    ".epub": "EPUB",
+    ".zip": "ZIP archive",
+    ".tar": "tar archive",
+    ".7z": "7-Zip archive",
+    ".rar": "RAR archive",
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".gif": "image",
+    ".webp": "image",
+    ".mp3": "audio",
+    ".mp4": "video",
+    ".avro": "Avro",
+    ".parquet": "Parquet",
+}
+
+#: Leading bytes of binary formats (checked whatever the file's name).
+MAGIC = (
+    (b"%PDF-", "PDF"),
+    (b"PK\x03\x04", "ZIP archive or office document"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "office document (OLE)"),
+    (b"\x89PNG\r\n\x1a\n", "image"),
+    (b"\xff\xd8\xff", "image"),
+    (b"GIF8", "image"),
+    (b"Obj\x01", "Avro"),
+    (b"PAR1", "Parquet"),
+    (b"\x7fELF", "executable"),
+    (b"7z\xbc\xaf\x27\x1c", "7-Zip archive"),
+    (b"Rar!", "RAR archive"),
+    (b"{\\rtf", "RTF"),
+)
+
+
 @dataclass
 class RawRecord:
     """One record as read from an input, before parsing."""
@@ -113,7 +166,9 @@ def decode(data: bytes) -> str:
 
 
 def detect_format(uri: str, head: bytes, override: str | None = None) -> str:
-    """Format of a file: ``override`` if given, else by extension, else by content."""
+    """Format of a file: ``override`` if given, else by extension, else by content.
+    Raises :class:`UnsupportedFormat` for a file khabar does not read (by its magic bytes,
+    its extension, or binary content), unless ``override`` forces a format."""
     if override and override != "auto":
         return override
     name = uri.rsplit("/", 1)[-1].lower()
@@ -121,9 +176,32 @@ def detect_format(uri: str, head: bytes, override: str | None = None) -> str:
         if name.endswith(ext):
             name = name[: -len(ext)]
     dot = name.rfind(".")
-    if dot > 0 and name[dot:] in EXTENSIONS:
-        return EXTENSIONS[name[dot:]]
+    ext = name[dot:] if dot > 0 else ""
+    unsupported = unsupported_kind(ext, head)
+    if unsupported:
+        raise UnsupportedFormat(
+            f"{unsupported} file: khabar reads text, JSON Lines, HTML and RSS/Atom "
+            "(--format forces one)"
+        )
+    if ext in EXTENSIONS:
+        return EXTENSIONS[ext]
     return sniff_format(head)
+
+
+def unsupported_kind(ext: str, head: bytes) -> str | None:
+    """What kind of unreadable file this is (``"PDF"``, ``"CSV"``, ...), or None."""
+    for magic, kind in MAGIC:
+        if head.startswith(magic):
+            return kind
+    if ext in UNSUPPORTED_EXTENSIONS:
+        return UNSUPPORTED_EXTENSIONS[ext]
+    if (
+        b"\x00" in head[:4096]
+        and not head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff"))
+        and sniff_wide(head[:4096]) is None
+    ):
+        return "binary"
+    return None
 
 
 def sniff_format(head: bytes) -> str:
@@ -289,6 +367,74 @@ def _json_field(obj: dict[str, Any], key: str) -> str | None:
     return None
 
 
+#: JSON names of what the input carries beside the text (schema v3: category, tags, author)
+_JSON_META = {
+    "category": ("category", "section"),
+    "tags": ("tags", "keywords"),
+    "author": ("author", "authors", "byline", "creator"),
+}
+#: ``extra``: at most this many other fields, each value at most this many characters
+EXTRA_FIELDS = 50
+EXTRA_CHARS = 2000
+
+
+def _texts(value: Any) -> list[str]:
+    """Strings of a JSON value that is a string, or a list of strings or numbers (other
+    shapes, such as objects, are kept in ``extra`` instead)."""
+    if isinstance(value, str):
+        return [value.strip()] if value.strip() else []
+    if isinstance(value, list):
+        out = []
+        for item in value:
+            if isinstance(item, dict):  # {"name": "..."} authors
+                item = item.get("name")
+            if isinstance(item, (str, int, float)) and not isinstance(item, bool):
+                text = str(item).strip()
+                if text:
+                    out.append(text)
+        return out
+    return []
+
+
+def unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _cut(text: str, limit: int = EXTRA_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def json_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    """category, tags, author and ``extra`` (every other field) of a JSON article."""
+    out: dict[str, Any] = {"category": None, "tags": [], "author": None}
+    used: set[str] = {name for names in _JSON_FIELDS.values() for name in names}
+    for key, names in _JSON_META.items():
+        for name in names:
+            if name not in obj:
+                continue
+            if obj[name] is None:
+                used.add(name)  # present but empty: nothing to keep
+                continue
+            texts = _texts(obj[name])
+            if not texts and obj[name] not in ("", []):
+                continue  # an unexpected shape: left in extra
+            used.add(name)
+            if key == "tags":
+                if len(texts) == 1 and isinstance(obj[name], str):
+                    texts = [t.strip() for t in re.split(r"[,،;]", texts[0]) if t.strip()]
+                out["tags"] = unique(out["tags"] + texts)
+            elif texts and out[key] is None:
+                out[key] = _cut(", ".join(unique(texts)), 500)
+    extra: dict[str, str] = {}
+    for name, value in obj.items():
+        if name in used or len(extra) >= EXTRA_FIELDS:
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        extra[_cut(str(name), 200)] = _cut(text)
+    out["extra"] = extra
+    return out
+
+
 def parse_json_line(text: str) -> dict[str, Any]:
     try:
         obj = json.loads(text)
@@ -299,6 +445,7 @@ def parse_json_line(text: str) -> dict[str, Any]:
     out = {key: _json_field(obj, key) for key in _JSON_FIELDS}
     if not out["title"] and not out["body"]:
         raise EmptyInput("JSON article without title and body")
+    out.update(json_metadata(obj))
     return out
 
 
@@ -326,9 +473,7 @@ def parse_html(text: str, url: str | None = None) -> dict[str, Any]:
     if not doc or not (doc.get("text") or "").strip():
         raise EmptyInput("HTML page without extractable body text")
     if stand_in:
-        doc = {
-            k: v.replace(stand_in, "\u200c") if isinstance(v, str) else v for k, v in doc.items()
-        }
+        doc = {k: _restore(v, stand_in) for k, v in doc.items()}
     title = doc.get("title") or ""
     # trafilatura puts one paragraph per line; the article's own <h1> often repeats the title
     lines = [line.strip() for line in (doc.get("text") or "").split("\n") if line.strip()]
@@ -346,7 +491,25 @@ def parse_html(text: str, url: str | None = None) -> dict[str, Any]:
         "url": doc.get("url") or url,
         "published": doc.get("date"),
         "source": doc.get("sitename") or None,
+        "author": doc.get("author") or None,
+        "category": (_split_list(doc.get("categories")) or [None])[0],
+        "tags": unique(_split_list(doc.get("tags")) + _split_list(doc.get("categories"))[1:]),
     }
+
+
+def _restore(value: Any, stand_in: str) -> Any:
+    """Put ZWNJ back for its stand-in, in strings and lists of strings (tags)."""
+    if isinstance(value, str):
+        return value.replace(stand_in, "\u200c")
+    if isinstance(value, list):
+        return [_restore(v, stand_in) for v in value]
+    return value
+
+
+def _split_list(value: Any) -> list[str]:
+    """trafilatura's categories and tags: a list of (comma-separated) strings, or one."""
+    items = value if isinstance(value, list) else [value] if isinstance(value, str) else []
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
 
 
 def parse_feed_item(payload: bytes, fmt: str) -> dict[str, Any]:
@@ -373,6 +536,17 @@ def url_host(url: str | None) -> str | None:
     if not host:
         return None
     return host[4:] if host.startswith("www.") else host
+
+
+#: ``extra`` key that keeps why a date was left empty (``published_at`` null).
+DATE_ERROR_KEY = "published_at_error"
+
+
+def _with_date_error(extra: dict[str, str] | None, date_error: str | None) -> dict[str, str]:
+    out = dict(extra or {})
+    if date_error:
+        out[DATE_ERROR_KEY] = date_error
+    return out
 
 
 def _language_code(value: Any) -> str | None:
@@ -437,6 +611,10 @@ def parse_record(raw: dict[str, Any], max_record_bytes: int = DEFAULT_MAX_RECORD
         "lead": fields.get("lead"),
         "body": body,
         "published_at": published_at,
+        "category": fields.get("category"),
+        "tags": list(fields.get("tags") or []),
+        "author": fields.get("author"),
+        "extra": _with_date_error(fields.get("extra"), date_error),
         "raw_sha256": hashlib.sha256(payload).hexdigest(),
         "input_uri": raw["input_uri"],
         "input_format": fmt,

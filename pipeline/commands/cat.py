@@ -38,7 +38,12 @@ import fastavro
 from apache_beam.io.filesystems import FileSystems
 
 from khabar import schemas
-from khabar.pipeline.commands.inspect import _is_avro_file, _match
+from khabar.pipeline.commands.inspect import (
+    _is_avro_file,
+    _match,
+    interrupted_note,
+    load_summary,
+)
 from khabar.pipeline.errors import CliError
 from khabar.pipeline.job.options import Parser
 from khabar.pipeline.stages.sinks import ARTICLES_DIR, DEAD_LETTER_DIR, DUPLICATES_DIR, join
@@ -68,10 +73,28 @@ def find_files(paths: list[str], kind: str | None) -> list[str]:
                 raise CliError(f"no Avro files match {path}")
         else:
             base = path.rstrip("/")
-            subdirs = [k for k in KINDS if _match(join(base, k, "*"))]
-            if subdirs:  # a run directory
+            run = _interrupted_run(base)
+            subdirs = [
+                k
+                for k in KINDS
+                if _match(join(base, k, "*")) or _match(join(base, k, "date=*", "*"))
+            ]
+            if subdirs or run:  # a run directory
                 wanted = kind or ARTICLES_DIR
-                found = [p for p in _match(join(base, wanted, "*.avro")) if _is_avro_file(p)]
+                found = [
+                    p
+                    for pattern in (
+                        join(base, wanted, "*.avro"),
+                        join(base, wanted, "date=*", "*.avro"),  # streaming partitions
+                    )
+                    for p in _match(pattern)
+                    if _is_avro_file(p)
+                ]
+                if run:
+                    note = interrupted_note(run)
+                    if not found:
+                        raise CliError(f"{path}: {note}; no {wanted} Avro file was finalized")
+                    print(f"khabar cat: warning: {path}: {note}", file=sys.stderr)
                 if not found:
                     hint = (
                         " (the run did not write duplicates; khabar run --emit_duplicates "
@@ -86,6 +109,18 @@ def find_files(paths: list[str], kind: str | None) -> list[str]:
                     raise CliError(f"no khabar Avro files found at {path}")
         files.extend(found)
     return sorted(set(files))
+
+
+def _interrupted_run(base: str) -> dict[str, Any] | None:
+    """The summary of an interrupted run at ``base``, or None."""
+    path = join(base, "_SUMMARY.json")
+    try:
+        if not FileSystems.exists(path):
+            return None
+        run = load_summary(path)
+    except Exception:  # noqa: BLE001 - unreadable: not a marker
+        return None
+    return run if run.get("status") == "interrupted" else None
 
 
 def record_name(path: str) -> str:
@@ -131,8 +166,19 @@ def iso_utc(value: dt.datetime) -> str:
     return value.isoformat(timespec="milliseconds") + "Z"
 
 
+def float32_value(value: float) -> float:
+    """An Avro ``float`` (32-bit) as the shortest decimal that reads back to the same
+    32-bit value: ``0.9857``, not ``0.9857000112533569``."""
+    import numpy as np
+
+    return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
+
+
 def to_json_value(value: Any) -> Any:
-    """A record value as JSON: times ISO 8601 (UTC), bytes base64, containers recursed."""
+    """A record value as JSON: times ISO 8601 (UTC), bytes base64, floats (every float of
+    the schemas is a 32-bit Avro ``float``) without float32 noise, containers recursed."""
+    if isinstance(value, float):
+        return float32_value(value) if value == value and abs(value) != float("inf") else value
     if isinstance(value, dt.datetime):
         return iso_utc(value)
     if isinstance(value, dt.date):

@@ -4,25 +4,60 @@ long-running commands."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import signal
+import sys
 import threading
 import time
 from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from khabar.pipeline.errors import CliError
+from khabar.pipeline.errors import CliError, did_you_mean
 from khabar.pipeline.job.dataflow import validate_run_options
 from khabar.pipeline.job.options import KhabarOptions, all_options_parser
 
+#: Libraries whose logs khabar keeps at KHABAR_LOG_LEVEL (default ERROR).
+LOGGERS = ("apache_beam", "trafilatura", "htmldate", "courlan", "google", "hazm")
 
-def quiet_logs() -> None:
-    level = os.environ.get("KHABAR_LOG_LEVEL", "ERROR")
-    for name in ("apache_beam", "trafilatura", "htmldate", "courlan", "google"):
+
+def quiet_logs(log_format: str = "text") -> None:
+    """Library logs at ``KHABAR_LOG_LEVEL`` (DEBUG, INFO, WARNING, ERROR, CRITICAL; default
+    ERROR); with ``log_format == "json"`` every log record is one JSON line on stderr."""
+    level = os.environ.get("KHABAR_LOG_LEVEL", "ERROR").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise CliError(
+            f"KHABAR_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}"
+        )
+    for name in LOGGERS:
         logging.getLogger(name).setLevel(level)
+    if log_format == "json":
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonLogFormatter())
+        root = logging.getLogger()
+        for old in list(root.handlers):
+            root.removeHandler(old)
+        root.addHandler(handler)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """A log record as one JSON object (``--log-format json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import datetime as dt
+
+        payload = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="seconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info).splitlines()[-1]
+        return json.dumps(payload, ensure_ascii=False)
 
 
 def parse_run_args(argv: list[str]):
@@ -30,7 +65,9 @@ def parse_run_args(argv: list[str]):
     parser = all_options_parser()
     _, unknown = parser.parse_known_args(argv)
     if unknown:
-        raise CliError(f"unrecognized arguments: {' '.join(unknown)}")
+        flag = next((u for u in unknown if u.startswith("-")), unknown[0])
+        hint = did_you_mean(flag, parser._option_string_actions)
+        raise CliError(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     options = PipelineOptions(argv)
     khabar = options.view_as(KhabarOptions)
     standard = options.view_as(StandardOptions)
@@ -97,6 +134,11 @@ def format_summary(summary: dict[str, Any], elapsed: float) -> str:
         lines.append(
             f"  dates left empty: {c['dates_left_empty']} (unreadable or implausible; "
             "the articles were kept)"
+        )
+    if c.get("cut_by_limit"):
+        lines.append(
+            f"  --limit: the first {c['records_in']} records; {c['cut_by_limit']} more were "
+            "read and left out"
         )
     lines.append(f"  summary: {summary['outputs']['summary']}")
     return "\n".join(lines)

@@ -144,6 +144,8 @@ def drift_report(new_report: dict[str, Any], old_report: dict[str, Any]) -> dict
     if disappeared:
         names = ", ".join(s for s, _ in disappeared[:5])
         alerts.append(f"{len(disappeared)} source(s) disappeared: {names}")
+    if (new_report.get("run") or {}).get("status") == "interrupted":
+        alerts.append("the new run was interrupted: its output is incomplete")
     if new_rates["articles"] == 0 and old_rates["articles"] > 0:
         alerts.append("no articles in the new run")
 

@@ -2,7 +2,7 @@
 
 The emulator ships with the Google Cloud CLI (Debian package
 ``google-cloud-cli-pubsub-emulator``, Java 17). Beam's ``ReadFromPubSub`` on the
-DirectRunner against it is real streaming (see BEAM-NOTES.md).
+DirectRunner against it is real streaming (see docs/BEAM-NOTES.md).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,7 @@ import fastavro
 from apache_beam.io.filesystems import FileSystems
 
 from khabar.pipeline.commands.drift import drift_report, format_drift
-from khabar.pipeline.errors import CliError
+from khabar.pipeline.errors import EXIT_DATA_CHECK, CliError
 from khabar.pipeline.job.options import Parser
 from khabar.pipeline.stages.sinks import ARTICLES_DIR, DEAD_LETTER_DIR, DUPLICATES_DIR, join
 
@@ -52,10 +53,50 @@ def discover(paths: list[str]) -> tuple[list[str], str | None]:
                 found = [p for p in _match(join(base, "*.avro")) if _is_avro_file(p)]
             if FileSystems.exists(join(base, "_SUMMARY.json")):
                 summary = join(base, "_SUMMARY.json")
-        if not found:
+        if not found and not (summary and _interrupted(summary)):
             raise InspectError(f"no khabar Avro files found at {path}")
         files += found
     return sorted(set(files)), summary
+
+
+def load_summary(path: str) -> dict[str, Any]:
+    with FileSystems.open(path) as handle:
+        data = json.loads(handle.read().decode("utf-8"))
+    return data if isinstance(data, dict) else {}
+
+
+def _interrupted(summary_path: str) -> bool:
+    try:
+        return load_summary(summary_path).get("status") == "interrupted"
+    except Exception:  # noqa: BLE001 - unreadable summary: not a marker
+        return False
+
+
+def interrupted_note(run: dict[str, Any]) -> str:
+    """One line for an output whose run was stopped by a signal."""
+    return (
+        f"INTERRUPTED run: stopped by {run.get('signal') or 'a signal'} at "
+        f"{run.get('interrupted_at') or '?'} after {run.get('seconds', '?')} s; the output is "
+        "incomplete (khabar run --overwrite starts it again)"
+    )
+
+
+#: _SUMMARY.json count -> duplicate_reason it stands for
+SUMMARY_REASONS = {
+    "duplicates_by_content": "content",
+    "duplicates_by_url": "url",
+    "duplicates_near": "near",
+}
+
+
+def summary_duplicate_reasons(run: dict[str, Any]) -> dict[str, int]:
+    """Duplicates found by reason, from a finished run's summary (written or not)."""
+    counts = run.get("counts") or {}
+    out = {reason: int(counts.get(key) or 0) for key, reason in SUMMARY_REASONS.items()}
+    for name, value in ((run.get("metrics") or {}).get("dedup") or {}).items():
+        if name.startswith("duplicates_earlier_") and value:
+            out["earlier run (" + name.removeprefix("duplicates_earlier_") + ")"] = int(value)
+    return {k: v for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v}
 
 
 def read_records(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -132,8 +173,9 @@ def inspect_paths(paths: list[str], samples: int = 3) -> dict[str, Any]:
                 sample_articles.append(
                     {
                         "id": record["id"],
-                        "language": f"{record['language']} ({record['language_confidence']:.2f},"
-                        f" {record['script']})",
+                        "language": record["language"],
+                        "language_confidence": round(float(record["language_confidence"]), 4),
+                        "script": record["script"],
                         "source": record.get("source"),
                         "published_at": published.isoformat() if published else None,
                         "url": record.get("url"),
@@ -177,16 +219,28 @@ def inspect_paths(paths: list[str], samples: int = 3) -> dict[str, Any]:
         "sample_articles": sample_articles,
         "sample_dead_letters": sample_dead,
     }
+    report["duplicates_by_reason_from"] = "written duplicates" if n_dups else None
     if summary_path:
-        with FileSystems.open(summary_path) as handle:
-            run = json.loads(handle.read().decode("utf-8"))
-        report["run"] = {
-            "records_in": run["counts"]["records_in"],
-            "duplicates": run["counts"]["duplicates"],
-            "conservation_ok": run["conservation"]["ok"],
-            "runner": run.get("runner"),
-            "finished_at": run.get("finished_at"),
-        }
+        run = load_summary(summary_path)
+        if run.get("status") == "interrupted":
+            report["run"] = {
+                "status": "interrupted",
+                "signal": run.get("signal"),
+                "interrupted_at": run.get("interrupted_at"),
+                "seconds": run.get("seconds"),
+            }
+        elif "counts" in run:
+            report["run"] = {
+                "status": run.get("status", "complete"),
+                "records_in": run["counts"]["records_in"],
+                "duplicates": run["counts"]["duplicates"],
+                "conservation_ok": run["conservation"]["ok"],
+                "runner": run.get("runner"),
+                "finished_at": run.get("finished_at"),
+            }
+            if not n_dups:  # not written (no --emit_duplicates): the summary has them
+                report["duplicates_by_reason"] = summary_duplicate_reasons(run)
+                report["duplicates_by_reason_from"] = "_SUMMARY.json"
     return report
 
 
@@ -203,7 +257,11 @@ def format_report(r: dict[str, Any]) -> str:
         f"articles {r['articles']}, duplicates written {r['duplicates_written']}, "
         f"dead letters {r['dead_letters']}",
     ]
-    if "run" in r:
+    if r.get("run", {}).get("status") == "interrupted":
+        lines.insert(0, interrupted_note(r["run"]))
+        if not r["files"]:
+            return "\n".join([lines[0], "no Avro file was finalized before the interruption"])
+    elif "run" in r:
         run = r["run"]
         lines.append(
             f"run: {run['records_in']} records in, {run['duplicates']} duplicates found, "
@@ -214,7 +272,15 @@ def format_report(r: dict[str, Any]) -> str:
         _counter_line("languages", r["languages"]),
         _counter_line(f"sources (top {TOP})", r["sources"]),
         _counter_line("formats", r["formats"]),
-        _counter_line("duplicates by reason", r["duplicates_by_reason"]),
+        _counter_line(
+            "duplicates by reason"
+            + (
+                " (from _SUMMARY.json; not written)"
+                if r.get("duplicates_by_reason_from") == "_SUMMARY.json"
+                else ""
+            ),
+            r["duplicates_by_reason"],
+        ),
         _counter_line("dead letters by stage", r["dead_letters_by_stage"]),
         _counter_line("dead letters by error", r["dead_letters_by_error"]),
     ]
@@ -233,8 +299,13 @@ def format_report(r: dict[str, Any]) -> str:
     if r["sample_articles"]:
         lines.append("sample articles:")
         for s in r["sample_articles"]:
-            lines.append(f"  - [{s['language']}] {s['title']}")
-            lines.append(f"    source {s['source']}, published {s['published_at']}, id {s['id']}")
+            lines.append(
+                f"  - [{s['language']} {s['language_confidence']:.2f} {s['script']}] {s['title']}"
+            )
+            published = (
+                f"published {s['published_at']}" if s["published_at"] else "no publication date"
+            )
+            lines.append(f"    source {s['source'] or 'unknown'}, {published}, id {s['id']}")
             lines.append(f"    {s['body']}")
             if s.get("entities"):
                 lines.append(f"    entities: {'; '.join(s['entities'])}")
@@ -262,7 +333,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON for machines")
     parser.add_argument("--samples", type=int, default=3, help="sample records to show")
     parser.add_argument("--against", metavar="OLD", help="show drift from an older run")
+    parser.add_argument(
+        "--fail-on-alerts",
+        "--fail_on_alerts",
+        dest="fail_on_alerts",
+        action="store_true",
+        help=f"with --against: exit with status {EXIT_DATA_CHECK} when the drift report has "
+        "alerts (for a scheduler)",
+    )
     args = parser.parse_args(argv)
+    if args.fail_on_alerts and not args.against:
+        raise CliError("--fail-on-alerts needs --against OLD_RUN")
     try:
         report = inspect_paths(args.paths, samples=args.samples)
         old = inspect_paths([args.against], samples=0) if args.against else None
@@ -278,5 +359,12 @@ def main(argv: list[str]) -> int:
         print(format_report(report))
         if drift is not None:
             print(format_drift(drift))
+    if args.fail_on_alerts and drift is not None and drift["alerts"]:
+        print(
+            f"khabar inspect: {len(drift['alerts'])} drift alert(s); exit {EXIT_DATA_CHECK} "
+            "(--fail-on-alerts)",
+            file=sys.stderr,
+        )
+        return EXIT_DATA_CHECK
     return 0
 

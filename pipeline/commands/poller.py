@@ -60,7 +60,12 @@ from khabar.pipeline.commands.netguard import (
     system_resolver,
 )
 from khabar.pipeline.commands.spool import Spool, SpooledMessage
-from khabar.transforms.parse import detect_format, parse_feed_item, split_records
+from khabar.transforms.parse import (
+    UnsupportedFormat,
+    detect_format,
+    parse_feed_item,
+    split_records,
+)
 
 LOG = logging.getLogger("khabar.poll")
 
@@ -570,7 +575,10 @@ class Poller:
         fetched_at = dt.datetime.fromtimestamp(self.clock(), dt.UTC).isoformat()
         with FileSystems.open(path, compression_type="uncompressed") as handle:
             head = handle.read(4096)
-        fmt = detect_format(path, head)
+        try:
+            fmt = detect_format(path, head)
+        except UnsupportedFormat:  # a type khabar does not read: the pipeline dead-letters it
+            fmt = ""
         if size > self.max_message_bytes:
             if fmt == "jsonl":
                 return self._publish_jsonl_chunks(path, fetched_at, stats)

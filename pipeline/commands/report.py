@@ -1,9 +1,11 @@
 """``khabar report DIR [--out report.html]``: one self-contained HTML page of charts.
 
 The page shows a run at a glance: the run summary (counts, per-stage table, conservation),
-articles per language and per source, volume over time (published and ingested),
-top entities by type, the largest story clusters, dead letters by stage and error type,
-and the distribution of text length (words).
+articles per language and per source, publication time (and, for a streaming run,
+ingestion over time), top entities of every type found, duplicates by reason and the
+largest story clusters, dead letters by stage and error type, and the distribution of text
+length (words; clipped at the 99th percentile, with a note). Chart labels are bidi
+isolated, so Persian labels that start with a digit read in the right order.
 
 Charts are drawn with Plotly (plotly.py builds the figures, plotly.js draws them as SVG in
 the browser, with hover and zoom). plotly.js is embedded once, inline, so the page needs
@@ -16,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +34,8 @@ from khabar.pipeline.textsafe import plot_text
 TOP_SOURCES = 20
 TOP_LANGUAGES = 30
 TOP_CLUSTERS = 15
-TOP_ENTITY_TYPES = 6
+#: Entity types charted (the Persian models have 10; every one found is shown up to this).
+MAX_ENTITY_TYPES = 12
 TOP_ENTITIES = 10
 WORD_BINS = 30
 TITLE_CHARS = 70
@@ -210,6 +214,17 @@ def resample(*series: Counter[dt.datetime]) -> tuple[str, list[dt.datetime], lis
     return unit, buckets, out
 
 
+FSI, PDI = "\u2068", "\u2069"
+
+
+def isolate(text: str) -> str:
+    """A chart label in its own bidi run (FIRST STRONG ISOLATE ... POP DIRECTIONAL
+    ISOLATE): its direction comes from its first letter, so a Persian label that starts
+    with a digit, "۴ میلیارد دلار", reads right to left and is not reordered by the text
+    around it; invisible when drawn."""
+    return f"{FSI}{text}{PDI}"
+
+
 def _short(text: str | None, n: int = TITLE_CHARS) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= n else text[: n - 1] + "…"
@@ -238,11 +253,11 @@ def _hbar(labels: list[str], values: list[int], title: str, hover: list[str] | N
     fig = go.Figure(
         go.Bar(
             x=values[::-1],
-            y=labels[::-1],
+            y=[isolate(label) for label in labels[::-1]],
             orientation="h",
             text=values[::-1],
             textposition="auto",
-            hovertext=hover[::-1] if hover else None,
+            hovertext=[isolate(h) for h in hover[::-1]] if hover else None,
             marker_color=PALETTE[0],
         )
     )
@@ -285,6 +300,16 @@ def fig_volume(series: list[Counter[dt.datetime]], names: list[str], title: str)
     )
 
 
+def entity_types_shown(d: RunData) -> tuple[list[str], list[str]]:
+    """(entity types charted, types left out): every type found, most frequent first, up
+    to ``MAX_ENTITY_TYPES`` charts."""
+    totals: Counter[str] = Counter()
+    for (etype, _), n in d.entities.items():
+        totals[etype] += n
+    ordered = [t for t, _ in totals.most_common()]
+    return ordered[:MAX_ENTITY_TYPES], ordered[MAX_ENTITY_TYPES:]
+
+
 def fig_entities(d: RunData):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -292,7 +317,7 @@ def fig_entities(d: RunData):
     by_type: dict[str, Counter[str]] = defaultdict(Counter)
     for (etype, text), n in d.entities.items():
         by_type[etype][text] += n
-    types = sorted(by_type, key=lambda t: -sum(by_type[t].values()))[:TOP_ENTITY_TYPES]
+    types = entity_types_shown(d)[0]
     cols = min(3, len(types))
     rows = (len(types) + cols - 1) // cols
     fig = make_subplots(
@@ -307,7 +332,7 @@ def fig_entities(d: RunData):
         fig.add_trace(
             go.Bar(
                 x=[n for _, n in top],
-                y=[plot_text(_short(t, 30)) for t, _ in top],
+                y=[isolate(plot_text(_short(t, 30))) for t, _ in top],
                 orientation="h",
                 name=plot_text(etype),
                 marker_color=PALETTE[i % len(PALETTE)],
@@ -327,7 +352,7 @@ def top_clusters(d: RunData) -> list[tuple[str, Cluster]]:
 
 def fig_clusters(clusters: list[tuple[str, Cluster]]):
     missing = "(survivor not in this output)"
-    labels = [f"{k[:6]} · {_short(c.title or missing, 50)}" for k, c in clusters]
+    labels = [f"{k[:6]} · {isolate(_short(c.title or missing, 50))}" for k, c in clusters]
     hover = [
         f"{c.size} copies from {len(c.sources)} source(s): {', '.join(sorted(c.sources))}"
         for _, c in clusters
@@ -364,32 +389,71 @@ def fig_dead_letters(d: RunData):
     )
 
 
-def fig_word_counts(d: RunData):
+#: The length chart ends at this quantile; longer articles go to its last bar.
+LENGTH_CLIP_QUANTILE = 0.99
+
+
+def length_bins(word_counts: Counter[int]) -> dict[str, Any]:
+    """Histogram of text lengths clipped at the 99th percentile (a 9,000-word tail would
+    squash every other bar): bin edges, counts, and what the last bar holds."""
     import numpy as np
+
+    values = np.array(sorted(word_counts), dtype=float)
+    weights = np.array([word_counts[int(v)] for v in values], dtype=float)
+    cumulative = np.cumsum(weights) / weights.sum()
+    at = min(int(np.searchsorted(cumulative, LENGTH_CLIP_QUANTILE)), len(values) - 1)
+    clip = float(values[at])
+    lo = float(values.min())
+    hi = max(clip, lo)
+    bins = int(min(WORD_BINS, max(1, hi - lo + 1)))
+    counts, edges = np.histogram(
+        np.minimum(values, hi), bins=bins, range=(lo, hi + 1), weights=weights
+    )
+    above = int(weights[values > hi].sum())
+    median = float(np.median(np.repeat(values, weights.astype(int))))
+    return {
+        "counts": counts.astype(int).tolist(),
+        "edges": edges.tolist(),
+        "clip": int(hi),
+        "above": above,
+        "longest": int(values.max()),
+        "median": median,
+    }
+
+
+def fig_word_counts(d: RunData):
     import plotly.graph_objects as go
 
-    values = np.array(list(d.word_counts.keys()), dtype=float)
-    weights = np.array(list(d.word_counts.values()), dtype=float)
-    lo, hi = float(values.min()), float(values.max())
-    bins = int(min(WORD_BINS, max(1, hi - lo + 1)))
-    counts, edges = np.histogram(values, bins=bins, range=(lo, hi + 1), weights=weights)
+    h = length_bins(d.word_counts)
+    edges, counts = h["edges"], h["counts"]
     centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
     hover = [f"{int(a)}–{int(b) - 1} words" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    if h["above"]:
+        hover[-1] = f"{int(edges[-2])} words or more (up to {h['longest']:,})"
     fig = go.Figure(
         go.Bar(
             x=centers,
-            y=counts.astype(int).tolist(),
+            y=counts,
             width=[(b - a) * 0.95 for a, b in zip(edges[:-1], edges[1:], strict=True)],
             hovertext=hover,
             marker_color=PALETTE[2],
         )
     )
-    median = float(np.median(np.repeat(values, weights.astype(int))))
     return _layout(
         fig,
-        f"Text length (words in title, lead and body; median {median:.0f})",
+        f"Text length (words in title, lead and body; median {h['median']:.0f})",
         xaxis_title="words",
         yaxis_title="articles",
+    )
+
+
+def length_note(d: RunData) -> str:
+    h = length_bins(d.word_counts)
+    if not h["above"]:
+        return ""
+    return _note(
+        f"the chart ends at {h['clip']:,} words (the 99th percentile): the last bar also holds "
+        f"the {h['above']:,} longer article(s), up to {h['longest']:,} words"
     )
 
 
@@ -443,6 +507,14 @@ def _summary_html(d: RunData) -> tuple[str, str]:
     ]
     subtitle = f"{d.files} Avro file(s)"
     stage_table = ""
+    if s and s.get("status") == "interrupted":
+        from khabar.pipeline.commands.inspect import interrupted_note
+
+        cards = [_card("INTERRUPTED", "status", "bad"), *cards]
+        subtitle = f"interrupted run · {d.files} Avro file(s) finalized"
+        return subtitle, '<div class="cards">' + "".join(cards) + "</div>" + _note(
+            interrupted_note(s)
+        )
     if s:
         counts = s.get("counts", {})
         cons = s.get("conservation", {})
@@ -475,6 +547,34 @@ def _summary_html(d: RunData) -> tuple[str, str]:
             f"{counts.get('dead_letters', 0)} dead letters</p>"
         )
     return subtitle, '<div class="cards">' + "".join(cards) + "</div>" + stage_table
+
+
+def duplicate_reasons(d: RunData) -> tuple[dict[str, int], str]:
+    """Duplicates by reason and where the figures come from: the duplicates written, else
+    the run's _SUMMARY.json (which has them whether they were written or not)."""
+    if d.duplicates:
+        total: Counter[str] = Counter()
+        for cluster in d.clusters.values():
+            total.update(cluster.reasons)
+        return dict(total.most_common()), "duplicates written"
+    if d.summary and "counts" in d.summary:
+        from khabar.pipeline.commands.inspect import summary_duplicate_reasons
+
+        return summary_duplicate_reasons(d.summary), "_SUMMARY.json (not written)"
+    return {}, ""
+
+
+def _reasons_html(d: RunData) -> str:
+    reasons, origin = duplicate_reasons(d)
+    if not reasons:
+        return ""
+    rows = "".join(
+        f'<tr><td>{html.escape(r)}</td><td class="n">{n:,}</td></tr>' for r, n in reasons.items()
+    )
+    return (
+        f'<table><tr><th>duplicate reason</th><th class="n">duplicates</th></tr>{rows}</table>'
+        + _note(f"from {origin}")
+    )
 
 
 def _clusters_table(clusters: list[tuple[str, Cluster]]) -> str:
@@ -532,16 +632,19 @@ def render(d: RunData, title: str) -> str:
         body = plot(fig_volume(series, names, "Published")) + missing
     else:
         body = _note("no publication dates in this output")
-    sections.append(_section("Volume over time: published", body, "published"))
-    body = (
-        plot(fig_volume([d.ingested], ["articles"], "Ingested"))
-        if d.ingested
-        else _note("no articles ingested")
-    )
-    sections.append(_section("Volume over time: ingested", body, "ingested"))
+    sections.append(_section("Publication time", body, "published"))
+    # Ingestion over time means something for a stream; a batch ingests in one go.
+    if d.ingested and (d.summary or {}).get("mode") == "streaming":
+        body = plot(fig_volume([d.ingested], ["articles"], "Ingested"))
+        sections.append(_section("Volume over time: ingested", body, "ingested"))
     if d.entities:
+        shown, left_out = entity_types_shown(d)
         body = plot(fig_entities(d)) + _note(
-            f"{d.entity_articles:,} of {d.articles:,} article(s) have entities"
+            f"{d.entity_articles:,} of {d.articles:,} article(s) have entities; "
+            f"{len(shown)} entity type(s) found, all shown"
+            if not left_out
+            else f"{d.entity_articles:,} of {d.articles:,} article(s) have entities; the "
+            f"{len(shown)} most frequent types shown, left out: {', '.join(left_out)}"
         )
     else:
         body = _note(
@@ -550,10 +653,11 @@ def render(d: RunData, title: str) -> str:
         )
     sections.append(_section("Top entities by type", body, "entities"))
     clusters = top_clusters(d)
+    reasons = _reasons_html(d)
     if clusters:
-        body = plot(fig_clusters(clusters)) + _clusters_table(clusters)
+        body = reasons + plot(fig_clusters(clusters)) + _clusters_table(clusters)
     elif d.summary and d.summary.get("counts", {}).get("duplicates") and not d.duplicates:
-        body = _note(
+        body = reasons + _note(
             f"{d.summary['counts']['duplicates']} duplicate(s) were found but not written; "
             "khabar run --emit_duplicates writes them, and their clusters show here"
         )
@@ -562,7 +666,7 @@ def render(d: RunData, title: str) -> str:
     sections.append(_section("Largest story clusters", body, "clusters"))
     body = plot(fig_dead_letters(d)) if d.dead else _note("no dead letters")
     sections.append(_section("Dead letters", body, "dead-letters"))
-    body = plot(fig_word_counts(d)) if d.word_counts else _note("no articles")
+    body = plot(fig_word_counts(d)) + length_note(d) if d.word_counts else _note("no articles")
     sections.append(_section("Text length", body, "text-length"))
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
@@ -607,8 +711,18 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     out = args.out or default_out(args.paths)
     data = write_report(args.paths, out)
+    if data.summary and data.summary.get("status") == "interrupted":
+        from khabar.pipeline.commands.inspect import interrupted_note
+
+        print(f"khabar report: {interrupted_note(data.summary)}", file=sys.stderr)
+    found = (data.summary or {}).get("counts", {}).get("duplicates")
+    duplicates = (
+        f"{found} duplicates found ({data.duplicates} written)"
+        if found is not None and found != data.duplicates
+        else f"{data.duplicates} duplicates"
+    )
     print(
-        f"khabar report: {data.articles} articles, {data.duplicates} duplicates, "
+        f"khabar report: {data.articles} articles, {duplicates}, "
         f"{data.dead_letters} dead letters -> {out}"
     )
     return 0

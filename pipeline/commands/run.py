@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+import threading
 import time
+from typing import Any
 
 from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 
 from khabar.pipeline.commands.common import format_summary, parse_run_args, quiet_logs
-from khabar.pipeline.errors import CliError
+from khabar.pipeline.errors import EXIT_DATA_CHECK, CliError
+from khabar.pipeline.job.interrupt import Interruptible
 from khabar.pipeline.job.options import KhabarOptions
 from khabar.pipeline.job.progress import Progress
-from khabar.pipeline.job.run import prepare_output, run_batch, run_streaming
+from khabar.pipeline.job.run import (
+    interrupted_summary,
+    prepare_output,
+    remove_temp_files,
+    run_batch,
+    run_streaming,
+)
 from khabar.pipeline.stages.sources import InputError, expand_inputs
 
 
@@ -32,12 +44,36 @@ def _run_help() -> str:
     return parser.format_help()
 
 
+def data_checks(summary: dict[str, Any], max_dead_letter_rate: float | None) -> list[str]:
+    """Why a finished run should exit non-zero although it ran (empty list: it should not)."""
+    c = summary["counts"]
+    failures = []
+    if not summary["conservation"]["ok"]:
+        failures.append("conservation mismatch: records in != written + duplicates + dead")
+    if c["articles"] == 0 and c["dead_letters"] > 0:
+        failures.append(f"no article written; all {c['dead_letters']} record(s) dead letters")
+    elif max_dead_letter_rate is not None and c["records_in"]:
+        rate = c["dead_letters"] / c["records_in"]
+        if rate > max_dead_letter_rate:
+            failures.append(
+                f"dead-letter rate {rate:.1%} ({c['dead_letters']} of {c['records_in']}) is "
+                f"above --max_dead_letter_rate {max_dead_letter_rate:g}"
+            )
+    return failures
+
+
+def _exit_status(summary: dict[str, Any], failures: list[str]) -> int:
+    if not failures:
+        return 0
+    return 1 if not summary["conservation"]["ok"] else EXIT_DATA_CHECK
+
+
 def main(argv: list[str]) -> int:
     if "-h" in argv or "--help" in argv:
         print(_run_help(), end="")
         return 0
     options, khabar = parse_run_args(argv)
-    quiet_logs()
+    quiet_logs(khabar.log_format)
     if options.view_as(StandardOptions).streaming:
         prepare_output(khabar.output, overwrite=khabar.overwrite)
         started = time.time()
@@ -47,13 +83,140 @@ def main(argv: list[str]) -> int:
             return 0
         print(format_summary(summary, time.time() - started))
         return 0 if summary["conservation"]["ok"] else 1
-    try:
-        files = expand_inputs(khabar.input)
-    except InputError as exc:
-        raise CliError(str(exc)) from None
-    prepare_output(khabar.output, overwrite=khabar.overwrite)
+    with stdin_input(khabar) as stdin_file:
+        try:
+            files = expand_inputs(khabar.input)
+        except InputError as exc:
+            raise CliError(str(exc)) from None
+        prepare_output(khabar.output, overwrite=khabar.overwrite)
+        return _run_batch_job(options, khabar, files, stdin_file)
+
+
+def _run_batch_job(options: Any, khabar: Any, files: list[str], stdin_file: str | None) -> int:
+    import datetime as dt
+
+    started_at = dt.datetime.now(dt.UTC)
     started = time.time()
-    with Progress(quiet=khabar.quiet) as progress:
-        summary = run_batch(options, files, progress.channel)
-    print(format_summary(summary, time.time() - started))
-    return 0 if summary["conservation"]["ok"] else 1
+    progress = Progress(
+        quiet=khabar.quiet,
+        log_format=khabar.log_format,
+        log_seconds=khabar.progress_seconds,
+        input_files=files,
+        limit=khabar.limit,
+    )
+    finishing = threading.Lock()
+
+    def finish_interrupted() -> None:
+        """Temp files removed, the output marked, one line. Runs once: in the main thread
+        once the run unwound, or in the guard's watchdog if it never does."""
+        if not finishing.acquire(blocking=False):
+            return
+        seen = progress.counts() if progress.enabled else None
+        progress.stop()
+        remove_temp_files(khabar.output)
+        if stdin_file and os.path.exists(stdin_file):
+            os.remove(stdin_file)  # the process ends without unwinding (os._exit)
+        summary = interrupted_summary(options, started_at, len(files), guard.name, seen)
+        finalized = summary["finalized_files"]
+        line = (
+            f"khabar run: interrupted by {guard.name} after {time.time() - started:.1f} s; "
+            + (f"{finalized} Avro file(s) finalized, " if finalized else "nothing finalized, ")
+            + f"{khabar.output} marked interrupted (_SUMMARY.json); rerun with --overwrite"
+        )
+        _log_line(khabar.log_format, line, event="interrupted", signal=guard.name)
+
+    with Interruptible(on_give_up=finish_interrupted) as guard:
+        try:
+            with progress:
+                summary = run_batch(options, files, progress.channel)
+            if guard.signum is not None:  # the interrupt was swallowed on its way up
+                raise KeyboardInterrupt(guard.name)
+        except BaseException:
+            if guard.signum is None:
+                raise
+            for _ in range(5):  # a re-raised interrupt may race the first call
+                try:
+                    guard.unwound()
+                    break
+                except KeyboardInterrupt:
+                    continue
+            finish_interrupted()
+            # Worker threads of the runner may still hold the interpreter open: end here.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(guard.exit_code)
+    if stdin_file:
+        summary["input_stdin"] = True
+    failures = data_checks(summary, khabar.max_dead_letter_rate)
+    if khabar.log_format == "json":
+        print(json.dumps(_json_result(summary, failures), ensure_ascii=False))
+    else:
+        print(format_summary(summary, time.time() - started))
+        for failure in failures:
+            print(f"khabar run: check failed: {failure}", file=sys.stderr)
+    return _exit_status(summary, failures)
+
+
+def _json_result(summary: dict[str, Any], failures: list[str]) -> dict[str, Any]:
+    return {
+        "event": "finished",
+        "status": summary.get("status"),
+        "counts": summary["counts"],
+        "conservation_ok": summary["conservation"]["ok"],
+        "runner": summary.get("runner"),
+        "seconds": summary.get("seconds"),
+        "checks_failed": failures,
+        "summary": summary["outputs"]["summary"],
+    }
+
+
+def _log_line(log_format: str, text: str, **fields: Any) -> None:
+    """One line on stderr: the text, or a JSON object with it (``--log-format json``)."""
+    if log_format == "json":
+        import datetime as dt
+
+        record = {"ts": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **fields}
+        record["message"] = text
+        text = json.dumps(record, ensure_ascii=False)
+    sys.stderr.write(text + "\n")  # one write: never split by another thread's line
+    sys.stderr.flush()
+
+
+class stdin_input:  # noqa: N801 - used as a context manager, like open()
+    """``--input -``: standard input spooled to a file named by its content's digest (so
+    the same bytes give the same ids on every run), removed afterwards."""
+
+    def __init__(self, khabar: Any) -> None:
+        self.khabar = khabar
+        self.path: str | None = None
+
+    def __enter__(self) -> str | None:
+        inputs = list(self.khabar.input or [])
+        if "-" not in inputs:
+            return None
+        if inputs.count("-") > 1:
+            raise CliError("--input - (standard input) can be given once")
+        import hashlib
+        import tempfile
+
+        if sys.stdin is None or sys.stdin.isatty():
+            raise CliError("--input - reads standard input, but it is a terminal; pipe data in")
+        digest = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(prefix="khabar-stdin-")
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
+                digest.update(chunk)
+                handle.write(chunk)
+        self.path = os.path.join(tempfile.gettempdir(), f"khabar-stdin-{digest.hexdigest()[:16]}")
+        os.replace(tmp, self.path)
+        self.khabar.input = [self.path if item == "-" else item for item in inputs]
+        return self.path
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.path:
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
+
+

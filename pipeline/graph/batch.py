@@ -81,6 +81,7 @@ class JobSettings:
     num_shards: int = 0
     near: NearDupSettings = field(default_factory=NearDupSettings)
     entities_model: str | None = None
+    limit: int | None = None
 
     @property
     def format(self) -> str | None:
@@ -129,7 +130,61 @@ def build_batch(
         settings.max_records_per_file,
         settings.max_feed_bytes,
     )
-    return process_and_write(read.articles, read[DEAD_LETTER], output, settings, progress)
+    articles, read_dead = read.articles, read[DEAD_LETTER]
+    if settings.limit:
+        articles, read_dead = (articles, read_dead) | "Limit" >> FirstRecords(settings.limit)
+    return process_and_write(articles, read_dead, output, settings, progress)
+
+
+def input_order(record: dict) -> tuple[str, int]:
+    """Where a raw record or read dead letter sits in the input: (file, position)."""
+    position = record.get("position")
+    return str(record.get("input_uri") or ""), -1 if position is None else int(position)
+
+
+def _order_of_tagged(item: tuple[str, dict]) -> tuple[str, int]:
+    return input_order(item[1])
+
+
+def _count_cut(total: int, limit: int) -> None:
+    from apache_beam.metrics import Metrics
+
+    Metrics.counter(M.RUN, M.CUT_BY_LIMIT).inc(max(total - limit, 0))
+
+
+class FirstRecords(beam.PTransform):
+    """``--limit N``: the first N records in input order (files in sorted order, then
+    position), raw records and read dead letters together; the rest are counted as
+    ``cut_by_limit`` and never processed."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def expand(self, pcolls):
+        articles, dead = pcolls
+        tagged = (
+            articles | "TagRecords" >> beam.Map(lambda r: ("record", r)),
+            dead | "TagDead" >> beam.Map(lambda r: ("dead", r)),
+        ) | "Together" >> beam.Flatten()
+        first = (
+            tagged
+            | "First"
+            >> beam.combiners.Top.Of(self.limit, key=_order_of_tagged, reverse=True)
+            | "Unlist" >> beam.FlatMap(lambda items: items)
+        )
+        _ = (
+            tagged
+            | "CountAll" >> beam.combiners.Count.Globally()
+            | "CountCut" >> beam.Map(_count_cut, self.limit)
+        )
+        kept_records = first | "Records" >> beam.FlatMap(
+            lambda item: [item[1]] if item[0] == "record" else []
+        )
+        kept_dead = first | "Dead" >> beam.FlatMap(
+            lambda item: [item[1]] if item[0] == "dead" else []
+        )
+        return kept_records, kept_dead
 
 
 def process_and_write(

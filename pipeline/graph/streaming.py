@@ -129,6 +129,7 @@ class MessageReader:
             position = int(attrs.get(ATTR_POSITION, "0"))
         except ValueError:
             position = 0
+        fmt = attrs.get(ATTR_FORMAT) or ""
         try:
             fmt = attrs.get(ATTR_FORMAT) or detect_format(uri, data[:4096])
             if attrs.get(ATTR_UNIT) in ("file", "ref") or fmt == "feed":

@@ -86,6 +86,10 @@ NOT_PARAMETERS = {
     "max_runtime": "local streaming only: a Dataflow streaming job runs until drained",
     "drain_seconds": "local streaming only: Dataflow drains with `gcloud dataflow jobs drain`",
     "quiet": "the live progress line is only drawn on a local terminal",
+    "progress_seconds": "progress lines are written by a local khabar run",
+    "log_format": "the format of a local khabar run's progress and log lines",
+    "max_dead_letter_rate": "checked by a local khabar run when its job has finished",
+    "limit": "for trying a local run on the first N records",
 }
 #: Of those, the ones refused with the DataflowRunner (they would silently do nothing).
 REFUSED_ON_DATAFLOW = ("max_runtime", "drain_seconds")

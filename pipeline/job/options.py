@@ -8,10 +8,11 @@ Dataflow template can read the same names.
 from __future__ import annotations
 
 import argparse
+import re
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from khabar.pipeline.errors import CliError
+from khabar.pipeline.errors import CliError, did_you_mean
 from khabar.transforms.parse import DEFAULT_MAX_ITEMS, DEFAULT_MAX_RECORD_BYTES
 
 FORMAT_CHOICES = ("auto", "text", "jsonl", "html", "feed", "rss", "atom")
@@ -34,6 +35,16 @@ def fraction(value: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
     if not 0.0 < number <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {value}")
+    return number
+
+
+def _rate(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1], got {value}")
     return number
 
 
@@ -162,6 +173,42 @@ class KhabarOptions(PipelineOptions):
             "are licensed for RESEARCH USE ONLY: for commercial use, plug in your own.",
         )
         group.add_argument(
+            "--max_dead_letter_rate",
+            "--max-dead-letter-rate",
+            dest="max_dead_letter_rate",
+            type=_rate,
+            default=None,
+            help="Exit with status 3 when dead letters / records in is above this fraction "
+            "(0 to 1; e.g. 0.05). Without it, a run exits 3 only when it wrote no article and "
+            "had dead letters.",
+        )
+        group.add_argument(
+            "--limit",
+            type=positive_int,
+            default=None,
+            help="Read only the first N records (in input order) and stop: to try a large "
+            "input quickly. The summary says the input was cut.",
+        )
+        group.add_argument(
+            "--log_format",
+            "--log-format",
+            dest="log_format",
+            choices=("text", "json"),
+            default="text",
+            help="Progress and log lines on stderr as plain text (default) or one JSON object "
+            "a line (for log collectors); with json the final summary on stdout is JSON too. "
+            "KHABAR_LOG_LEVEL (default ERROR) sets the level of library logs.",
+        )
+        group.add_argument(
+            "--progress_seconds",
+            "--progress-seconds",
+            dest="progress_seconds",
+            type=float,
+            default=10.0,
+            help="Seconds between progress lines when stderr is not a terminal (a log file, "
+            "cron, nohup). Default 10; 0 turns them off.",
+        )
+        group.add_argument(
             "--quiet",
             action="store_true",
             default=False,
@@ -235,6 +282,9 @@ class KhabarOptions(PipelineOptions):
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
+        match = re.match(r"unrecognized arguments: (\S+)", message)
+        if match:
+            message += did_you_mean(match.group(1), self._option_string_actions)
         raise CliError(message)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,10 @@ from khabar.schemas.version import PIPELINE_VERSION
 from khabar.transforms import metrics as M
 
 SUMMARY_FILE = "_SUMMARY.json"
+REPORT_FILE = "report.html"
+#: ``_SUMMARY.json`` "status": a run that finished, or one stopped by a signal.
+STATUS_COMPLETE = "complete"
+STATUS_INTERRUPTED = "interrupted"
 STAGES = ("read", "parse", "clean", "language", "normalize", "entities")
 
 
@@ -38,8 +43,55 @@ class OutputExists(CliError):
     """The output directory already holds a run (and ``--overwrite`` was not given)."""
 
 
+def read_summary(output: str) -> dict[str, Any] | None:
+    """A run directory's ``_SUMMARY.json``, or None (absent or unreadable)."""
+    path = join(output, SUMMARY_FILE)
+    try:
+        if not FileSystems.exists(path):
+            return None
+        with FileSystems.open(path) as handle:
+            data = json.loads(handle.read().decode("utf-8"))
+    except Exception:  # noqa: BLE001 - a half-written or foreign file counts as absent
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def temp_paths(output: str) -> list[str]:
+    """Files a run leaves behind while writing (``beam-temp-*`` folders of the batch sinks,
+    ``.tmp`` of the streaming ones): nothing a reader looks at."""
+    found: list[str] = []
+    patterns = [join(output, kind, "**") for kind in OUTPUT_DIRS] + [join(output, ".tmp", "**")]
+    for pattern in patterns:
+        try:
+            matches = FileSystems.match([pattern])[0].metadata_list
+        except Exception:  # noqa: BLE001 - nothing there
+            continue
+        found += [m.path for m in matches if "/beam-temp-" in m.path or "/.tmp/" in m.path]
+    return found
+
+
+def remove_temp_files(output: str) -> None:
+    """Remove what :func:`temp_paths` finds, and the emptied folders (local output)."""
+    paths = temp_paths(output)
+    if paths:
+        try:
+            FileSystems.delete(paths)
+        except Exception:  # noqa: BLE001 - best effort: a reader never looks there
+            pass
+    if "://" not in output:
+        import glob
+        import shutil
+
+        folders = [os.path.join(output, ".tmp")]
+        folders += glob.glob(os.path.join(glob.escape(output), "*", "beam-temp-*"))
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def prepare_output(output: str, overwrite: bool) -> None:
-    """Refuse to mix two runs in one directory, or clear the old run with ``overwrite``."""
+    """Refuse to mix two runs in one directory, or clear the old run with ``overwrite``
+    (its Avro, summary, report page and temporary files). Temporary files alone (a killed
+    run) are removed without asking: nothing was finalized."""
     existing: list[str] = []
     for kind in OUTPUT_DIRS:
         for pattern in (join(output, kind, "*.avro"), join(output, kind, "date=*", "*.avro")):
@@ -48,17 +100,25 @@ def prepare_output(output: str, overwrite: bool) -> None:
             except Exception:  # noqa: BLE001 - nothing there
                 matches = []
             existing.extend(m.path for m in matches)
-    summary = join(output, SUMMARY_FILE)
-    if FileSystems.exists(summary):
-        existing.append(summary)
-    if not existing:
-        return
-    if not overwrite:
+    for name in (SUMMARY_FILE, REPORT_FILE):
+        if FileSystems.exists(join(output, name)):
+            existing.append(join(output, name))
+    if existing and not overwrite:
+        summary = read_summary(output) or {}
+        if summary.get("status") == STATUS_INTERRUPTED:
+            raise OutputExists(
+                f"{output} holds a run interrupted by {summary.get('signal', 'a signal')} at "
+                f"{summary.get('interrupted_at', '?')} (incomplete output); khabar does not "
+                "resume a batch (deduplication spans the whole input): pass --overwrite to "
+                "start it again, or use another --output"
+            )
         raise OutputExists(
             f"{output} already holds the output of a run ({len(existing)} files); "
             "use another --output or pass --overwrite to replace it"
         )
-    FileSystems.delete(existing)
+    if existing:
+        FileSystems.delete(existing)
+    remove_temp_files(output)
 
 
 def runner_name(result: Any) -> str:
@@ -93,7 +153,8 @@ def summarize(
     k = metrics.get(M.RUN, {})
     dedup = metrics.get(M.DEDUP, {})
     counts = {
-        "records_in": k.get(M.RECORDS_IN, 0),
+        # records read but left out by --limit are not part of this run
+        "records_in": k.get(M.RECORDS_IN, 0) - k.get(M.CUT_BY_LIMIT, 0),
         "articles": k.get(M.WRITTEN_ARTICLES, 0),
         "duplicates": k.get(M.WRITTEN_DUPLICATES, 0) + k.get(M.SKIPPED_DUPLICATES, 0),
         "duplicates_by_content": dedup.get(M.duplicates("content"), 0),
@@ -104,6 +165,8 @@ def summarize(
         "files_dead_lettered": k.get(M.FILES_DEAD_LETTERED, 0),
         "dates_left_empty": metrics.get(M.stage(M.PARSE), {}).get(M.DATE_LEFT_EMPTY, 0),
     }
+    if k.get(M.CUT_BY_LIMIT):
+        counts["cut_by_limit"] = k[M.CUT_BY_LIMIT]
     counts.update(overrides or {})
     duplicates = counts["duplicates"]
     stages = {
@@ -142,6 +205,7 @@ def job_settings(khabar: KhabarOptions) -> JobSettings:
             num_perm=khabar.near_num_perm,
         ),
         entities_model=khabar.entities_model,
+        limit=getattr(khabar, "limit", None),
     )
 
 
@@ -195,8 +259,55 @@ def finish_summary(
     summary = _summary(options, result, started, extra, overrides)
     if amend is not None:
         amend(summary)
-    with FileSystems.create(join(options.view_as(KhabarOptions).output, SUMMARY_FILE)) as fh:
+    write_summary(options.view_as(KhabarOptions).output, summary)
+    return summary
+
+
+def write_summary(output: str, summary: dict[str, Any]) -> None:
+    with FileSystems.create(join(output, SUMMARY_FILE)) as fh:
         fh.write(json.dumps(summary, ensure_ascii=False, indent=2).encode("utf-8"))
+
+
+def interrupted_summary(
+    options: PipelineOptions,
+    started: dt.datetime,
+    files: int,
+    signal_name: str,
+    seen: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """The ``_SUMMARY.json`` of a run stopped by a signal, written and returned: status
+    ``interrupted``, when and by what, and the records seen so far (the progress counts,
+    when they were kept); no counts from Beam (the job did not finish)."""
+    khabar = options.view_as(KhabarOptions)
+    now = dt.datetime.now(dt.UTC)
+    finalized = 0
+    for kind in OUTPUT_DIRS:
+        try:
+            matched = FileSystems.match([join(khabar.output, kind, "*.avro")])[0]
+            finalized += len(matched.metadata_list)
+        except Exception:  # noqa: BLE001 - nothing there
+            pass
+    summary: dict[str, Any] = {
+        "status": STATUS_INTERRUPTED,
+        "finalized_files": finalized,
+        "signal": signal_name,
+        "pipeline_version": PIPELINE_VERSION,
+        "files": files,
+        "started_at": started.isoformat(),
+        "interrupted_at": now.isoformat(),
+        "seconds": round((now - started).total_seconds(), 3),
+        "seen_before_interruption": dict(seen or {}),
+        "note": "interrupted before the job finished: the output is incomplete (batch sinks "
+        "finalize their files at the end; finalized_files of them were in place); rerun with "
+        "--overwrite",
+        "options": {
+            k: v
+            for k, v in options.get_all_options(drop_default=True).items()
+            if isinstance(v, (str, int, float, bool, list, type(None)))
+        },
+        "outputs": {"summary": join(khabar.output, SUMMARY_FILE)},
+    }
+    write_summary(khabar.output, summary)
     return summary
 
 
@@ -213,6 +324,7 @@ def _summary(
     summary = summarize(metrics, overrides)
     summary.update(
         {
+            "status": STATUS_COMPLETE,
             "pipeline_version": PIPELINE_VERSION,
             "schema_versions": {
                 "article": schemas.ARTICLE_SCHEMA_VERSION,

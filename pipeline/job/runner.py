@@ -5,7 +5,7 @@ GitHub at run time (offline that fails after about a second and it falls back; o
 would silently switch engines). khabar does no downloads at run time, so for a batch job
 on the DirectRunner it goes straight to what the DirectRunner falls back to for such a
 graph: the FnApiRunner (fast, batch). Streaming, or any other ``--runner``, is left to
-Beam unchanged (streaming locally needs the BundleBasedDirectRunner; see BEAM-NOTES.md).
+Beam unchanged (streaming locally needs the BundleBasedDirectRunner; see docs/BEAM-NOTES.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Batch output goes through ``WriteToAvro``, which writes to temporary files and renames
 them into place when the write finalizes, so a killed job never leaves a partial file
 where readers look. (In streaming, ``WriteToAvro`` loses records; the streaming sinks
-use ``fileio.WriteToFiles`` instead: see BEAM-NOTES.md.)
+use ``fileio.WriteToFiles`` instead: see docs/BEAM-NOTES.md.)
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ def to_article_record(article: Article) -> dict[str, Any]:
     record["language_confidence"] = float(article.get("language_confidence") or 0.0)
     record["script"] = article.get("script") or "Zyyy"
     record["entities"] = list(article.get("entities") or [])
+    record["tags"] = [str(t) for t in article.get("tags") or []]
+    record["extra"] = {str(k): str(v) for k, v in (article.get("extra") or {}).items()}
     return record
 
 

@@ -37,6 +37,7 @@ from khabar.transforms.parse import (
     RawRecord,
     RecordCap,
     TooLarge,
+    UnsupportedFormat,
     detect_format,
     split_all,
 )
@@ -127,11 +128,22 @@ def expand_inputs(patterns: list[str]) -> list[str]:
                 results = FileSystems.match([pattern])[0].metadata_list
             except Exception as exc:  # noqa: BLE001 - BeamIOError wraps the real cause
                 raise InputError(describe_io_error(pattern, exc)) from None
+            if not results and "://" in pattern and not any(c in pattern for c in "*?["):
+                # gs://bucket/prefix without a trailing slash: a folder, as it is locally
+                files += expand_inputs([pattern + "/"]) if _has_objects(pattern) else []
+                continue
             files.extend(m.path for m in results)
     files = sorted({f if "://" in f else os.path.abspath(f) for f in files})
     if not files:
         raise InputError(f"no input files match {' '.join(patterns)}")
     return files
+
+
+def _has_objects(prefix: str) -> bool:
+    try:
+        return bool(FileSystems.match([prefix.rstrip("/") + "/**"])[0].metadata_list)
+    except Exception:  # noqa: BLE001 - not a folder either
+        return False
 
 
 def _root_cause(exc: BaseException) -> BaseException:
@@ -314,7 +326,12 @@ class FileReader:
             try:
                 with open_input(path) as handle:
                     head = handle.read(4096)
-                    fmt = detect_format(path, head, self.format_override)
+                    try:
+                        fmt = detect_format(path, head, self.format_override)
+                    except UnsupportedFormat as exc:  # PDF, CSV, binary: one dead letter
+                        rest, _ = read_limited(handle, max(limit - len(head), 0))
+                        yield self._dead(path, exc, (head + rest)[:limit])
+                        return
                     if fmt == "jsonl":
                         # streamed line by line (not retried: lines may already be out)
                         streamed = True

@@ -77,3 +77,46 @@ def test_records_round_trip_with_times_in_utc() -> None:
     assert read["published_at"] == dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
     assert read["schema_version"] == schemas.ARTICLE_SCHEMA_VERSION
     assert read["language"] == "und" and read["canonical_id"] == "a" * 32
+
+
+def test_v3_reads_v2_files_and_keeps_what_the_input_carries() -> None:
+    """A file written with schema v2 reads with v3 (new fields take their defaults), and
+    category, tags, author and the other JSON fields reach the Avro record."""
+    v2 = fastavro.parse_schema(json.loads((HISTORY / "article.v2.avsc").read_text()))
+    record = dict(_example("article"), schema_version=2)
+    buffer = io.BytesIO()
+    fastavro.writer(buffer, v2, [{k: record.get(k) for k in _names(v2)}])
+    buffer.seek(0)
+    (read,) = list(fastavro.reader(buffer, reader_schema=schemas.article_schema()))
+    assert read["schema_version"] == 2 and read["title"] == "t"
+    assert read["category"] is None and read["tags"] == [] and read["author"] is None
+    assert read["extra"] == {}
+    assert schemas.ARTICLE_SCHEMA_VERSION == 3
+    assert json.loads((HISTORY / "article.v3.avsc").read_text()) == schemas.load_raw("article")
+
+    from khabar.transforms.clean import clean_article
+    from khabar.transforms.parse import RawRecord, parse_record
+
+    line = json.dumps(
+        {
+            "title": "عنوان",
+            "body": "متن خبر",
+            "category": " ورزشی ",
+            "tags": ["استقلال تهران", "تمرینات", "استقلال تهران"],
+            "author": [{"name": "Sara"}, "Ali"],
+            "views": 12,
+            "region": "تهران",
+            "meta": {"a": [1, 2]},
+        },
+        ensure_ascii=False,
+    ).encode()
+    article = clean_article(parse_record(RawRecord("mem://x", 1, "jsonl", line).to_dict()))
+    out = to_article_record(dict(article, content_fingerprint="f", language="fa"))
+    assert out["category"] == "ورزشی" and out["tags"] == ["استقلال تهران", "تمرینات"]
+    assert out["author"] == "Sara, Ali"
+    assert out["extra"] == {"views": "12", "region": "تهران", "meta": '{"a": [1, 2]}'}
+    buffer = io.BytesIO()
+    fastavro.writer(buffer, schemas.article_schema(), [out])
+    buffer.seek(0)
+    (back,) = list(fastavro.reader(buffer))
+    assert back["extra"]["region"] == "تهران" and back["schema_version"] == 3

@@ -13,7 +13,9 @@ from khabar.pipeline.commands.report import collect, main, render, top_clusters
 from khabar.pipeline.errors import CliError
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHARTS = 8  # languages, sources, published, ingested, entities, clusters, dead letters, lengths
+# languages, sources, publication time, entities, clusters, dead letters, lengths (a batch:
+# no ingestion-over-time chart, which only means something for a stream)
+CHARTS = 7
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +57,9 @@ def test_page_is_self_contained(page: dict) -> None:
     assert "cdn.plot.ly/plotly" not in text.split("</head>", 1)[1]
     assert text.count("Plotly.newPlot(") == CHARTS
     assert len(text) > 1_000_000  # plotly.js is inline
-    for section in ("run", "languages", "sources", "published", "ingested", "entities"):
+    for section in ("run", "languages", "sources", "published", "entities"):
         assert f'id="{section}"' in text
+    assert 'id="ingested"' not in text  # a batch: ingestion over time says nothing
     assert "conservation" in text and "OK" in text
 
 
@@ -143,3 +146,35 @@ def test_chromium_screenshot_is_not_blank(page: dict, tmp_path: Path) -> None:
     assert len(colors) > 200  # text, bars, axes: not a blank page
     bar_blue = sum(n for n, (r, g, b) in colors if b > 120 and r < 90 and 90 < g < 140)
     assert bar_blue > 500  # the bars' colour (#2f6f9f) covers a visible area
+
+
+def test_labels_isolated_types_all_shown_lengths_clipped(page: dict) -> None:
+    from collections import Counter
+
+    from khabar.pipeline.commands.report import (
+        FSI,
+        PDI,
+        entity_types_shown,
+        fig_entities,
+        length_bins,
+    )
+
+    data = collect([str(page["run"])])
+    types = ["PERSON", "ORGANIZATION", "LOCATION", "FACILITY", "PRODUCT", "EVENT", "DATE",
+             "TIME", "MONEY", "PERCENT"]
+    data.entities.clear()
+    data.entities.update({(t, f"{t.lower()} {i}"): i + 1 for i, t in enumerate(types)})
+    data.entities[("MONEY", "۴ میلیارد دلار")] = 50
+    assert sorted(entity_types_shown(data)[0]) == sorted(types)  # all ten, none left out
+    fig = fig_entities(data)
+    money = next(tr for tr in fig.data if tr.name == "MONEY")
+    assert f"{FSI}۴ میلیارد دلار{PDI}" in money.y  # its own bidi run: reads right to left
+    page_html = render(data, "types")
+    assert "10 entity type(s) found, all shown" in page_html
+    # a long tail does not squash the chart: it ends at the 99th percentile, with a note
+    data.word_counts = Counter({200 + i: 1 for i in range(300)})
+    data.word_counts[9000] = 2
+    h = length_bins(data.word_counts)
+    assert h["clip"] < 600 and h["above"] >= 2 and h["longest"] == 9000
+    assert sum(h["counts"]) == 302
+    assert "the chart ends at" in render(data, "lengths")

@@ -62,7 +62,7 @@ def test_seed_article_fields(demo: dict) -> None:
     assert not seed["body"].startswith("آران نیوز")  # dateline moved to source
     assert seed["input_format"] == "text" and seed["input_position"] == 0
     assert seed["word_count"] > 400
-    assert seed["schema_version"] == 2 and seed["canonical_id"] == seed["id"]
+    assert seed["schema_version"] == 3 and seed["canonical_id"] == seed["id"]
     assert seed["ingested_at"].tzinfo is not None
 
 

@@ -15,7 +15,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
 from khabar.pipeline.job import gcs
 from khabar.pipeline.job.runner import make_runner
-from tests.conftest import SHARED, run_khabar
+from tests.conftest import SEEDS, run_khabar
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def bucket(gcs_emulator: str) -> str:
     client = storage.Client.create_anonymous_client()
     client.project = "khabar-test"
     bucket = client.create_bucket("khabar-gcs-test")
-    seed = next((SHARED / "seeds").glob("*.txt"))
+    seed = next(SEEDS.glob("*.txt"))  # the repository's own seeds, not ../shared
     bucket.blob("in/seed.txt").upload_from_filename(str(seed))
     bucket.blob("in/news.jsonl").upload_from_string(
         '{"title": "Storm closes ports", "body": "A storm closed the main ports on Saturday '
@@ -152,7 +152,7 @@ def test_multi_processing_workers_get_the_emulator_client(monkeypatch, tmp_path)
 
 def test_a_khabar_process_uses_the_emulator_client() -> None:
     """In emulator mode a `khabar` process talks to GCS through the anonymous client (Beam
-    would otherwise hunt for credentials for about 26 s first, BEAM-NOTES.md)."""
+    would otherwise hunt for credentials for about 26 s first, docs/BEAM-NOTES.md)."""
     script = (
         "from khabar.pipeline import cli\n"
         "cli.main(['inspect', '/nonexistent-khabar-run'])\n"
@@ -164,3 +164,11 @@ def test_a_khabar_process_uses_the_emulator_client() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
     )
     assert done.stdout.strip().splitlines()[-1] == "True", done.stderr
+
+
+def test_a_prefix_without_trailing_slash_is_a_folder(bucket: str) -> None:
+    """gs://bucket/prefix reads like the local folder it names (no trailing slash needed)."""
+    from khabar.pipeline.stages.sources import expand_inputs
+
+    with_slash = expand_inputs([f"gs://{bucket}/in/"])
+    assert expand_inputs([f"gs://{bucket}/in"]) == with_slash and len(with_slash) == 2

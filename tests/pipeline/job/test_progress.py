@@ -45,20 +45,76 @@ def run_counted(progress: Progress, n: int, options: list[str] | None = None) ->
     p.run().wait_until_finish()
 
 
-def test_quiet_without_a_terminal_or_with_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
-    plain = io.StringIO()
-    with Progress(stream=plain) as progress:  # not a TTY
-        assert not progress.enabled and progress.channel is None
-    assert plain.getvalue() == ""
+def test_modes_terminal_log_lines_or_quiet() -> None:
     tty = FakeTTY()
-    monkeypatch.setattr(sys, "stdout", FakeTTY())
     with Progress(stream=tty, quiet=True) as progress:
         assert not progress.enabled and progress.channel is None
-    with Progress(stream=tty) as progress:  # both terminals: on
-        assert progress.enabled and progress.channel is not None
-    monkeypatch.setattr(sys, "stdout", io.StringIO())  # stdout piped to a file: off
-    with Progress(stream=tty) as progress:
-        assert not progress.enabled
+    with Progress(stream=tty) as progress:  # a terminal: the redrawn line
+        assert progress.enabled and progress.terminal and progress.channel is not None
+    plain = io.StringIO()
+    with Progress(stream=plain, log_seconds=0) as progress:  # a log, lines turned off
+        assert not progress.enabled and progress.channel is None
+    assert plain.getvalue() == ""
+    with Progress(stream=plain, log_seconds=10) as progress:  # a log: plain lines
+        assert progress.enabled and not progress.terminal and progress.channel is not None
+    assert "khabar run: started" in plain.getvalue() and "\r" not in plain.getvalue()
+
+
+def test_log_lines_when_not_a_terminal(tmp_path) -> None:
+    """Piped or in a log file: a plain line every few seconds with the figures, the size
+    of the input (percentage, ETA) and the UTC time; JSON with log_format="json"."""
+    data = tmp_path / "in.jsonl"
+    data.write_bytes(b"x" * 10_000)
+    for log_format in ("text", "json"):
+        stream = io.StringIO()
+        with Progress(
+            stream=stream, log_seconds=0.05, log_format=log_format, input_files=[str(data)]
+        ) as progress:
+            assert progress.total_bytes == 10_000
+            run_counted(progress, 600)
+            time.sleep(0.2)
+        lines = stream.getvalue().splitlines()
+        assert len(lines) >= 3 and "\r" not in stream.getvalue()
+        if log_format == "json":
+            records = [json.loads(line) for line in lines]
+            assert records[0]["event"] == "started" and records[0]["input_bytes"] == 10_000
+            last = records[-1]
+            assert last["event"] == "progress" and last["read"] == 600
+            assert last["written"] == 300 and last["dead_letters"] == 300
+            assert "elapsed_s" in last and last["ts"].endswith("Z")
+        else:
+            assert lines[0].endswith("khabar run: started: 1 input file(s), 10 KB; "
+                                     "progress every 0.05 s")
+            assert "read 600" in lines[-1] and "written 300" in lines[-1]
+            assert lines[-1][:4].isdigit() and "Z khabar run: " in lines[-1]
+
+
+def test_line_shows_share_of_input_eta_and_phases() -> None:
+    counts = {"read": 1234, "read_bytes": 2_100_000, "written": 0, "duplicates": 0,
+              "dead_letters": 3}
+    line = format_line("khabar run", counts, 29.4, 42, total_bytes=6_800_000, eta=93)
+    assert line == (
+        "khabar run  0:42  read 1,234 (2.1 of 6.8 MB, 31%)  dead 3  29 rec/s  ETA 1:33"
+    )
+    done = dict(counts, read=4000, read_bytes=6_800_000)
+    assert format_line("khabar run", done, None, 60, 6_800_000).endswith("deduplicating")
+    written = dict(done, written=3931, duplicates=69)
+    line = format_line("khabar run", written, 1210, 235, 6_800_000)
+    assert "written 3,931  duplicates 69  dead 3  1,210 rec/s" in line
+    small = dict(counts, read=3, read_bytes=26_000)
+    assert "read 3 (26 of 84 KB, 31%)  dead 3  0.4 rec/s" in format_line(
+        "khabar run", small, 0.42, 9, total_bytes=84_000
+    )
+    assert "ETA" not in line and "deduplicating" not in line
+
+
+def test_eta_from_the_bytes_read_per_second() -> None:
+    progress = Progress(enabled=True, stream=FakeTTY())
+    progress.total_bytes = 1000
+    progress._started = 0.0
+    assert progress.rate(0, 0.0, 0, 0) == (None, None)
+    rate, byte_rate = progress.rate(50, 10.0, 0, 250)  # 250 bytes in 10 s
+    assert rate == 5.0 and byte_rate == 25.0
 
 
 def test_no_channel_means_no_counting_steps() -> None:
@@ -84,6 +140,7 @@ def test_in_process_counts_are_live_and_exact() -> None:
             "written": 300,
             "dead_letters": 300,
             "duplicates": 0,
+            "read_bytes": 0,  # the elements are numbers, not raw records
         }
     shown = frames(stream)
     assert any("read 600" in f and "written 300" in f and "dead 300" in f for f in shown)
@@ -137,8 +194,8 @@ def test_unreachable_channel_degrades_to_elapsed_time_only(tmp_path) -> None:
     assert list(fn.process("x")) == ["x"]  # passes elements through, counts nothing
     fn.finish_bundle()
     assert list(tmp_path.iterdir()) == []
-    assert format_line("khabar run", None, None, 75) == "khabar run  waiting for counts  1:15"
+    assert format_line("khabar run", None, None, 75) == "khabar run  1:15  waiting for counts"
     line = format_line("khabar run", {"read": 12345, "written": 1}, 2310.4, 3725)
     assert line == (
-        "khabar run  read 12,345  written 1  dead 0  duplicates 0  2,310 rec/s  1:02:05"
+        "khabar run  1:02:05  read 12,345  written 1  duplicates 0  dead 0  2,310 rec/s"
     )

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from khabar.transforms.common import DEAD_LETTER, run_stage
-from tests.conftest import ROOT, SHARED, VENV_BIN, run_khabar
+from tests.conftest import ROOT, VENV_BIN, run_khabar, write_news_corpus
 
 ZWNJ = "\u200c"
 
@@ -123,7 +123,7 @@ def test_hostile_input_ends_as_dead_letters_with_bounded_memory(tmp_path: Path) 
     assert by_file["long_line.jsonl"] == ["TooLarge"]
     assert by_file["invalid_utf8.txt"] == ["DecodeError"]  # broken UTF-8: not guessed
     assert by_file["mixed_encodings.txt"] == ["DecodeError"]
-    assert by_file["nul_bytes.txt"] == ["DecodeError"]
+    assert by_file["nul_bytes.txt"] == ["UnsupportedFormat"]  # NUL bytes, not UTF-16: binary
     assert by_file["deep.jsonl"] == ["InvalidRecord"]
     # 8 lines of wrong types; the one with an impossible epoch keeps its article, date empty
     assert len(by_file["types.jsonl"]) == 7
@@ -163,10 +163,7 @@ def test_rerun_is_idempotent_apart_from_ingested_at(tmp_path: Path) -> None:
 
 def test_killed_job_leaves_no_partial_output_and_rerun_completes(tmp_path: Path) -> None:
     corpus = tmp_path / "in"
-    corpus.mkdir()
-    lines = (SHARED / "data" / "news-fa" / "varzesh3.jsonl").read_bytes().splitlines()
-    for k in range(4):
-        (corpus / f"part{k}.jsonl").write_bytes(b"\n".join(lines[k * 500 : (k + 1) * 500]))
+    assert write_news_corpus(corpus, files=4, per_file=500) == 2000
     out = tmp_path / "out"
     args = [str(VENV_BIN / "khabar"), "run", "--input", str(corpus), "--output", str(out)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
