@@ -31,6 +31,7 @@ commands:
   bench-langid  benchmark language identification against lingua, CLD2, langdetect
   bench-dedup   benchmark near-duplicate detection against datasketch MinHashLSH
   bench-ner     benchmark entity tagging (PEYMA/NSURL, ARMAN folds, English)
+  bench-normalize  Persian normalization beside hazm, shekar, parsivar on news-fa
 
 khabar <command> --help shows the options of a command.
 """
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench-langid": cmd_bench_langid,
         "bench-dedup": cmd_bench_dedup,
         "bench-ner": cmd_bench_ner,
+        "bench-normalize": cmd_bench_normalize,
     }
     if command not in commands:
         print(f"khabar: error: unknown command {command!r} (try: khabar --help)", file=sys.stderr)
@@ -526,6 +528,12 @@ def cmd_bench_dedup(argv: list[str]) -> int:
     from pipeline.bench_dedup import main as bench_dedup_main
 
     return bench_dedup_main(argv)
+
+
+def cmd_bench_normalize(argv: list[str]) -> int:
+    from pipeline.bench_normalize import main as bench_normalize_main
+
+    return bench_normalize_main(argv)
 
 
 def cmd_bench_langid(argv: list[str]) -> int:

@@ -1,0 +1,165 @@
+"""Persian text normalization, Beam-free: protect, normalize, restore ZWNJ, put back.
+
+The steps, in order (each one is a public function, tested on its own):
+
+1. :func:`transforms.protect.mask` cuts out what Persian rules must not touch: numbers
+   with their separators, URLs, e-mail addresses, handles, hashtags, Latin tokens.
+2. :func:`fold_letters`: hazm's letter policy (its translation tables: Arabic yeh/kaf and
+   the other Arabic-script variants to Persian letters, Arabic presentation forms,
+   ``“”`` to ``"``), diacritics and Quranic marks removed, ligatures such as ``ﷲ`` spelled
+   out; any presentation form hazm's table misses is folded with NFKC.
+3. :func:`persian_style`: ``"…"`` quotes to ``«…»``, ``...`` to ``…``.
+4. :func:`fix_spacing`: spaces and ZWNJ tidied, tatweel removed, hazm's punctuation
+   spacing between words (``سلام ،دنیا`` -> ``سلام، دنیا``); it never sees a number or an
+   address, so it can no longer break them.
+5. :class:`transforms.zwnj.ZwnjRestorer`: ZWNJ that the web dropped (``میشود``,
+   ``کتاب ها``, ``گفتوگو``) restored from a lexicon and rules; see that module.
+6. The protected spans go back (numbers with Persian digits, the rest byte for byte).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Final
+
+from hazm.constants import (
+    DIACRITICS_PATTERNS,
+    SPECIAL_CHARS_PATTERNS,
+    TRANSLATION_DST,
+    TRANSLATION_SRC,
+    UNICODE_REPLACEMENTS,
+)
+
+from transforms.protect import mask
+from transforms.zwnj import ZWNJ, Lexicon, ZwnjRestorer, load_lexicon
+
+# --------------------------------------------------------------------------- letters
+
+
+def _char_class_members(pattern: str) -> str:
+    """The characters of a hazm pattern written as one ``[...]`` class of single chars."""
+    body = pattern.strip("[]")
+    return body.encode("ascii").decode("unicode_escape") if "\\u" in body else body
+
+
+_DELETE: Final = _char_class_members(DIACRITICS_PATTERNS[0][0]) + _char_class_members(
+    SPECIAL_CHARS_PATTERNS[0][0]
+)
+_FOLD: Final[dict[str, str]] = {
+    src: dst for src, dst in zip(TRANSLATION_SRC, TRANSLATION_DST, strict=True) if src != dst
+} | {char: "" for char in _DELETE + "\u0640\r"}  # + tatweel (kashida), carriage return
+_FOLD_CHARS: Final = re.compile("[" + "".join(re.escape(c) for c in _FOLD) + "]")
+_LIGATURES: Final = [
+    (old.strip("()").split("|"), new) for old, new in UNICODE_REPLACEMENTS
+]
+_PRESENTATION = re.compile(r"[\ufb50-\ufdff\ufe70-\ufeff]")
+
+
+def _fold_char(match: re.Match[str]) -> str:
+    return _FOLD[match.group()]
+
+
+def fold_letters(text: str) -> str:
+    """hazm's letter policy (see the module docstring): one regex pass that touches only
+    the characters to change; never touches digits, nor spaces other than the no-break
+    space, which becomes a space as in hazm."""
+    if _PRESENTATION.search(text):
+        text = text.translate({ord(c): None for c in _DELETE})
+        for olds, new in _LIGATURES:
+            for old in olds:
+                if old in text:
+                    text = text.replace(old, new)
+        text = _FOLD_CHARS.sub(_fold_char, text)
+        text = _PRESENTATION.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+    return _FOLD_CHARS.sub(_fold_char, text)
+
+
+# --------------------------------------------------------------------------- style
+
+_QUOTES = re.compile(r'"([^\n"]+)"')
+_ELLIPSIS = re.compile(r" ?\.\.\.")
+
+
+def persian_style(text: str) -> str:
+    """``"…"`` to ``«…»`` and ``...`` to ``…`` (hazm's ``persian_style`` without its
+    decimal rule, which the number mask now handles)."""
+    if '"' in text:
+        text = _QUOTES.sub(r"«\1»", text)
+    if "..." in text:
+        text = _ELLIPSIS.sub(" …", text)
+    return text
+
+
+# --------------------------------------------------------------------------- spacing
+
+_PUNC_AFTER = r"\.:!،؛؟»\]\)\}"
+_PUNC_BEFORE = r"«\[\(\{"
+_SPACING_RULES: Final = [
+    (re.compile(r"[ \t\u00a0]{2,}"), " "),
+    (re.compile(r"^ +| +$", re.M), ""),
+    (re.compile(r'" ([^\n"]+) "'), r'"\1"'),
+    (re.compile(f" ([{_PUNC_AFTER}])"), r"\1"),  # no space before a closing mark
+    (re.compile(f"([{_PUNC_BEFORE}]) "), r"\1"),  # no space after an opening mark
+    # a space after . : ! unless a mark or a digit follows (hazm's rule)
+    (re.compile(f"([{_PUNC_AFTER[:3]}])([^ \\n{_PUNC_AFTER}\\d])"), r"\1 \2"),
+    (re.compile(f"([{_PUNC_AFTER[3:]}])([^ \\n{_PUNC_AFTER}])"), r"\1 \2"),
+    (re.compile(f"([^ \\n{_PUNC_BEFORE}])([{_PUNC_BEFORE}])"), r"\1 \2"),
+]
+_LETTER = r"\u0621-\u063a\u0641-\u064a\u0671-\u06d3\u06d5\u06ee\u06ef\u06fa-\u06fc\u06ff"
+# ZWNJ survives only between two letters; runs collapse to one
+_ZWNJ_RUN = re.compile(f"{ZWNJ}{{2,}}")
+_ZWNJ_STRAY = re.compile(f"(?<![{_LETTER}]){ZWNJ}|{ZWNJ}(?![{_LETTER}])")
+_REPEATED = re.compile(f"[{_LETTER}]*([{_LETTER}])\\1{{2,}}[{_LETTER}]*")
+_MORE_THAN_TWO = re.compile(f"([{_LETTER}])\\1{{2,}}")
+
+
+def fix_spacing(text: str) -> str:
+    """Spaces, ZWNJ and punctuation spacing (hazm's rules, line by line)."""
+    if ZWNJ in text:
+        text = _ZWNJ_RUN.sub(ZWNJ, text)
+        text = _ZWNJ_STRAY.sub("", text)
+    for pattern, repl in _SPACING_RULES:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def decrease_repeated(text: str, known: Lexicon) -> str:
+    """``سلامممم`` -> ``سلام``: a letter repeated three times or more becomes one or two,
+    whichever the lexicon knows (two when it knows both or neither), as hazm does."""
+
+    def fix(match: re.Match[str]) -> str:
+        word = match.group()
+        if known.is_word(word):
+            return word
+        one = _MORE_THAN_TWO.sub(r"\1", word)
+        two = _MORE_THAN_TWO.sub(r"\1\1", word)
+        if known.is_word(one) and not known.is_word(two):
+            return one
+        return two
+
+    return _REPEATED.sub(fix, text)
+
+
+# --------------------------------------------------------------------------- all
+
+
+class PersianNormalizer:
+    """The whole Persian normalization; build once (loads the lexicon, about 0.5 s)."""
+
+    def __init__(self, lexicon: Lexicon | None = None) -> None:
+        self.lexicon = lexicon if lexicon is not None else load_lexicon()
+        self.restorer = ZwnjRestorer(self.lexicon)
+
+    def normalize(self, text: str) -> str:
+        if not text:
+            return text
+        masked = mask(text)
+        out = fold_letters(masked.text)
+        out = persian_style(out)
+        out = fix_spacing(out)
+        out = decrease_repeated(out, self.lexicon)
+        out = self.restorer.restore(out)
+        return masked.restore(out)
+
+    __call__ = normalize
