@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-langid bench-ner train-env train-ner clean
+.PHONY: install demo test lint bench bench-langid bench-ner bench-normalize train-env train-ner clean
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ bench-langid: install
 
 bench-ner: install
 	$(BIN)/khabar bench-ner
+
+# shekar and parsivar are compared when installed (extras; never needed at run time)
+bench-normalize: install
+	$(BIN)/python -m pip install --quiet -e '.[shekar,parsivar]'
+	$(BIN)/khabar bench-normalize
 
 # Retraining the entity models needs PyTorch (training only; tagging runs on numpy). Its
 # CPU wheel on these machines is for Python 3.11, so it gets a venv of its own.

@@ -126,7 +126,9 @@ def count_news(texts: Sequence[str], targets: dict[str, str]) -> tuple[Counter, 
                 two = words[i] + " " + words[i + 1]
                 if two in targets:
                     spaced[targets[two]] += 1
-                if i + 2 < len(words) and line[matches[i + 1].end() : matches[i + 2].start()] == " ":
+                if i + 2 >= len(words):
+                    continue
+                if line[matches[i + 1].end() : matches[i + 2].start()] == " ":
                     three = two + " " + words[i + 2]
                     if three in targets:
                         spaced[targets[three]] += 1
@@ -223,7 +225,7 @@ def build(
             if ok:
                 flags.setdefault(spelling, set()).add(F_SPACED)
 
-    for word, (freq, pos) in words.items():
+    for word, (_, pos) in words.items():
         if ZWNJ in word:
             continue
         restored = any(F_JOIN in flags.get(s, ()) for s in by_key.get(word, ()))
@@ -268,8 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with gzip.GzipFile(args.out, "wb", mtime=0) as raw:
         raw.write(
-            "# word\tflags (J join when glued, S join when spaced, W whole, K known, A adjective, "
-            "V verb form)\tcount in the training part of news-fa\n".encode()
+            b"# word\tflags (J join when glued, S join when spaced, W whole, K known, "
+            b"A adjective, V verb form)\tcount in the training part of news-fa\n"
         )
         raw.write("".join(f"{w}\t{f}\t{c}\n" for w, f, c in rows).encode("utf-8"))
     kinds = Counter(ch for _, f, _ in rows for ch in f)

@@ -9,7 +9,8 @@ The steps, in order (each one is a public function, tested on its own):
    ``“”`` to ``"``), diacritics and Quranic marks removed, ligatures such as ``ﷲ`` spelled
    out; any presentation form hazm's table misses is folded with NFKC.
 3. :func:`persian_style`: ``"…"`` quotes to ``«…»``, ``...`` to ``…``.
-4. :func:`fix_spacing`: spaces and ZWNJ tidied, tatweel removed, hazm's punctuation
+4. :func:`fix_spacing`: spaces and ZWNJ tidied (a soft hyphen, ZWJ, LRM or RLM typed
+   between two letters where a ZWNJ belongs becomes one), hazm's punctuation
    spacing between words (``سلام ،دنیا`` -> ``سلام، دنیا``); it never sees a number or an
    address, so it can no longer break them.
 5. :class:`transforms.zwnj.ZwnjRestorer`: ZWNJ that the web dropped (``میشود``,
@@ -114,8 +115,14 @@ _REPEATED = re.compile(f"[{_LETTER}]*([{_LETTER}])\\1{{2,}}[{_LETTER}]*")
 _MORE_THAN_TWO = re.compile(f"([{_LETTER}])\\1{{2,}}")
 
 
+# web text types other invisible marks where it means ZWNJ: soft hyphen, ZWJ, LRM, RLM
+_ZWNJ_STANDINS = re.compile(f"(?<=[{_LETTER}])[\u00ad\u200d\u200e\u200f]+(?=[{_LETTER}])")
+
+
 def fix_spacing(text: str) -> str:
     """Spaces, ZWNJ and punctuation spacing (hazm's rules, line by line)."""
+    if "\u00ad" in text or "\u200d" in text or "\u200e" in text or "\u200f" in text:
+        text = _ZWNJ_STANDINS.sub(ZWNJ, text)
     if ZWNJ in text:
         text = _ZWNJ_RUN.sub(ZWNJ, text)
         text = _ZWNJ_STRAY.sub("", text)

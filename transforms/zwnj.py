@@ -150,6 +150,18 @@ def load_lexicon(path: Path = LEXICON_PATH) -> Lexicon:
     return Lexicon.from_rows(rows())
 
 
+def _zwnj_at(word: str) -> set[int]:
+    """Where a word's ZWNJs are, as letter counts before each."""
+    out: set[int] = set()
+    letters = 0
+    for char in word:
+        if char == ZWNJ:
+            out.add(letters)
+        else:
+            letters += 1
+    return out
+
+
 def attach(base: str, suffix: str) -> str:
     """``base`` + ``suffix`` spelled as the style guides agree."""
     if suffix in PLURALS or suffix in COMPARATIVES:
@@ -187,10 +199,12 @@ class ZwnjRestorer:
         return cached
 
     def _glued(self, word: str) -> str:
-        if ZWNJ in word:
-            # each part of a ZWNJ word, as if it stood alone (تاکسیرانی‌ها, حاج‌رسولیها)
-            return ZWNJ.join(self._glued_part(part) for part in word.split(ZWNJ))
-        return self._glued_part(word)
+        if ZWNJ not in word:
+            return self._glued_part(word)
+        # a word with some ZWNJ: restored as if fully glued, kept only if that keeps
+        # every ZWNJ already there (تاکسیرانی‌ها -> تاکسی‌رانی‌ها; گفت‌وگوها stays)
+        restored = self._glued_part(word.replace(ZWNJ, ""))
+        return restored if _zwnj_at(restored) >= _zwnj_at(word) else word
 
     def _glued_part(self, word: str) -> str:
         lex = self.lexicon
@@ -206,11 +220,11 @@ class ZwnjRestorer:
             if not word.endswith(suffix) or len(word) - len(suffix) < MIN_STEM:
                 continue
             stem = word[: -len(suffix)]
-            base = lex.joins.get(stem)
-            if base is None:
-                if stem not in lex.whole and (stem not in lex.known or stem not in lex.counts):
-                    continue  # a stem must be a dictionary word or seen in the counts
-                base = stem
+            base = self.glued(stem)  # the stem restored too (راهپیمایی‌هایی)
+            if base == stem and stem not in lex.whole and (
+                stem not in lex.known or stem not in lex.counts
+            ):
+                continue  # a stem must be a dictionary word or seen in the counts
             if suffix in COMPARATIVES and ZWNJ not in base and stem not in lex.adjectives:
                 continue  # فیلتر is not فیل + تر
             if suffix in HEH_CLITICS and suffix not in DIRECT and not base.endswith(HEH):
@@ -284,7 +298,7 @@ class ZwnjRestorer:
         if b in COMPOUND_TAILS and len(a) >= 2 and a not in FUNCTION_WORDS and (
             lex.is_word(a) or ZWNJ in a
         ) and not self._verb_guard(a):
-            return self._compound(a, b)
+            return a + ZWNJ + b
         if a == "بی" and lex.is_word(b):
             return a + ZWNJ + b  # بی سابقه: بی never stands alone
         if self._verb_guard(b):
@@ -293,21 +307,13 @@ class ZwnjRestorer:
         if tails is None:
             return None
         if b in tails:
-            return self._compound(a, b)
+            return a + ZWNJ + b
         for suffix in ALL_SUFFIXES:
             if b.endswith(suffix) and len(b) - len(suffix) >= 2:
                 stem = b[: -len(suffix)].rstrip(ZWNJ)
                 if stem in tails and not self._verb_guard(stem):
                     return attach(a + ZWNJ + stem, suffix)
         return None
-
-    def _compound(self, a: str, b: str) -> str:
-        """Two words joined: glued when the lexicon knows them whole that way
-        (``تولید کننده`` -> ``تولیدکننده``), else with ZWNJ."""
-        glued = a + b
-        if glued in self.lexicon.whole and glued not in self.lexicon.joins:
-            return glued
-        return a + ZWNJ + b
 
     def join_triple(self, a: str, b: str, c: str) -> str | None:
         """Three words that the lexicon spells as one (``گفت و گو``, ``آب شیرین کن``)."""
@@ -334,6 +340,7 @@ class ZwnjRestorer:
         i, n = 0, len(words)
         while i < n:
             current = words[i]
+            start = i
             i += 1
             while i < n and gaps[i] == " ":
                 joined = None
@@ -348,7 +355,8 @@ class ZwnjRestorer:
                     break
                 current = joined
                 i += 1
-            out_words.append(current)
+            # a joined word is checked as a whole word would be (idempotence)
+            out_words.append(current if i == start + 1 else self.glued(current))
             out_gaps.append(gaps[i])
         pieces = [out_gaps[0]]
         for word, gap in zip(out_words, out_gaps[1:], strict=True):
