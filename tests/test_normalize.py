@@ -82,6 +82,24 @@ def test_hazm_letter_and_punctuation_policy_kept(normalizer: Normalizer) -> None
     assert fa(normalizer, "عاليييي") == "عالی"  # repeated letters
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("سوره 6ــ1 و 71ـ70", "سوره ۶ــ۱ و ۷۱ـ۷۰"),  # tatweel used as a dash
+        ("نمره ٩.۱ شد", "نمره ۹٫۱ شد"),  # Arabic-Indic and Persian digits mixed
+        ("عدد ۱۲\u200c۳۴", "عدد ۱۲ ۳۴"),  # a ZWNJ between numbers never glues them
+        ("شنیده می\u200c\u200eشود", "شنیده می\u200cشود"),  # ZWNJ + LRM
+        ("عمیق\u00ad\u00adترین", "عمیق\u200cترین"),  # soft hyphens for ZWNJ
+        ("سال\u200dهای", "سال\u200cهای"),  # ZWJ for ZWNJ
+        ("همه.. . جدی", "همه … جدی"),
+        ("گفت «... فوتبال", "گفت «… فوتبال"),
+    ],
+)
+def test_web_oddities(normalizer: Normalizer, text: str, expected: str) -> None:
+    assert fa(normalizer, text) == expected
+    assert fa(normalizer, expected) == expected
+
+
 def test_presentation_forms_are_folded(normalizer: Normalizer) -> None:
     assert fa(normalizer, "ﺳﻼﻡ ﺑﺮ ﺷﻤﺎ") == "سلام بر شما"
 

@@ -8,7 +8,8 @@ The steps, in order (each one is a public function, tested on its own):
    the other Arabic-script variants to Persian letters, Arabic presentation forms,
    ``“”`` to ``"``), diacritics and Quranic marks removed, ligatures such as ``ﷲ`` spelled
    out; any presentation form hazm's table misses is folded with NFKC.
-3. :func:`persian_style`: ``"…"`` quotes to ``«…»``, ``...`` to ``…``.
+3. :func:`persian_quotes`: ``"…"`` quotes to ``«…»`` (and, after spacing,
+   :func:`persian_ellipsis`: ``...`` to ``…``).
 4. :func:`fix_spacing`: spaces and ZWNJ tidied (a soft hyphen, ZWJ, LRM or RLM typed
    between two letters where a ZWNJ belongs becomes one), hazm's punctuation
    spacing between words (``سلام ،دنیا`` -> ``سلام، دنیا``); it never sees a number or an
@@ -32,7 +33,7 @@ from hazm.constants import (
     UNICODE_REPLACEMENTS,
 )
 
-from transforms.protect import mask
+from transforms.protect import PLACEHOLDER, mask
 from transforms.zwnj import ZWNJ, Lexicon, ZwnjRestorer, load_lexicon
 
 # --------------------------------------------------------------------------- letters
@@ -80,16 +81,20 @@ def fold_letters(text: str) -> str:
 
 _QUOTES = re.compile(r'"([^\n"]+)"')
 _ELLIPSIS = re.compile(r" ?\.\.\.")
+_AFTER_OPENING = re.compile(r"([«\[\(\{]) ")
 
 
-def persian_style(text: str) -> str:
-    """``"…"`` to ``«…»`` and ``...`` to ``…`` (hazm's ``persian_style`` without its
-    decimal rule, which the number mask now handles)."""
-    if '"' in text:
-        text = _QUOTES.sub(r"«\1»", text)
-    if "..." in text:
-        text = _ELLIPSIS.sub(" …", text)
-    return text
+def persian_quotes(text: str) -> str:
+    """``"…"`` to ``«…»`` (hazm's ``persian_style``; its decimal rule is now the number
+    mask's)."""
+    return _QUOTES.sub(r"«\1»", text) if '"' in text else text
+
+
+def persian_ellipsis(text: str) -> str:
+    """``...`` to ``…`` (hazm's ``persian_style``), after spacing has closed ``.. .``."""
+    if "..." not in text:
+        return text
+    return _AFTER_OPENING.sub(r"\1", _ELLIPSIS.sub(" …", text))
 
 
 # --------------------------------------------------------------------------- spacing
@@ -111,19 +116,31 @@ _LETTER = r"\u0621-\u063a\u0641-\u064a\u0671-\u06d3\u06d5\u06ee\u06ef\u06fa-\u06
 # ZWNJ survives only between two letters; runs collapse to one
 _ZWNJ_RUN = re.compile(f"{ZWNJ}{{2,}}")
 _ZWNJ_STRAY = re.compile(f"(?<![{_LETTER}]){ZWNJ}|{ZWNJ}(?![{_LETTER}])")
-_REPEATED = re.compile(f"[{_LETTER}]*([{_LETTER}])\\1{{2,}}[{_LETTER}]*")
+_REPEATED = re.compile(f"([{_LETTER}])\\1{{2,}}")
+_WORD_AROUND = re.compile(f"[{_LETTER}]*")
+_LETTER_SET = frozenset(
+    chr(c) for lo, hi in ((0x621, 0x63A), (0x641, 0x64A), (0x671, 0x6D3), (0x6FA, 0x6FC))
+    for c in range(lo, hi + 1)
+) | {"\u06d5", "\u06ee", "\u06ef", "\u06ff"}
 _MORE_THAN_TWO = re.compile(f"([{_LETTER}])\\1{{2,}}")
 
 
 # web text types other invisible marks where it means ZWNJ: soft hyphen, ZWJ, LRM, RLM
-_ZWNJ_STANDINS = re.compile(f"(?<=[{_LETTER}])[\u00ad\u200d\u200e\u200f]+(?=[{_LETTER}])")
+_STANDIN_CHARS = "\u00ad\u200d\u200e\u200f"
+_ZWNJ_STANDINS = re.compile(
+    f"(?<=[{_LETTER}])[{ZWNJ}{_STANDIN_CHARS}]*[{_STANDIN_CHARS}][{ZWNJ}{_STANDIN_CHARS}]*"
+    f"(?=[{_LETTER}])"
+)
+# a ZWNJ between two protected spans (two numbers) becomes a space, never nothing
+_ZWNJ_BETWEEN_SPANS = re.compile(f"(?<={PLACEHOLDER}){ZWNJ}+(?={PLACEHOLDER})")
 
 
 def fix_spacing(text: str) -> str:
     """Spaces, ZWNJ and punctuation spacing (hazm's rules, line by line)."""
-    if "\u00ad" in text or "\u200d" in text or "\u200e" in text or "\u200f" in text:
+    if any(char in text for char in _STANDIN_CHARS):
         text = _ZWNJ_STANDINS.sub(ZWNJ, text)
     if ZWNJ in text:
+        text = _ZWNJ_BETWEEN_SPANS.sub(" ", text)
         text = _ZWNJ_RUN.sub(ZWNJ, text)
         text = _ZWNJ_STRAY.sub("", text)
     for pattern, repl in _SPACING_RULES:
@@ -135,8 +152,7 @@ def decrease_repeated(text: str, known: Lexicon) -> str:
     """``سلامممم`` -> ``سلام``: a letter repeated three times or more becomes one or two,
     whichever the lexicon knows (two when it knows both or neither), as hazm does."""
 
-    def fix(match: re.Match[str]) -> str:
-        word = match.group()
+    def fix(word: str) -> str:
         if known.is_word(word):
             return word
         one = _MORE_THAN_TWO.sub(r"\1", word)
@@ -145,7 +161,23 @@ def decrease_repeated(text: str, known: Lexicon) -> str:
             return one
         return two
 
-    return _REPEATED.sub(fix, text)
+    if not _REPEATED.search(text):
+        return text
+    # each word holding a run, found from the run outwards (linear: no backtracking)
+    out: list[str] = []
+    last = 0
+    for match in _REPEATED.finditer(text):
+        if match.start() < last:
+            continue
+        start = match.start()
+        while start > last and text[start - 1] in _LETTER_SET:
+            start -= 1
+        end = _WORD_AROUND.match(text, match.end()).end()
+        out.append(text[last:start])
+        out.append(fix(text[start:end]))
+        last = end
+    out.append(text[last:])
+    return "".join(out)
 
 
 # --------------------------------------------------------------------------- all
@@ -163,8 +195,9 @@ class PersianNormalizer:
             return text
         masked = mask(text)
         out = fold_letters(masked.text)
-        out = persian_style(out)
+        out = persian_quotes(out)
         out = fix_spacing(out)
+        out = persian_ellipsis(out)
         out = decrease_repeated(out, self.lexicon)
         out = self.restorer.restore(out)
         return masked.restore(out)

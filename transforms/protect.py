@@ -43,7 +43,7 @@ NUMBER, URL, EMAIL, HANDLE, HASHTAG, LATIN, RAW = (
 )
 
 _DIGIT = r"[0-9\u06f0-\u06f9\u0660-\u0669]"
-_SEP = r"[.,\u066b\u066c/:\-]"
+_SEP = r"(?:[.,\u066b\u066c/:\-]|\u0640++)"  # tatweel stands for a dash: 71ـ70
 _LATIN_CHAR = r"[\p{Latin}0-9]"
 # A Latin word: letters and ASCII digits with at least one Latin letter; internal
 # punctuation only between two word characters (``U.S``, ``COVID-19``, ``a@b.ir``).
@@ -93,7 +93,7 @@ def _trim_url(span: str) -> str:
 
 def persian_number(span: str) -> str:
     """A number span with Persian digits, ``٫`` as the decimal point and ``٪``."""
-    return _DECIMAL_POINT.sub("٫", span).translate(_PERSIAN_DIGITS)
+    return _DECIMAL_POINT.sub("٫", span.translate(_PERSIAN_DIGITS))
 
 
 @dataclass(slots=True)

@@ -327,7 +327,18 @@ class ZwnjRestorer:
     # ------------------------------------------------------------------ text
 
     def restore(self, text: str) -> str:
-        """Restore ZWNJ in every Persian word of ``text``; nothing else changes."""
+        """Restore ZWNJ in every Persian word of ``text``; nothing else changes.
+
+        Joins are repeated until none applies (``پنجاه و نه ساله``: ``نه‌ساله`` first,
+        then the three words), so restoring twice gives what restoring once gave."""
+        for _ in range(4):
+            restored = self._restore_once(text)
+            if restored == text:
+                break
+            text = restored
+        return text
+
+    def _restore_once(self, text: str) -> str:
         parts = WORD.split(text)
         words = WORD.findall(text)
         if not words:
