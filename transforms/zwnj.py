@@ -22,7 +22,8 @@ Spaced words (two words with one space between them):
 
 - ``می``/``نمی`` + a verb form (``می شود`` -> ``می‌شود``; ``ماه می`` stays);
 - a plural suffix written apart (``کتاب ها``), a clitic after final ``ه`` (``شده اند``,
-  ``خانه ای``), ``تر/ترین`` after an adjective (``بیش تر`` -> ``بیشتر``, which is known
+  ``خانه ای``) or ``ی`` (``اصلی اش``), a copula after any word (``مخالف اند``),
+  ``تر/ترین`` after an adjective (``بیش تر`` -> ``بیشتر``, which is known
   whole; ``بزرگ تر`` -> ``بزرگ‌تر``);
 - a compound the lexicon marks as safe to join from spaced words (``گفت و گو``,
   ``حمل و نقل``, ``بین المللی``), two or three words;
@@ -78,6 +79,10 @@ MI_PREFIXES: Final = ("می", "نمی")
 _PLURAL_SET: Final = frozenset(PLURALS)
 _CLITIC_SET: Final = frozenset(SPACED_HEH_CLITICS)
 _COMPARATIVE_SET: Final = frozenset(COMPARATIVES)
+#: Copulas never stand alone: joined after any word (``مخالف اند``).
+_COPULAS: Final = frozenset({"اند", "ایم", "اید"})
+#: Clitics joined with ZWNJ after a final ``ی`` (``اصلی اش``, ``مالی شان``).
+_AFTER_YEH: Final = frozenset({"ام", "ات", "اش", "ای", "شان", "تان", "مان"})
 #: Words that end in ``ه`` but never take a clitic written apart (``که ای کاش``).
 NO_CLITIC: Final = frozenset({"که", "چه", "به", "نه", "ته", "سه"})
 MIN_STEM: Final = 3
@@ -185,6 +190,9 @@ class ZwnjRestorer:
         for spelling in lexicon.spaced:
             head, _, tail = spelling.rpartition(ZWNJ)
             self._two_part_tails.setdefault(head, set()).add(tail)
+        # a pair can join only if its first word is one of these or its second word is
+        self._pair_starts = frozenset(self._two_part_tails) | set(MI_PREFIXES) | {"بی"}
+        self._pair_ends = _PLURAL_SET | _CLITIC_SET | _COMPARATIVE_SET | COMPOUND_TAILS
 
     # ------------------------------------------------------------------ glued
 
@@ -284,8 +292,14 @@ class ZwnjRestorer:
         if b in _PLURAL_SET:
             return a + ZWNJ + b if len(a) >= 2 else None
         if b in _CLITIC_SET:
-            if a.endswith(HEH) and len(a) >= MIN_STEM and a not in NO_CLITIC:
-                return a + ZWNJ + b
+            if len(a) < MIN_STEM or a in NO_CLITIC:
+                return None
+            if a.endswith(HEH):
+                return a + ZWNJ + b  # شده اند, خانه ای, همه اش
+            if a in FUNCTION_WORDS:
+                return None
+            if b in _COPULAS or (a.endswith("ی") and b in _AFTER_YEH):
+                return a + ZWNJ + b  # مخالف اند; اصلی اش, زندگی ام, مالی شان
             return None
         if b in _COMPARATIVE_SET:
             if a + b in lex.whole:
@@ -331,46 +345,50 @@ class ZwnjRestorer:
 
         Joins are repeated until none applies (``پنجاه و نه ساله``: ``نه‌ساله`` first,
         then the three words), so restoring twice gives what restoring once gave."""
-        for _ in range(4):
-            restored = self._restore_once(text)
-            if restored == text:
-                break
-            text = restored
-        return text
-
-    def _restore_once(self, text: str) -> str:
-        parts = WORD.split(text)
+        gaps = WORD.split(text)  # gap0 w0 gap1 w1 ... wn gap(n+1)
         words = WORD.findall(text)
         if not words:
             return text
-        # parts = gaps around the words: gap0 w0 gap1 w1 ... wn gap(n+1)
-        gaps = parts
         words = [self.glued(w) for w in words]
+        for _ in range(8):
+            words, gaps, joined = self._join_all(words, gaps)
+            if not joined:
+                break
+        pieces = [gaps[0]]
+        for word, gap in zip(words, gaps[1:], strict=True):
+            pieces.append(word)
+            pieces.append(gap)
+        return "".join(pieces)
+
+    def _join_all(self, words: list[str], gaps: list[str]) -> tuple[list[str], list[str], bool]:
+        """One left-to-right pass of the spaced-word joins."""
+        starts, ends, heads = self._pair_starts, self._pair_ends, self._heads
         out_words: list[str] = []
         out_gaps: list[str] = [gaps[0]]
+        joined_any = False
         i, n = 0, len(words)
         while i < n:
             current = words[i]
-            start = i
+            first = i
             i += 1
             while i < n and gaps[i] == " ":
-                joined = None
-                if i + 1 < n and gaps[i + 1] == " ":
-                    joined = self.join_triple(current, words[i], words[i + 1])
+                b = words[i]
+                if b == "و" and i + 1 < n and gaps[i + 1] == " " and current in heads:
+                    joined = self.join_triple(current, b, words[i + 1])
                     if joined is not None:
                         current = joined
                         i += 2
                         continue
-                joined = self.join_pair(current, words[i])
+                if current not in starts and b not in ends:
+                    break  # the common case: no rule can join these two
+                joined = self.join_pair(current, b)
                 if joined is None:
                     break
                 current = joined
                 i += 1
-            # a joined word is checked as a whole word would be (idempotence)
-            out_words.append(current if i == start + 1 else self.glued(current))
+            if i > first + 1:
+                joined_any = True
+                current = self.glued(current)  # checked as a whole word would be
+            out_words.append(current)
             out_gaps.append(gaps[i])
-        pieces = [out_gaps[0]]
-        for word, gap in zip(out_words, out_gaps[1:], strict=True):
-            pieces.append(word)
-            pieces.append(gap)
-        return "".join(pieces)
+        return out_words, out_gaps, joined_any
