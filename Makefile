@@ -54,7 +54,7 @@ $(TORCH_VENV)/.installed:
 
 train-ner: install train-env
 	$(BIN)/python -m pip install --quiet -e '.[train]'
-	KHABAR_TORCH_PYTHON=$(TORCH_VENV)/bin/python $(BIN)/python -m pipeline.train_ner
+	KHABAR_TORCH_PYTHON=$(TORCH_VENV)/bin/python $(BIN)/python -m khabar.pipeline.train.ner
 
 clean:
 	rm -rf out .pytest_cache build *.egg-info

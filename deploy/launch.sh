@@ -49,7 +49,7 @@ say() { printf '\n== %s\n' "$*" >&2; }
 # so a typo fails here and not minutes later on a launcher VM.
 check() {
   if [[ -x "${PYTHON}" ]]; then
-    (cd "${ROOT}" && "${PYTHON}" -m pipeline.deploy check --runner DataflowRunner \
+    (cd "${ROOT}" && "${PYTHON}" -m khabar.pipeline.commands.deploy check --runner DataflowRunner \
       --project "${PROJECT}" --region "${REGION}" --temp_location "${TEMP_LOCATION}" \
       --sdk_container_image "${WORKER_IMAGE}" "$@")
   fi

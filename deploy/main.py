@@ -4,7 +4,7 @@ same graph as ``khabar run`` and submits the job to Dataflow without waiting for
 
 import sys
 
-from pipeline.deploy import main
+from khabar.pipeline.commands.deploy import main
 
 if __name__ == "__main__":
     sys.exit(main(["launch", *sys.argv[1:]]))

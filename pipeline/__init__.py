@@ -1,5 +1,4 @@
-"""khabar's pipeline assembly: options, sources, sinks, CLI."""
+"""khabar's pipeline: Beam stages, graph assembly, running a job, commands (see README's Layout).
 
-from pipeline.gcs import use_emulator_if_configured
-
-use_emulator_if_configured()
+Importing it changes nothing: GCS emulator mode is installed explicitly (``job/gcs.py``).
+"""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import filecmp
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,7 +54,7 @@ def gcs_emulator() -> Iterator[str]:
         host = f"http://127.0.0.1:{port}"
         old = os.environ.get("STORAGE_EMULATOR_HOST")
         os.environ["STORAGE_EMULATOR_HOST"] = host
-        from pipeline.gcs import use_emulator_if_configured
+        from khabar.pipeline.job.gcs import use_emulator_if_configured
 
         use_emulator_if_configured()
         yield host
@@ -85,3 +88,35 @@ def seeds_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     result = run_khabar("run", "--input", str(SEEDS), "--output", str(out), "--emit_duplicates")
     assert result.returncode == 0, result.stderr
     return {"out": out, "stdout": result.stdout}
+
+
+# Record ids hash the absolute input path, so the golden run reads seeds/ from a fixed path.
+GOLDEN_SEEDS = Path(tempfile.gettempdir()) / "khabar-golden" / "seeds"
+
+
+def _same_tree(a: Path, b: Path) -> bool:
+    cmp = filecmp.dircmp(a, b)
+    return (
+        not (cmp.left_only or cmp.right_only or cmp.diff_files or cmp.funny_files)
+        and filecmp.cmpfiles(a, b, cmp.common_files, shallow=False)[0] == cmp.common_files
+        and all(_same_tree(a / d, b / d) for d in cmp.common_dirs)
+    )
+
+
+@pytest.fixture(scope="session")
+def golden_seeds_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`khabar run --emit_duplicates` on a copy of seeds/ at GOLDEN_SEEDS (the path the
+    golden records were made from); returns the run directory."""
+    if not (GOLDEN_SEEDS.is_dir() and _same_tree(SEEDS, GOLDEN_SEEDS)):
+        staging = Path(tempfile.mkdtemp(dir=GOLDEN_SEEDS.parent.parent))
+        shutil.copytree(SEEDS, staging / "seeds")
+        GOLDEN_SEEDS.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(GOLDEN_SEEDS, ignore_errors=True)
+        os.replace(staging / "seeds", GOLDEN_SEEDS)
+        shutil.rmtree(staging, ignore_errors=True)
+    out = tmp_path_factory.getbasetemp() / "khabar-golden-seeds"
+    result = run_khabar(
+        "run", "--input", str(GOLDEN_SEEDS), "--output", str(out), "--emit_duplicates"
+    )
+    assert result.returncode == 0, result.stderr
+    return out

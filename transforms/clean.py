@@ -14,7 +14,7 @@ import unicodedata
 import apache_beam as beam
 import regex
 
-from transforms.common import Article, StageError, run_stage
+from khabar.transforms.common import Article, StageError, run_stage
 
 ZWNJ = "\u200c"
 

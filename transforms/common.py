@@ -5,10 +5,11 @@ Every stage is a Beam-free *core* (a callable built once per worker) wrapped by
 ``DeadLetter`` record on the ``dead_letter`` tagged output, so a bad record never
 crashes the job and is never silently dropped.
 
-In flight an article is a plain ``dict`` whose keys are the Avro ``Article`` fields
-plus private keys starting with ``_`` (``_raw``: the raw payload bytes, kept so a
-later stage can still dead-letter the record with its original bytes). Private keys
-are removed by the sink.
+In flight an article is a ``records.Article`` (a typed dict: the Avro ``Article`` fields
+plus private keys starting with ``_``; ``_raw``: the raw payload bytes, kept so a later
+stage can still dead-letter the record with its original bytes). Private keys are removed
+by the sink. The parse stage takes a ``records.RawRecordDict`` instead; each shape has its
+own dead-letter builder.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import TaggedOutput
 
-from pipeline.version import PIPELINE_VERSION
+from khabar.schemas.version import PIPELINE_VERSION
+from khabar.transforms import metrics as M
+from khabar.transforms.records import Article, RawRecordDict
 
 ARTICLES = "articles"
 DEAD_LETTER = "dead_letter"
+DUPLICATES = "duplicates"
 
-Article = dict[str, Any]
-Core = Callable[[Article], Article | None]
+Core = Callable[[Any], Article | None]
 
 MAX_MESSAGE_CHARS = 2000
 
@@ -85,23 +88,38 @@ def make_dead_letter(
     }
 
 
-def dead_letter_from_article(stage: str, error: BaseException, article: Article) -> dict[str, Any]:
-    """Dead letter for an in-flight article, or for a raw record (``payload``/``position``)."""
-    raw = article.get("_raw")
-    if raw is None:
-        raw = article.get("payload", b"")
-    position = article.get("input_position", article.get("position"))
-    attributes = dict(article.get("_attributes") or article.get("attributes") or {})
-    if article.get("format") or article.get("input_format"):
-        attributes.setdefault("format", article.get("input_format") or article.get("format"))
+def dead_letter_from_raw(stage: str, error: BaseException, raw: RawRecordDict) -> dict[str, Any]:
+    """Dead letter for a raw record (the parse stage's input)."""
+    attributes = dict(raw.get("attributes") or {})
+    if raw.get("format"):
+        attributes.setdefault("format", raw["format"])
     return make_dead_letter(
         stage,
         error,
-        raw_payload=raw,
-        input_uri=article.get("input_uri", ""),
-        position=position,
+        raw_payload=raw.get("payload", b""),
+        input_uri=raw.get("input_uri", ""),
+        position=raw.get("position"),
         attributes=attributes,
     )
+
+
+def dead_letter_from_article(stage: str, error: BaseException, article: Article) -> dict[str, Any]:
+    """Dead letter for an in-flight article, with the raw bytes it was parsed from."""
+    raw = article.get("_raw")
+    attributes = dict(article.get("_attributes") or {})
+    if article.get("input_format"):
+        attributes.setdefault("format", article["input_format"])
+    return make_dead_letter(
+        stage,
+        error,
+        raw_payload=b"" if raw is None else raw,
+        input_uri=article.get("input_uri", ""),
+        position=article.get("input_position"),
+        attributes=attributes,
+    )
+
+
+DeadLetterOf = Callable[[str, BaseException, Any], dict[str, Any]]
 
 
 class StageFn(beam.DoFn):
@@ -112,13 +130,19 @@ class StageFn(beam.DoFn):
     The core returns the (possibly new) article, or ``None`` when it consumed it.
     """
 
-    def __init__(self, stage: str, core_factory: Callable[[], Core]) -> None:
+    def __init__(
+        self,
+        stage: str,
+        core_factory: Callable[[], Core],
+        dead_letter_of: DeadLetterOf = dead_letter_from_article,
+    ) -> None:
         self.stage = stage
         self.core_factory = core_factory
+        self.dead_letter_of = dead_letter_of
         self.core: Core | None = None
-        self.ok = Metrics.counter("stage." + stage, "ok")
-        self.failed = Metrics.counter("stage." + stage, "dead_letter")
-        self.retried = Metrics.counter("stage." + stage, "retried")
+        self.ok = Metrics.counter(M.stage(stage), M.OK)
+        self.failed = Metrics.counter(M.stage(stage), M.DEAD_LETTER)
+        self.retried = Metrics.counter(M.stage(stage), M.RETRIED)
 
     def setup(self) -> None:
         self.core = self.core_factory()
@@ -136,19 +160,26 @@ class StageFn(beam.DoFn):
                     time.sleep(TRANSIENT_BACKOFF * attempt)
                     continue
                 self.failed.inc()
-                yield TaggedOutput(DEAD_LETTER, dead_letter_from_article(self.stage, exc, article))
+                yield TaggedOutput(DEAD_LETTER, self.dead_letter_of(self.stage, exc, article))
                 return
             except Exception as exc:  # noqa: BLE001 - every failure becomes a dead letter
                 self.failed.inc()
-                yield TaggedOutput(DEAD_LETTER, dead_letter_from_article(self.stage, exc, article))
+                yield TaggedOutput(DEAD_LETTER, self.dead_letter_of(self.stage, exc, article))
                 return
         self.ok.inc()
         if out is not None:
             yield out
 
 
-def run_stage(pcoll: beam.PCollection, label: str, stage: str, core_factory: Callable[[], Core]):
-    """Apply a stage; returns a ``DoOutputsTuple`` with ``.articles`` and ``.dead_letter``."""
-    return pcoll | label >> beam.ParDo(StageFn(stage, core_factory)).with_outputs(
+def run_stage(
+    pcoll: beam.PCollection,
+    label: str,
+    stage: str,
+    core_factory: Callable[[], Core],
+    dead_letter_of: DeadLetterOf = dead_letter_from_article,
+):
+    """Apply a stage; returns a ``DoOutputsTuple`` with ``.articles`` and ``.dead_letter``.
+    ``dead_letter_of`` builds a failure's dead letter from the stage's input shape."""
+    return pcoll | label >> beam.ParDo(StageFn(stage, core_factory, dead_letter_of)).with_outputs(
         DEAD_LETTER, main=ARTICLES
     )

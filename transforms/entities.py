@@ -11,7 +11,7 @@ per language, an ordered list of model *stages*, the resources they use (gazette
 clusters) and the SHA-256 of every file, checked when the tagger loads. A stage is either
 a linear-chain CRF (``"kind": "crf"``, python-crfsuite, sparse features; the English
 model) or one head of a BiLSTM-CRF network in plain numpy (``"kind": "bilstm-crf"``,
-:mod:`transforms.entities_nn`; the Persian model). The Persian network has two heads that
+:mod:`khabar.transforms.entities_nn`; the Persian model). The Persian network has two heads that
 share one encoder: one trained on PEYMA/NSURL-2019 (PERSON, LOCATION, ORGANIZATION, DATE,
 TIME, MONEY, PERCENT), one on ArmanPersoNER (PERSON, ORGANIZATION, LOCATION, FACILITY,
 PRODUCT, EVENT); all the sentences of an article are encoded together once, each head
@@ -37,8 +37,9 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.common import Article, run_stage
-from transforms.entities_nn import BiLSTMCRF
+from khabar.transforms import metrics as M
+from khabar.transforms.common import Article, run_stage
+from khabar.transforms.entities_nn import BiLSTMCRF
 
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "ner"
 MANIFEST = "manifest.json"
@@ -62,7 +63,7 @@ TYPE_NAMES = {
 _PERSIAN_WORD = re.compile(r"[\w\u200c\u200d]+|[^\w\s\u200c\u200d]")
 _ENGLISH_WORD = re.compile(r"[@#]?\w+(?:['’.&\-]\w+)*|[^\w\s]")
 _SENTENCE_END = frozenset((".", "!", "?", "؟", "…"))
-_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
+DIGIT_FOLD = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 _MAX_SENTENCE_TOKENS = 250
 _CACHE_LIMIT = 300_000
 _NET_BATCH = 32  # sentences encoded side by side
@@ -197,7 +198,7 @@ class FeatureExtractor:
         cached = self._cache.get(word)
         if cached is not None:
             return cached
-        low = word.lower().translate(_DIGITS)
+        low = word.lower().translate(DIGIT_FOLD)
         sh = shape(word)
         own = [
             "w=" + low,
@@ -358,7 +359,7 @@ class LanguageModel:
     ) -> list[list[str]]:
         extra: list[list[list[str]]] = []
         if stage["gazetteer"] is not None:
-            lows = [w.lower().translate(_DIGITS) for w in words]
+            lows = [w.lower().translate(DIGIT_FOLD) for w in words]
             extra.append(stage["gazetteer"].features(lows, "gz"))
         if stage["stack"]:
             extra.append(stacked_features(labels[stage["stack"]], "st"))
@@ -426,7 +427,7 @@ class LanguageModel:
                 words = [t[0] for t in sentence]
                 gaz: list[str | None] = [None] * len(words)
                 if gazetteer is not None:
-                    lows = [w.lower().translate(_DIGITS) for w in words]
+                    lows = [w.lower().translate(DIGIT_FOLD) for w in words]
                     gaz = [
                         f[0].split("=", 1)[1] if f else None for f in gazetteer.features(lows, "gz")
                     ]
@@ -623,7 +624,7 @@ def tag_entities_core(model_dir: str | None = None) -> Callable[[Article], Artic
     def counter(name: str) -> Any:
         c = counters.get(name)
         if c is None:
-            c = counters[name] = Metrics.counter("entities", name)
+            c = counters[name] = Metrics.counter(M.ENTITIES, name)
         return c
 
     def core(article: Article) -> Article:

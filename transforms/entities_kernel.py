@@ -3,11 +3,13 @@
 The time-step loops of the LSTM and of the CRF (Viterbi, forward-backward) are sequential
 by nature; in plain numpy each step costs several array calls, which dominated the
 tagger's time (measured: 70 % in Viterbi/forward-backward alone). The LSTM step stays in
-numpy (:meth:`transforms.entities_nn.BiLSTMCRF.encode`): its gate arithmetic is best done
+numpy (:meth:`khabar.transforms.entities_nn.BiLSTMCRF.encode`): its gate arithmetic is best done
 by numpy's vectorized ``exp``/``tanh`` over all sentences at once (measured 27,000 against
 12,600 tokens/s for a scalar numba loop, which cannot vectorize them). Compiled once per
-process; ``cache=True`` keeps the machine code on disk. :mod:`transforms.entities_nn`
-keeps plain-numpy versions of both as the reference the tests compare against.
+process; ``cache=True`` keeps the machine code on disk, keyed by this file's modification
+time and naming this module (``khabar.transforms.entities_kernel``; after a rename, touch
+this file). :mod:`khabar.transforms.entities_nn` keeps plain-numpy versions of both as the
+reference the tests compare against.
 """
 
 from __future__ import annotations

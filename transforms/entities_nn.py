@@ -1,6 +1,6 @@
 """A BiLSTM-CRF entity tagger in plain numpy (no deep-learning framework at run time).
 
-The network (trained by ``pipeline/train_ner_nn.py`` with PyTorch, then exported to one
+The network (trained by ``pipeline/train/ner_nn.py`` with PyTorch, then exported to one
 ``.npz``): per token, a word embedding (word2vec on ``news-fa`` + the training text,
 fine-tuned), a character CNN (width 3, max-pooled) and a gazetteer-match embedding are
 concatenated and read by one bidirectional LSTM; each *head* (one per training corpus,
@@ -10,7 +10,7 @@ and then decoded once per head.
 
 Decoding is Viterbi over the CRF; each entity's confidence is the smallest marginal
 probability (forward-backward) of its labels, as python-crfsuite reports it for the CRF
-models, so the merge rules in :mod:`transforms.entities` treat both kinds alike.
+models, so the merge rules in :mod:`khabar.transforms.entities` treat both kinds alike.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from transforms.entities_kernel import viterbi_marginals
+from khabar.transforms.entities_kernel import viterbi_marginals
 
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 _ANY_DIGIT = re.compile(r"\d")
@@ -207,7 +207,7 @@ def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
 def viterbi_marginals_numpy(
     emis: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray
 ) -> tuple[list[int], np.ndarray]:
-    """Reference (plain numpy) of :func:`transforms.entities_kernel.viterbi_marginals`."""
+    """Reference (plain numpy) of :func:`khabar.transforms.entities_kernel.viterbi_marginals`."""
     steps, _ = emis.shape
     score = start + emis[0]
     back = np.zeros(emis.shape, np.int64)

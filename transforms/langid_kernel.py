@@ -5,7 +5,10 @@ distinct n-grams, prefix-chain weights, model lookups and summation order, so th
 floating-point results), in one pass of machine code instead of some forty numpy calls per
 text; on short texts the numpy calls' own overhead was most of the detector's time. The
 function is compiled once per process (``cache=True`` keeps the machine code on disk next
-to this file, or in numba's user cache when that is not writable).
+to this file, or in numba's user cache when that is not writable). That cache is keyed by
+this file's modification time and names the module it was compiled in
+(``khabar.transforms.langid_kernel``): a cache left by the module under another name fails
+to load, so renaming the module means touching this file.
 """
 
 from __future__ import annotations

@@ -45,8 +45,9 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from transforms.common import run_stage
-from transforms.langid_kernel import score_ngrams, word_keys, word_sums
+from khabar.transforms import metrics as M
+from khabar.transforms.common import run_stage
+from khabar.transforms.langid_kernel import score_ngrams, word_keys, word_sums
 
 DATA_DIR = Path(__file__).resolve().parent / "langid_data"
 MODEL_FILE = DATA_DIR / "ngrams.npz"
@@ -267,7 +268,7 @@ def bucket_and_fingerprint(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=1)
-def _char_tables() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def char_tables() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """(is-letter table, script-id table) for the Basic Multilingual Plane, and script names."""
     is_letter = np.zeros(0x10000, dtype=bool)
     for cp in range(0x10000):
@@ -366,7 +367,7 @@ class LanguageDetector:
 
     def __init__(self) -> None:
         self._model = _Model()
-        self._is_letter, self._script_of, self._script_names = _char_tables()
+        self._is_letter, self._script_of, self._script_names = char_tables()
         self._cjk_ids = tuple(self._script_names.index(s) for s in ("Hani", "Hira", "Kana"))
         m = self._model
         self._n_lang = len(m.languages)
@@ -475,7 +476,7 @@ class LanguageDetector:
         in_script = letters & (script_ids == self._script_names.index(script))
         words = None
         if not self._rule_chars.isdisjoint(text):
-            words = _words(cps, in_script)
+            words = words_of(cps, in_script)
             decided = self._unique_char_rule(words)
             if decided is not None and mask[self._model.index[decided]]:
                 return LanguageResult(decided, 1.0, script)
@@ -631,7 +632,8 @@ class LanguageDetector:
         Like lingua's high-accuracy mode: the distinct n-grams (n = 1..max_order) of the text,
         each scored with its log-probability or, when missing, its prefix's; the sum divided
         by the number of the text's distinct unigrams the language knows. Computed by the
-        compiled kernel (``transforms.langid_kernel``); ``_score_numpy`` is the same in numpy.
+        compiled kernel (``khabar.transforms.langid_kernel``); ``_score_numpy`` is the same
+        in numpy.
         """
         m = self._model
         wanted = np.zeros(self._n_lang, dtype=np.bool_)
@@ -718,7 +720,7 @@ def _per_unigram(sums: np.ndarray, hits: np.ndarray, candidates: np.ndarray) -> 
     return scores
 
 
-def _words(cps: np.ndarray, letters: np.ndarray) -> list[str]:
+def words_of(cps: np.ndarray, letters: np.ndarray) -> list[str]:
     """The runs of ``letters`` in the code points ``cps``, as strings."""
     spaced = np.where(letters, cps, np.uint32(32)).astype(np.uint32)
     return spaced.tobytes().decode("utf-32-le").split()
@@ -743,7 +745,7 @@ def detect_language_core() -> Callable[[dict], dict]:
         article["script"] = result.script
         counter = counters.get(result.language)
         if counter is None:
-            counter = counters[result.language] = Metrics.counter("language", result.language)
+            counter = counters[result.language] = Metrics.counter(M.LANGUAGE, result.language)
         counter.inc()
         return article
 

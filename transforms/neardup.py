@@ -1,8 +1,9 @@
 """Near-duplicate detection: story clusters with a deterministic survivor.
 
-Beam-free core (numpy only):
+Beam-free (numpy only; the Beam transforms built on it, batch and streaming, are in
+``pipeline/dedup/near.py``):
 
-* :func:`fold_tokens` - the spelling folds of :func:`transforms.dedup.fold_text` (case,
+* :func:`fold_tokens` - the spelling folds of :func:`khabar.transforms.dedup.fold_text` (case,
   diacritics, Arabic/Persian letter variants such as ``ي``/``ك``, Persian/Arabic/Latin
   digits, punctuation) plus ZWNJ/space/no-space variants of Persian affixes, so
   ``می‌شود``, ``می شود`` and ``میشود`` (or ``کتاب‌ها``/``کتاب ها``/``کتابها``) give one token.
@@ -18,7 +19,8 @@ Beam-free core (numpy only):
   lead or the closing paragraph publishes a copy contained in the original).
 * :func:`cluster_in_memory` - the whole algorithm on a list (benchmark, tests).
 
-PTransform :class:`DeduplicateNear` (scalable, no step needs all articles on one worker):
+The PTransform ``DeduplicateNear`` (``pipeline/dedup/near.py``; scalable, no step needs all
+articles on one worker):
 
 1. ``Sketch``: shingles, MinHash signature, band hashes per article.
 2. ``GroupByBand``: one group per (band, band hash), of article *nodes* only. Every pair
@@ -33,7 +35,7 @@ PTransform :class:`DeduplicateNear` (scalable, no step needs all articles on one
    of rounds, then a check of every remaining edge; edges whose ends still disagree
    (none in practice) are resolved by a union-find over *labels* only (the residual).
    A node is ``(published_at is None, published_at in microseconds, id)``, so the
-   component minimum is the survivor of :func:`transforms.dedup.survivor_key`.
+   component minimum is the survivor of :func:`khabar.transforms.dedup.survivor_key`.
 4. ``GroupByCluster``: each article joins its cluster; the survivor gets
    ``cluster_id = canonical_id = id`` and ``similarity = 1.0``; the others go to
    ``duplicates`` with ``duplicate_of``/``canonical_id``/``cluster_id`` = the survivor,
@@ -41,7 +43,7 @@ PTransform :class:`DeduplicateNear` (scalable, no step needs all articles on one
    shingles with the survivor's (exact).
 
 Defaults (``ngram=3``, ``threshold=0.4``, ``containment=0.8``, ``num_perm=128`` -> 32 bands
-of 4 rows) come from ``khabar bench-dedup --sweep`` (pipeline/bench_dedup.py): on the
+of 4 rows) come from ``khabar bench-dedup --sweep`` (pipeline/bench/dedup.py): on the
 syndication benchmark, 2- to 5-grams at 0.3-0.7, n=3 at 0.4 kept precision 1.0 on light
 and medium copies with the best medium recall that did not let precision drop.
 """
@@ -52,21 +54,15 @@ import datetime as dt
 import functools
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import filterfalse
 from typing import Any
 
-import apache_beam as beam
 import numpy as np
-from apache_beam.coders import PickleCoder
-from apache_beam.metrics import Metrics
-from apache_beam.pvalue import TaggedOutput
-from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.userstate import BagStateSpec, TimerSpec, on_timer
 
-from transforms.common import Article
-from transforms.dedup import DUPLICATES, fold_text, survivor_key
+from khabar.transforms.common import Article
+from khabar.transforms.dedup import fold_text
 
 DEFAULT_NGRAM = 3
 DEFAULT_THRESHOLD = 0.4
@@ -89,7 +85,7 @@ _SUFFIX = re.compile(r"(?<=\S) (ها|های|هایی|ای|ی|تر|ترین|تر�
 
 
 def fold_tokens(text: str | None) -> list[str]:
-    """Folded word tokens (see :func:`transforms.dedup.fold_text`), with Persian verbal
+    """Folded word tokens (see :func:`khabar.transforms.dedup.fold_text`), with Persian verbal
     prefixes and plural/comparative suffixes glued, whatever the ZWNJ/space spelling."""
     if not text:
         return []
@@ -100,6 +96,11 @@ def fold_tokens(text: str | None) -> list[str]:
 
 _TOKEN_CACHE: dict[str, int] = {}
 _TOKEN_CACHE_MAX = 1 << 20
+
+
+def clear_token_cache() -> None:
+    """Forget the token hashes memoized so far (a benchmark's cold start)."""
+    _TOKEN_CACHE.clear()
 
 
 def _token_hash(token: str) -> int:
@@ -316,7 +317,7 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def node_of(article: Article) -> Node:
-    """Sortable node key with the order of :func:`transforms.dedup.survivor_key`."""
+    """Sortable node key with the order of :func:`khabar.transforms.dedup.survivor_key`."""
     published = article.get("published_at")
     if published is None:
         return (1, 0, article["id"])
@@ -326,7 +327,7 @@ def node_of(article: Article) -> Node:
 # --------------------------------------------------------------------------- in memory
 
 
-class _UnionFind:
+class UnionFind:
     def __init__(self) -> None:
         self.parent: dict[Any, Any] = {}
 
@@ -374,7 +375,7 @@ def cluster_in_memory(articles: Sequence[Article], config: NearDupConfig) -> Clu
         band_lists.append(bh)
         for j, h in enumerate(bh):
             buckets.setdefault((j, h), []).append(i)
-    uf = _UnionFind()
+    uf = UnionFind()
     candidates = verified = 0
     for (j, _), members in buckets.items():
         if len(members) < 2:
@@ -399,513 +400,3 @@ def cluster_in_memory(articles: Sequence[Article], config: NearDupConfig) -> Clu
     return ClusterResult(cluster_of, sim, candidates, verified)
 
 
-# --------------------------------------------------------------------------- Beam
-
-_SHINGLES = "_nd_shingles"
-
-
-class _SketchFn(beam.DoFn):
-    """Article -> (id, article with shingles) main output; band entries (band, hash) ->
-    node tagged (no shingles: a band entry is shuffled once per band, 32 times)."""
-
-    BANDS = "bands"
-
-    def __init__(self, config: NearDupConfig) -> None:
-        self.config = config
-        self.hasher: MinHasher | None = None
-        self.short = Metrics.counter("neardup", "short_body_title_lead")
-        self.none = Metrics.counter("neardup", "too_short_exact_only")
-
-    def setup(self) -> None:
-        self.hasher = self.config.minhasher()
-
-    def process(self, article: Article) -> Iterator[Any]:
-        assert self.hasher is not None
-        result = shingle_set(article, self.config.ngram, self.config.min_body_tokens)
-        if result.mode == "title_lead":
-            self.short.inc()
-        elif result.mode == "none":
-            self.none.inc()
-        packed = result.shingles.tobytes()
-        out = dict(article)
-        out[_SHINGLES] = packed
-        yield (article["id"], out)
-        if result.shingles.size == 0:
-            return
-        bands = self.hasher.band_hashes(self.hasher.signature(result.shingles))
-        node = node_of(article)
-        for j, h in enumerate(bands):
-            yield TaggedOutput(self.BANDS, ((j, h), node))
-
-
-def _unpack(packed: bytes) -> np.ndarray:
-    return np.frombuffer(packed, dtype=np.uint32)
-
-
-class _BucketPairsFn(beam.DoFn):
-    """One band bucket -> its candidate pairs ``(x, y)``, ``x < y``. A huge bucket
-    is boilerplate, not a story: each member is paired with its ``max_bucket``
-    predecessors only (bounded work, deterministic order)."""
-
-    def __init__(self, max_bucket: int) -> None:
-        self.max_bucket = max_bucket
-        self.oversized = Metrics.counter("neardup", "oversized_buckets")
-
-    def process(self, element: tuple[tuple[int, int], Iterable[Node]]) -> Iterator[tuple]:
-        _, nodes = element
-        members = sorted(nodes)
-        if len(members) < 2:
-            return
-        if len(members) > self.max_bucket:
-            self.oversized.inc()
-        for y in range(1, len(members)):
-            for x in range(max(0, y - self.max_bucket), y):
-                yield (members[x], members[y])
-
-
-def _left_shingles(element: tuple[Node, dict[str, list[Any]]]) -> Iterator[tuple]:
-    """(x, {pairs: [y, ...], shingles: [packed]}) -> (y, (x, x's shingles)) per pair."""
-    x, groups = element
-    if groups["shingles"]:
-        packed = groups["shingles"][0]
-        for y in groups["pair"]:
-            yield (y, (x, packed))
-
-
-class _VerifyPairsFn(beam.DoFn):
-    """(y, {pairs: [(x, x's shingles), ...], shingles: [y's]}) -> verified edges (x, y)."""
-
-    def __init__(self, config: NearDupConfig) -> None:
-        self.config = config
-        self.candidates = Metrics.counter("neardup", "candidate_pairs")
-        self.verified = Metrics.counter("neardup", "verified_pairs")
-
-    def process(self, element: tuple[Node, dict[str, list[Any]]]) -> Iterator[tuple]:
-        y, groups = element
-        if not groups["shingles"]:
-            return
-        mine = _unpack(groups["shingles"][0])
-        for x, packed in groups["pair"]:
-            self.candidates.inc()
-            ok, _ = self.config.same_story(_unpack(packed), mine)
-            if ok:
-                self.verified.inc()
-                yield (x, y)
-
-
-def _node_shingles(element: tuple[str, Article]) -> Iterator[tuple[Node, bytes]]:
-    _, article = element
-    if article[_SHINGLES]:
-        yield (node_of(article), article[_SHINGLES])
-
-
-def _both_ways(edge: tuple[Node, Node]) -> Iterator[tuple[Node, Node]]:
-    u, v = edge
-    yield (u, v)
-    yield (v, u)
-
-
-def _large_star(element: tuple[Node, Iterable[Node]]) -> Iterator[tuple[Node, Node]]:
-    u, nbrs = element
-    seen = set(nbrs)
-    m = min(seen | {u})
-    for v in seen:
-        if v > u:
-            yield (m, v)
-
-
-def _small_star(element: tuple[Node, Iterable[Node]]) -> Iterator[tuple[Node, Node]]:
-    u, nbrs = element
-    smaller = {v for v in nbrs if v < u}
-    if not smaller:
-        return
-    smaller.add(u)
-    m = min(smaller)
-    for v in smaller:
-        if v != m:
-            yield (m, v)
-
-
-def _labels(element: tuple[Node, Iterable[Node]]) -> Iterator[tuple[str, tuple]]:
-    """Label = smallest of the node and its neighbours; tell the neighbours."""
-    u, nbrs = element
-    seen = set(nbrs)
-    label = min(seen | {u})
-    yield (u[2], ("self", label))
-    for v in seen:
-        yield (v[2], ("nbr", label))
-
-
-def _check_labels(element: tuple[str, Iterable[tuple]]) -> Iterator[Any]:
-    node_id, items = element
-    own = None
-    others = set()
-    for kind, label in items:
-        if kind == "self":
-            own = label
-        else:
-            others.add(label)
-    assert own is not None
-    yield (node_id, own)
-    for other in others:
-        if other != own:
-            yield TaggedOutput("residual", (min(own, other), max(own, other)))
-
-
-def _resolve_residual(pairs: list[tuple[Node, Node]]) -> dict[Node, Node]:
-    uf = _UnionFind()
-    for a, b in sorted(pairs):
-        uf.union(a, b)
-    return {x: uf.find(x) for x in uf.parent}
-
-
-class ConnectedComponents(beam.PTransform):
-    """Undirected edges ``(Node, Node)`` -> ``(id, label Node)`` for every node on an
-    edge; the label is the component's smallest node. ``rounds`` large-star/small-star
-    rounds, then a check of every edge; disagreeing labels (residual) are merged by a
-    union-find over labels only, counted in ``neardup/cc_residual_edges``."""
-
-    def __init__(self, rounds: int = DEFAULT_ROUNDS) -> None:
-        super().__init__()
-        self.rounds = rounds
-
-    def expand(self, edges):
-        for r in range(1, self.rounds + 1):
-            edges = (
-                edges
-                | f"LargeStarBoth{r}" >> beam.FlatMap(_both_ways)
-                | f"LargeStarGroup{r}" >> beam.GroupByKey()
-                | f"LargeStar{r}" >> beam.FlatMap(_large_star)
-                | f"SmallStarBoth{r}" >> beam.FlatMap(_both_ways)
-                | f"SmallStarGroup{r}" >> beam.GroupByKey()
-                | f"SmallStar{r}" >> beam.FlatMap(_small_star)
-            )
-        checked = (
-            edges
-            | "LabelBoth" >> beam.FlatMap(_both_ways)
-            | "LabelGroup" >> beam.GroupByKey()
-            | "Label" >> beam.FlatMap(_labels)
-            | "CheckGroup" >> beam.GroupByKey()
-            | "Check" >> beam.FlatMap(_check_labels).with_outputs("residual", main="labels")
-        )
-        residual_count = Metrics.counter("neardup", "cc_residual_edges")
-
-        def count(pair):
-            residual_count.inc()
-            return pair
-
-        fixes = (
-            checked.residual
-            | "CountResidual" >> beam.Map(count)
-            | "CollectResidual" >> beam.combiners.ToList()
-            | "ResolveResidual" >> beam.Map(_resolve_residual)
-        )
-        return checked.labels | "FixUp" >> beam.Map(
-            lambda kv, fix: (kv[0], fix.get(kv[1], kv[1])), fix=beam.pvalue.AsSingleton(fixes)
-        )
-
-
-def _attach_cluster(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, Article]]:
-    _, groups = element
-    for article in groups["article"]:
-        labels = groups["label"]
-        cluster = labels[0][2] if labels else article["id"]
-        yield (cluster, article)
-
-
-class _ResolveClusterFn(beam.DoFn):
-    def __init__(self) -> None:
-        self.clusters = Metrics.counter("neardup", "clusters")
-        self.multi = Metrics.counter("neardup", "clusters_multi")
-        self.dups = Metrics.counter("neardup", "duplicates")
-
-    def process(self, element: tuple[str, Iterable[Article]]) -> Iterator[Any]:
-        _, group = element
-        ordered = sorted(group, key=survivor_key)
-        survivor = dict(ordered[0])
-        base = _unpack(survivor.pop(_SHINGLES))
-        sid = survivor["id"]
-        survivor.update(cluster_id=sid, canonical_id=sid, similarity=1.0)
-        self.clusters.inc()
-        if len(ordered) > 1:
-            self.multi.inc()
-        yield survivor
-        for article in ordered[1:]:
-            dup = dict(article)
-            shingles = _unpack(dup.pop(_SHINGLES))
-            dup.update(
-                cluster_id=sid,
-                canonical_id=sid,
-                duplicate_of=sid,
-                duplicate_reason=NEAR,
-                similarity=round(similarity(shingles, base), 6),
-            )
-            self.dups.inc()
-            yield TaggedOutput(DUPLICATES, dup)
-
-
-class DeduplicateNear(beam.PTransform):
-    """Survivor articles -> ``{"articles": cluster survivors, "duplicates": near copies}``.
-
-    Every output article carries ``cluster_id``, ``canonical_id`` and ``similarity``;
-    near copies also ``duplicate_of`` and ``duplicate_reason="near"``. Deterministic:
-    the same input gives the same clusters, survivors and fields on every run.
-    """
-
-    def __init__(
-        self,
-        threshold: float = DEFAULT_THRESHOLD,
-        ngram: int = DEFAULT_NGRAM,
-        num_perm: int = DEFAULT_NUM_PERM,
-        containment: float = DEFAULT_CONTAINMENT,
-        *,
-        min_body_tokens: int = DEFAULT_MIN_BODY_TOKENS,
-        rounds: int = DEFAULT_ROUNDS,
-        max_bucket: int = DEFAULT_MAX_BUCKET,
-        seed: int = DEFAULT_SEED,
-    ) -> None:
-        super().__init__()
-        self.config = NearDupConfig(
-            threshold=threshold,
-            ngram=ngram,
-            num_perm=num_perm,
-            containment=containment,
-            min_body_tokens=min_body_tokens,
-            seed=seed,
-        )
-        # Fix bands/rows now (not on every worker).
-        hasher = self.config.minhasher()
-        self.config = replace(self.config, bands=hasher.bands, rows=hasher.rows)
-        self.rounds = rounds
-        self.max_bucket = max_bucket
-
-    def expand(self, pcoll):
-        sketched = pcoll | "Sketch" >> beam.ParDo(_SketchFn(self.config)).with_outputs(
-            _SketchFn.BANDS, main="articles"
-        )
-        pairs = (
-            sketched[_SketchFn.BANDS]
-            | "GroupByBand" >> beam.GroupByKey()
-            | "BucketPairs" >> beam.ParDo(_BucketPairsFn(self.max_bucket))
-            | "DistinctPairs" >> beam.Distinct()  # a pair shares several bands
-        )
-        # Each candidate pair is verified once, on its two articles' exact shingles, which
-        # are joined to it (the shingles are shuffled twice per article, not once per band).
-        shingles = sketched.articles | "NodeShingles" >> beam.FlatMap(_node_shingles)
-        edges = (
-            {"pair": pairs, "shingles": shingles}
-            | "JoinLeftShingles" >> beam.CoGroupByKey()
-            | "LeftShingles" >> beam.FlatMap(_left_shingles)
-        )
-        edges = (
-            {"pair": edges, "shingles": shingles}
-            | "JoinRightShingles" >> beam.CoGroupByKey()
-            | "VerifyPairs" >> beam.ParDo(_VerifyPairsFn(self.config))
-        )
-        labels = edges | "Components" >> ConnectedComponents(self.rounds)
-        resolved = (
-            {"article": sketched.articles, "label": labels}
-            | "JoinLabels" >> beam.CoGroupByKey()
-            | "KeyByCluster" >> beam.FlatMap(_attach_cluster)
-            | "GroupByCluster" >> beam.GroupByKey()
-            | "ResolveClusters"
-            >> beam.ParDo(_ResolveClusterFn()).with_outputs(DUPLICATES, main="articles")
-        )
-        return {"articles": resolved.articles, DUPLICATES: resolved[DUPLICATES]}
-
-
-def _link_exact(element: tuple[str, dict[str, list[Article]]]) -> Iterator[Article]:
-    _, groups = element
-    target = groups["near"][0] if groups["near"] else None
-    for dup in groups["exact"]:
-        if target is not None:
-            dup = dict(
-                dup,
-                canonical_id=target["canonical_id"],
-                cluster_id=target["cluster_id"],
-                similarity=target.get("similarity"),
-            )
-        yield dup
-
-
-class LinkExactDuplicates(beam.PTransform):
-    """Exact duplicates (from ``DeduplicateExact``) -> the same, pointing at their story
-    cluster: ``canonical_id``/``cluster_id`` of the article they duplicate, as decided by
-    ``DeduplicateNear``, and its ``similarity`` (their text is that article's).
-
-    Apply to ``(exact_duplicates, near_outputs)`` where ``near_outputs`` is every article
-    out of ``DeduplicateNear`` (survivors and near duplicates, flattened).
-    """
-
-    def expand(self, pcolls):
-        exact, near = pcolls
-        return (
-            {
-                "exact": exact | "KeyByTarget" >> beam.Map(lambda a: (a["canonical_id"], a)),
-                "near": near | "KeyById" >> beam.Map(lambda a: (a["id"], a)),
-            }
-            | "JoinExactToNear" >> beam.CoGroupByKey()
-            | "Link" >> beam.FlatMap(_link_exact)
-        )
-
-
-# --------------------------------------------------------------------------- streaming
-
-_ARTICLE = "article"
-_VOTE = "vote"
-#: Members kept per LSH band bucket in streaming (oldest dropped first).
-STREAM_MAX_BUCKET = 200
-
-
-class _StreamSketchFn(beam.DoFn):
-    """Article -> (id, ("article", article, n_bands)) and (band, (order, id, packed))."""
-
-    BANDS = "bands"
-
-    def __init__(self, config: NearDupConfig) -> None:
-        self.config = config
-        self.hasher: MinHasher | None = None
-
-    def setup(self) -> None:
-        self.hasher = self.config.minhasher()
-
-    def process(self, article: Article, timestamp=beam.DoFn.TimestampParam) -> Iterator[Any]:
-        assert self.hasher is not None
-        result = shingle_set(article, self.config.ngram, self.config.min_body_tokens)
-        bands = (
-            self.hasher.band_hashes(self.hasher.signature(result.shingles))
-            if result.shingles.size
-            else []
-        )
-        yield (article["id"], (_ARTICLE, article, len(bands)))
-        # arrival order: only an earlier article can be the survivor of a later one
-        order = (int(timestamp.micros), article["id"])
-        packed = result.shingles.tobytes()
-        for j, h in enumerate(bands):
-            yield TaggedOutput(self.BANDS, (f"{j}:{h}", (order, article["id"], packed)))
-
-
-class _BandMembersFn(beam.DoFn):
-    """Per LSH band bucket: compare a new article with the earlier members, vote for the
-    most similar verified one, then remember the article. State expires ``ttl`` seconds
-    after the last insertion and holds at most ``STREAM_MAX_BUCKET`` members."""
-
-    MEMBERS = BagStateSpec("members", PickleCoder())
-    EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
-
-    def __init__(self, config: NearDupConfig, ttl_seconds: int) -> None:
-        self.config = config
-        self.ttl = ttl_seconds
-        self.candidates = Metrics.counter("neardup", "stream_candidates")
-        self.verified = Metrics.counter("neardup", "stream_verified")
-
-    def process(
-        self,
-        element: tuple[str, tuple],
-        timestamp=beam.DoFn.TimestampParam,
-        members=beam.DoFn.StateParam(MEMBERS),
-        expiry=beam.DoFn.TimerParam(EXPIRY),
-    ) -> Iterator[Any]:
-        _, (order, article_id, packed) = element
-        mine = _unpack(packed)
-        known = list(members.read())
-        best: tuple[float, str] | None = None
-        for m_order, m_id, m_packed in known:
-            if m_order >= order or m_id == article_id:
-                continue
-            self.candidates.inc()
-            same, sim = self.config.same_story(mine, _unpack(m_packed))
-            if same:
-                self.verified.inc()
-                if best is None or sim > best[0] or (sim == best[0] and m_id < best[1]):
-                    best = (sim, m_id)
-        yield (article_id, (_VOTE, best))
-        known.append((order, article_id, packed))
-        if len(known) > STREAM_MAX_BUCKET:
-            known = sorted(known)[-STREAM_MAX_BUCKET:]
-            members.clear()
-            for item in known:
-                members.add(item)
-        else:
-            members.add((order, article_id, packed))
-        expiry.set(timestamp + self.ttl)
-
-    @on_timer(EXPIRY)
-    def expire(self, members=beam.DoFn.StateParam(MEMBERS)):
-        members.clear()
-
-
-class _DecideFn(beam.DoFn):
-    """Per article: wait for its votes from every band, then link it to the most similar
-    earlier article (first seen survives) or let it survive as a new story."""
-
-    SEEN = BagStateSpec("seen", PickleCoder())
-
-    def __init__(self) -> None:
-        self.dups = Metrics.counter("neardup", "duplicates")
-
-    def process(self, element: tuple[str, tuple], seen=beam.DoFn.StateParam(SEEN)):
-        _, value = element
-        seen.add(value)
-        items = list(seen.read())
-        article = next((v for v in items if v[0] == _ARTICLE), None)
-        if article is None:
-            return
-        votes = [v[1] for v in items if v[0] == _VOTE]
-        if len(votes) < article[2]:
-            return
-        seen.clear()
-        out = dict(article[1])
-        matches = [v for v in votes if v is not None]
-        if not matches:
-            out["cluster_id"] = out.get("canonical_id") or out["id"]
-            out["similarity"] = 1.0
-            yield out
-            return
-        sim, survivor = min(matches, key=lambda v: (-v[0], v[1]))  # most similar, then id
-        self.dups.inc()
-        out.update(
-            duplicate_of=survivor,
-            canonical_id=survivor,
-            cluster_id=survivor,
-            similarity=round(float(sim), 4),
-            duplicate_reason=NEAR,
-        )
-        yield TaggedOutput(DUPLICATES, out)
-
-
-class DeduplicateNearStreaming(beam.PTransform):
-    """Near-duplicates in a stream, with bounded state: the batch core (shingles,
-    MinHash, LSH bands, exact verification) in stateful DoFns keyed by band bucket, with
-    a TTL. First seen survives; a later copy is linked to the most similar earlier
-    article (``duplicate_of``, ``cluster_id``). Returns ``{"articles", "duplicates"}``."""
-
-    def __init__(
-        self,
-        ttl_seconds: int = 7 * 24 * 3600,
-        threshold: float = DEFAULT_THRESHOLD,
-        ngram: int = DEFAULT_NGRAM,
-        num_perm: int = DEFAULT_NUM_PERM,
-        containment: float = DEFAULT_CONTAINMENT,
-    ) -> None:
-        super().__init__()
-        config = NearDupConfig(
-            threshold=threshold, ngram=ngram, num_perm=num_perm, containment=containment
-        )
-        hasher = config.minhasher()
-        self.config = replace(config, bands=hasher.bands, rows=hasher.rows)
-        self.ttl_seconds = ttl_seconds
-
-    def expand(self, pcoll):
-        sketched = pcoll | "Sketch" >> beam.ParDo(_StreamSketchFn(self.config)).with_outputs(
-            _StreamSketchFn.BANDS, main="articles"
-        )
-        votes = sketched[_StreamSketchFn.BANDS] | "CompareInBand" >> beam.ParDo(
-            _BandMembersFn(self.config, self.ttl_seconds)
-        )
-        decided = (
-            (sketched.articles, votes)
-            | "ArticlesAndVotes" >> beam.Flatten()
-            | "Decide" >> beam.ParDo(_DecideFn()).with_outputs(DUPLICATES, main="articles")
-        )
-        return {"articles": decided.articles, DUPLICATES: decided[DUPLICATES]}

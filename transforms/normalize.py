@@ -1,6 +1,6 @@
 """Normalize stage: language-specific spelling normalization, after language detection.
 
-Persian (``fa``) goes through :class:`transforms.persian.PersianNormalizer`: numbers,
+Persian (``fa``) goes through :class:`khabar.transforms.persian.PersianNormalizer`: numbers,
 URLs, e-mail addresses, handles, hashtags and Latin tokens are masked, hazm's letter and
 punctuation policy runs on the rest (Arabic yeh/kaf to Persian, Persian digits), ZWNJ
 that the web dropped is restored (``می‌شود``, ``کتاب‌ها``, ``گفت‌وگو``), then the masked
@@ -17,7 +17,8 @@ from collections.abc import Callable
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.common import Article, run_stage
+from khabar.transforms import metrics as M
+from khabar.transforms.common import Article, run_stage
 
 PERSIAN = "fa"
 _SPACE_NEWLINE = re.compile(r"[ \t]*\n[ \t]*")
@@ -28,7 +29,7 @@ class Normalizer:
     """Per-language text normalizer; loads the Persian lexicon once (about 1 s)."""
 
     def __init__(self) -> None:
-        from transforms.persian import PersianNormalizer
+        from khabar.transforms.persian import PersianNormalizer
 
         self._fa = PersianNormalizer()
 
@@ -56,8 +57,8 @@ class Normalizer:
 
 def normalize_core() -> Callable[[Article], Article]:
     normalizer = Normalizer()
-    persian = Metrics.counter("normalize", "persian")
-    other = Metrics.counter("normalize", "nfc_only")
+    persian = Metrics.counter(M.NORMALIZE, M.PERSIAN_NORMALIZED)
+    other = Metrics.counter(M.NORMALIZE, M.NFC_ONLY)
 
     def core(article: Article) -> Article:
         (persian if article.get("language") == PERSIAN else other).inc()

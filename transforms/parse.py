@@ -30,8 +30,9 @@ import apache_beam as beam
 import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
 
-from transforms.common import Article, StageError, run_stage
-from transforms.dates import parse_date
+from khabar.transforms.common import Article, StageError, dead_letter_from_raw, run_stage
+from khabar.transforms.dates import parse_date
+from khabar.transforms.records import RawRecordDict
 
 FORMATS = ("text", "jsonl", "html", "rss", "atom")
 FEED_FORMATS = ("rss", "atom", "feed")
@@ -510,11 +511,13 @@ class ParseArticles(beam.PTransform):
 
     def expand(self, pcoll):
         limit = self.max_record_bytes
-        return run_stage(pcoll, "Parse", "parse", lambda: _raw_to_article_adapter(limit))
+        return run_stage(
+            pcoll, "Parse", "parse", lambda: _raw_to_article_adapter(limit), dead_letter_from_raw
+        )
 
 
 def _raw_to_article_adapter(limit: int):
-    def core(raw: dict[str, Any]) -> Article:
+    def core(raw: RawRecordDict) -> Article:
         return parse_record(raw, limit)
 
     return core

@@ -2,7 +2,7 @@
 
 The steps, in order (each one is a public function, tested on its own):
 
-1. :func:`transforms.protect.mask` cuts out what Persian rules must not touch: numbers
+1. :func:`khabar.transforms.protect.mask` cuts out what Persian rules must not touch: numbers
    with their separators, URLs, e-mail addresses, handles, hashtags, Latin tokens.
 2. :func:`fold_letters`: hazm's letter policy (its translation tables: Arabic yeh/kaf and
    the other Arabic-script variants to Persian letters, Arabic presentation forms,
@@ -14,7 +14,7 @@ The steps, in order (each one is a public function, tested on its own):
    between two letters where a ZWNJ belongs becomes one), hazm's punctuation
    spacing between words (``سلام ،دنیا`` -> ``سلام، دنیا``); it never sees a number or an
    address, so it can no longer break them.
-5. :class:`transforms.zwnj.ZwnjRestorer`: ZWNJ that the web dropped (``میشود``,
+5. :class:`khabar.transforms.zwnj.ZwnjRestorer`: ZWNJ that the web dropped (``میشود``,
    ``کتاب ها``, ``گفتوگو``) restored from a lexicon and rules; see that module.
 6. The protected spans go back (numbers with Persian digits, the rest byte for byte).
 """
@@ -33,8 +33,8 @@ from hazm.constants import (
     UNICODE_REPLACEMENTS,
 )
 
-from transforms.protect import PLACEHOLDER, mask
-from transforms.zwnj import ZWNJ, Lexicon, ZwnjRestorer, load_lexicon
+from khabar.transforms.protect import PLACEHOLDER, mask
+from khabar.transforms.zwnj import ZWNJ, Lexicon, ZwnjRestorer, load_lexicon
 
 # --------------------------------------------------------------------------- letters
 

@@ -31,7 +31,7 @@ Spaced words (two words with one space between them):
   form (``انجام داده``, ``صورت گرفته``, ``کشته شدند`` stay two words).
 
 The lexicon (``transforms/normalize_data/lexicon.tsv.gz``) is built by
-``python -m pipeline.build_zwnj_lexicon`` from hazm's word list and verb conjugations and
+``python -m khabar.pipeline.train.zwnj_lexicon`` from hazm's word list and verb conjugations and
 from word counts of part of news-fa; its README gives the sources and licences.
 """
 
@@ -62,6 +62,16 @@ COMPOUND_TAILS: Final = frozenset(
     "سازی ساز سازان گذاری گذار گذاران ریزی رسانی گیری بندی کننده کنندگان آوری اندازی "
     "زایی شناسی شناس شناسان پذیر پذیری آمیز انگیز زدایی گرایی گرا زاده نژاد گری گران"
     .split()
+)
+#: Comparatives and superlatives written whole (never split into stem + تر/ترین).
+LEXICALIZED: Final = frozenset(
+    "بیشتر بیشترین بهتر بهترین کمتر کمترین بدتر بدترین مهتر کهتر".split()
+)
+#: Number words: ``بیست و هفتمین`` is not joined into one word.
+NUMBER_WORDS: Final = frozenset(
+    "یک دو سه چهار پنج شش هفت هشت نه ده یازده دوازده سیزده چهارده پانزده شانزده هفده "
+    "هجده نوزده بیست سی چهل پنجاه شصت هفتاد هشتاد نود صد دویست سیصد چهارصد پانصد "
+    "ششصد هفتصد هشتصد نهصد هزار".split()
 )
 #: Function words that never start a compound joined from spaced words.
 FUNCTION_WORDS: Final = frozenset(
@@ -167,6 +177,12 @@ def _zwnj_at(word: str) -> set[int]:
     return out
 
 
+def _plural_or_heh(a: str, b: str) -> bool:
+    """Whether two readings are a plural and a clitic after ``ه`` of one glued word."""
+    tails = {a.rsplit(ZWNJ, 1)[-1], b.rsplit(ZWNJ, 1)[-1]}
+    return bool(tails & _PLURAL_SET) and bool(tails & _CLITIC_SET)
+
+
 def attach(base: str, suffix: str) -> str:
     """``base`` + ``suffix`` spelled as the style guides agree."""
     if suffix in PLURALS or suffix in COMPARATIVES:
@@ -221,11 +237,14 @@ class ZwnjRestorer:
         joined = lex.joins.get(word)
         if joined is not None:
             return joined
-        if word in lex.whole:
+        if word in lex.whole or word in LEXICALIZED:
             return word
         candidates: dict[str, tuple[int, int]] = {}  # spelling -> (its count, stem's)
         for suffix in ALL_SUFFIXES:
-            if not word.endswith(suffix) or len(word) - len(suffix) < MIN_STEM:
+            if not word.endswith(suffix) or len(word) - len(suffix) < MIN_STEM - (
+                suffix in _PLURAL_SET  # a two-letter word's plural competes too: سد‌های
+                and word[: -len(suffix)] in lex.whole
+            ):
                 continue
             stem = word[: -len(suffix)]
             base = self.glued(stem)  # the stem restored too (راهپیمایی‌هایی)
@@ -243,10 +262,8 @@ class ZwnjRestorer:
             if spelled == word and base not in lex.whole:
                 continue
             # a reading that changes nothing (انتها + ی) competes with the others
-            candidates[spelled] = (
-                lex.counts.get(spelled, 0) + (spelled == word),
-                lex.counts.get(stem, 0),
-            )
+            reading = (lex.counts.get(spelled, 0) + (spelled == word), lex.counts.get(stem, 0))
+            candidates[spelled] = max(reading, candidates.get(spelled, reading))
         for tail in COMPOUND_TAILS:
             if word.endswith(tail) and len(word) - len(tail) >= MIN_STEM:
                 head = word[: -len(tail)]
@@ -258,7 +275,17 @@ class ZwnjRestorer:
         if len(candidates) == 1:
             return next(iter(candidates))
         ranked = sorted(candidates.items(), key=lambda item: item[1], reverse=True)
-        (best, (best_count, best_stem)), (_, (second_count, second_stem)) = ranked[:2]
+        (best, (best_count, best_stem)), (second, (second_count, second_stem)) = ranked[:2]
+        if _plural_or_heh(best, second):
+            # a plural against a clitic after ه (سفرهای: سفر‌های or سفره‌ای): the spelling's
+            # count times its stem's, three times the other's, or left alone
+            def weight(item: tuple[str, tuple[int, int]]) -> int:
+                return (item[1][0] + 1) * (item[1][1] + 1)
+
+            ranked = sorted(candidates.items(), key=weight, reverse=True)
+            if weight(ranked[0]) >= 3 * weight(ranked[1]):
+                return ranked[0][0]
+            return word
         if best_count >= 2 * second_count and best_count > 0:
             return best
         if best_count == second_count == 0 and best_stem >= 2 * second_stem and best_stem > 0:
@@ -302,7 +329,7 @@ class ZwnjRestorer:
                 return a + ZWNJ + b  # مخالف اند; اصلی اش, زندگی ام, مالی شان
             return None
         if b in _COMPARATIVE_SET:
-            if a + b in lex.whole:
+            if a + b in lex.whole or a + b in LEXICALIZED:
                 return a + b  # lexicalized: بیشتر، بهتر، کمتر
             if a in lex.adjectives or (
                 lex.is_word(a) and a not in FUNCTION_WORDS and len(a) >= MIN_STEM
@@ -331,8 +358,8 @@ class ZwnjRestorer:
 
     def join_triple(self, a: str, b: str, c: str) -> str | None:
         """Three words that the lexicon spells as one (``گفت و گو``, ``آب شیرین کن``)."""
-        if a not in self._heads:
-            return None
+        if a not in self._heads or (b == "و" and a in NUMBER_WORDS):
+            return None  # بیست و هفتمین stays three words
         spelled = a + ZWNJ + b + ZWNJ + c if b != "و" else a + ZWNJ + b + c
         if spelled in self.lexicon.spaced and not self._verb_guard(c):
             return spelled

@@ -1,0 +1,182 @@
+"""``khabar bench``: pipeline throughput against a plain-Python loop over the same cores.
+
+Generates a corpus from the real Persian news in ``../shared/data/news-fa`` (with exact
+duplicates by URL and by content, and a few broken lines), then times, in one run:
+
+* a plain Python loop calling the stage cores directly (read, split, parse, clean, detect
+  language, normalize, tag entities, fingerprint, exact dedup in a dict, near-duplicate
+  clusters in memory);
+* ``khabar``'s batch pipeline on the DirectRunner with 1 worker, and with 2 workers
+  (``multi_processing``), each including pipeline start-up and Avro writing.
+
+Prints articles per second and the ratios. Numbers, not a test: nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from khabar.pipeline.job.run import run_batch
+from khabar.transforms.clean import clean_article
+from khabar.transforms.dedup import fingerprint_article
+from khabar.transforms.entities import tag_entities_core
+from khabar.transforms.language import detect_language_core
+from khabar.transforms.neardup import NearDupConfig, cluster_in_memory
+from khabar.transforms.normalize import normalize_core
+from khabar.transforms.parse import RawRecord, parse_record
+
+DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "news-fa"
+
+
+def make_corpus(data_dir: Path, out_dir: Path, n_articles: int, n_files: int, seed: int) -> dict:
+    rng = random.Random(seed)
+    originals: list[dict[str, Any]] = []
+    for name in ("farsnews.jsonl", "varzesh3.jsonl"):
+        with open(data_dir / name, encoding="utf-8") as handle:
+            originals += [json.loads(line) for line in handle if line.strip()]
+    rng.shuffle(originals)
+    lines: list[str] = []
+    kinds = {"original": 0, "url_duplicate": 0, "content_duplicate": 0, "broken": 0}
+    i = 0
+    emitted: list[dict[str, Any]] = []
+    while len(lines) < n_articles:
+        roll = rng.random()
+        if roll < 0.08 and emitted:
+            # an earlier article again, its URL with tracking parameters: duplicate by URL
+            article = dict(rng.choice(emitted))
+            article["url"] = (article.get("url") or "https://x.ir/") + "?utm_source=bench"
+            kinds["url_duplicate"] += 1
+        elif roll < 0.13 and emitted:
+            # an earlier article's text with Arabic letter variants, no URL: by content
+            earlier = rng.choice(emitted)
+            article = {
+                "title": earlier["title"].replace("ی", "ي").replace("ک", "ك"),
+                "body": earlier["body"].replace("ی", "ي"),
+                "source": "bench-copy",
+            }
+            kinds["content_duplicate"] += 1
+        elif roll < 0.135:
+            lines.append('{"title": "broken line", "body": ')
+            kinds["broken"] += 1
+            continue
+        else:
+            article = dict(originals[i % len(originals)])
+            i += 1
+            emitted.append(article)
+            kinds["original"] += 1
+        lines.append(json.dumps(article, ensure_ascii=False))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    per_file = (len(lines) + n_files - 1) // n_files
+    for k in range(n_files):
+        chunk = lines[k * per_file : (k + 1) * per_file]
+        (out_dir / f"part-{k:03d}.jsonl").write_text("\n".join(chunk) + "\n", encoding="utf-8")
+    return {"records": len(lines), **kinds}
+
+
+def plain_loop(files: list[str]) -> dict[str, int]:
+    """The same stage cores, called directly: the baseline."""
+    detect = detect_language_core()
+    normalize = normalize_core()
+    entities = tag_entities_core()
+    survivors: list[dict[str, Any]] = []
+    seen_fp: set[str] = set()
+    seen_url: set[str] = set()
+    counts = {"records": 0, "articles": 0, "duplicates": 0, "dead_letters": 0}
+    for path in files:
+        with open(path, "rb") as handle:
+            for lineno, line in enumerate(handle, start=1):
+                line = line.rstrip(b"\r\n")
+                if not line.strip():
+                    continue
+                counts["records"] += 1
+                try:
+                    raw = RawRecord(path, lineno, "jsonl", line).to_dict()
+                    article = fingerprint_article(
+                        entities(normalize(detect(clean_article(parse_record(raw)))))
+                    )
+                except Exception:  # noqa: BLE001 - counted like a dead letter
+                    counts["dead_letters"] += 1
+                    continue
+                url = article.get("canonical_url")
+                if article["content_fingerprint"] in seen_fp or (url and url in seen_url):
+                    counts["duplicates"] += 1
+                    continue
+                seen_fp.add(article["content_fingerprint"])
+                if url:
+                    seen_url.add(url)
+                survivors.append(article)
+    # near-duplicate story clusters over the exact survivors, in memory (same algorithm)
+    clusters = cluster_in_memory(survivors, NearDupConfig())
+    near = sum(1 for a in survivors if clusters.cluster_of.get(a["id"], a["id"]) != a["id"])
+    counts["duplicates"] += near
+    counts["articles"] = len(survivors) - near
+    return counts
+
+
+def run_pipeline(files: list[str], output: str, extra: list[str]) -> dict[str, Any]:
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    argv = ["--output", output, "--runner", "DirectRunner", *extra]
+    for path in files:
+        argv += ["--input", path]
+    return run_batch(PipelineOptions(argv), files)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="khabar bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--articles", type=int, default=3000, help="records in the corpus")
+    parser.add_argument("--files", type=int, default=8, help="JSONL files to spread them over")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="news-fa folder")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workers", default="1,2", help="DirectRunner worker counts to time")
+    args = parser.parse_args(argv)
+    if not (args.data / "farsnews.jsonl").exists():
+        print(f"khabar bench: error: {args.data} has no farsnews.jsonl (pass --data)")
+        return 2
+    import logging
+
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    work = Path(tempfile.mkdtemp(prefix="khabar-bench-"))
+    try:
+        corpus = make_corpus(args.data, work / "in", args.articles, args.files, args.seed)
+        files = sorted(str(p) for p in (work / "in").glob("*.jsonl"))
+        print(f"corpus: {corpus} in {len(files)} files ({os.cpu_count()} CPUs)")
+        started = time.perf_counter()
+        loop_counts = plain_loop(files)
+        loop_s = time.perf_counter() - started
+        loop_rate = corpus["records"] / loop_s
+        print(
+            f"plain Python loop over the cores: {loop_s:7.2f} s  {loop_rate:8.1f} articles/s"
+            f"   {loop_counts}"
+        )
+        for workers in [int(w) for w in args.workers.split(",") if w]:
+            extra = [f"--direct_num_workers={workers}"]
+            if workers > 1:
+                extra.append("--direct_running_mode=multi_processing")
+            started = time.perf_counter()
+            summary = run_pipeline(files, str(work / f"out-{workers}"), extra)
+            seconds = time.perf_counter() - started
+            rate = corpus["records"] / seconds
+            c = summary["counts"]
+            verdict = "OK" if summary["conservation"]["ok"] else "MISMATCH"
+            print(
+                f"pipeline, DirectRunner, {workers} worker(s): {seconds:7.2f} s  {rate:8.1f} "
+                f"articles/s  ratio to loop {rate / loop_rate:5.2f}  runner {summary['runner']}"
+                f"  (written {c['articles']}, duplicates {c['duplicates']}, dead letters "
+                f"{c['dead_letters']}, conservation {verdict})"
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

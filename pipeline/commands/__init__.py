@@ -1,0 +1,1 @@
+"""The ``khabar`` commands (``cli.py`` only dispatches to them)."""

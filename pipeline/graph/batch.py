@@ -1,0 +1,162 @@
+"""Wire khabar's graph from options: one function for the whole job.
+
+    files -> Read/Split -> Parse -> Clean -> DetectLanguage -> Normalize -> DeduplicateExact
+                 |           |        |            |               |              |
+                 +-----------+--------+-- dead letters ------------+              +--> duplicates
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+
+from khabar.pipeline.dedup.compose import NearDupSettings, deduplicate_batch
+from khabar.pipeline.job.progress import ProgressChannel, count_progress
+from khabar.pipeline.stages.sinks import (
+    ARTICLES_DIR,
+    DEAD_LETTER_DIR,
+    DUPLICATES_DIR,
+    WriteAvroBatch,
+)
+from khabar.pipeline.stages.sources import ReadArticleFiles
+from khabar.transforms import metrics as M
+from khabar.transforms.clean import CleanArticles
+from khabar.transforms.common import DEAD_LETTER
+from khabar.transforms.entities import TagEntities
+from khabar.transforms.language import DetectLanguage
+from khabar.transforms.normalize import NormalizeArticles
+from khabar.transforms.parse import DEFAULT_MAX_RECORD_BYTES, ParseArticles
+
+
+@dataclass
+class ProcessedOutputs:
+    articles: beam.PCollection
+    duplicates: beam.PCollection
+    dead_letters: beam.PCollection
+
+
+class CoreStages(beam.PTransform):
+    """Raw records -> normalized articles and dead letters: every per-record stage
+    (parse, clean, language, normalize). Batch and streaming share it unchanged; only
+    deduplication (global in batch, stateful with a TTL in streaming) and sinks differ."""
+
+    def __init__(
+        self,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        entities_model: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.max_record_bytes = max_record_bytes
+        self.entities_model = entities_model
+
+    def expand(self, raw):
+        parsed = raw | "Parse" >> ParseArticles(self.max_record_bytes)
+        cleaned = parsed.articles | "Clean" >> CleanArticles()
+        detected = cleaned.articles | "Language" >> DetectLanguage()
+        normalized = detected.articles | "Normalize" >> NormalizeArticles()
+        tagged = normalized.articles | "Entities" >> TagEntities(self.entities_model)
+        dead = (
+            parsed[DEAD_LETTER],
+            cleaned[DEAD_LETTER],
+            detected[DEAD_LETTER],
+            normalized[DEAD_LETTER],
+            tagged[DEAD_LETTER],
+        ) | "StageDeadLetters" >> beam.Flatten()
+        return tagged.articles, dead
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What every job builder takes from the options, passed whole (``khabar run`` batch
+    and streaming, ``khabar replay``, ``khabar deploy``); built by
+    :func:`khabar.pipeline.job.run.job_settings`. ``emit_duplicates`` and ``num_shards`` apply to
+    batch sinks (streaming always writes its duplicates, one file per window)."""
+
+    input_format: str | None = None
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    emit_duplicates: bool = False
+    num_shards: int = 0
+    near: NearDupSettings = field(default_factory=NearDupSettings)
+    entities_model: str | None = None
+
+    @property
+    def format(self) -> str | None:
+        """The input format forced, or None to detect it per file."""
+        return None if self.input_format in (None, "auto") else self.input_format
+
+
+class ProcessArticles(beam.PTransform):
+    """Raw records -> survivors, duplicates and dead letters (every stage after reading),
+    deduplicating over the whole input (batch): exact copies first (URL, fingerprint),
+    then near-duplicate story clusters among the exact survivors. With ``known`` (the
+    articles an earlier run wrote), copies of those are linked to them first."""
+
+    def __init__(
+        self,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        near: NearDupSettings | None = None,
+        entities_model: str | None = None,
+        known: beam.PCollection | None = None,
+    ) -> None:
+        super().__init__()
+        self.max_record_bytes = max_record_bytes
+        self.near = near or NearDupSettings()
+        self.entities_model = entities_model
+        self.known = known
+
+    def expand(self, raw):
+        articles, dead = raw | "Stages" >> CoreStages(self.max_record_bytes, self.entities_model)
+        survivors, duplicates = deduplicate_batch(articles, self.near, self.known)
+        return ProcessedOutputs(survivors, duplicates, dead)
+
+
+def build_batch(
+    p: beam.Pipeline,
+    files: list[str],
+    output: str,
+    settings: JobSettings | None = None,
+    progress: ProgressChannel | None = None,
+) -> ProcessedOutputs:
+    """The batch job: read ``files``, process, write Avro under ``output``."""
+    settings = settings or JobSettings()
+    read = p | "Read" >> ReadArticleFiles(files, settings.format, settings.max_record_bytes)
+    return process_and_write(read.articles, read[DEAD_LETTER], output, settings, progress)
+
+
+def process_and_write(
+    articles,
+    read_dead,
+    output: str,
+    settings: JobSettings | None = None,
+    progress: ProgressChannel | None = None,
+    known: beam.PCollection | None = None,
+) -> ProcessedOutputs:
+    """Everything after reading, shared by the batch job and ``khabar replay``: process the
+    ``articles`` read, and write articles, duplicates (or count them) and the dead letters
+    (``read_dead``: those of reading) as Avro under ``output``. ``known``: articles of an
+    earlier run, whose copies become duplicates (see ``DropKnownCopies``)."""
+    settings = settings or JobSettings()
+    num_shards = settings.num_shards
+    out = articles | "Process" >> ProcessArticles(
+        settings.max_record_bytes, settings.near, settings.entities_model, known
+    )
+    dead = (read_dead, out.dead_letters) | "AllDeadLetters" >> beam.Flatten()
+    count_progress(articles, "ProgressRead", progress, "read")
+    count_progress(read_dead, "ProgressReadDead", progress, "read")
+    count_progress(out.articles, "ProgressWritten", progress, "written")
+    count_progress(dead, "ProgressDead", progress, "dead_letters")
+    count_progress(out.duplicates, "ProgressDuplicates", progress, "duplicates")
+    out.articles | "WriteArticles" >> WriteAvroBatch(output, ARTICLES_DIR, num_shards)
+    dead | "WriteDeadLetters" >> WriteAvroBatch(output, DEAD_LETTER_DIR, num_shards)
+    if settings.emit_duplicates:
+        out.duplicates | "WriteDuplicates" >> WriteAvroBatch(output, DUPLICATES_DIR, num_shards)
+    else:
+        out.duplicates | "CountDuplicates" >> beam.Map(_count_skipped_duplicate)
+    return ProcessedOutputs(out.articles, out.duplicates, dead)
+
+
+def _count_skipped_duplicate(article) -> None:
+    from apache_beam.metrics import Metrics
+
+    Metrics.counter(M.RUN, M.SKIPPED_DUPLICATES).inc()

@@ -1,0 +1,1 @@
+"""Beam transforms that touch the outside world: reading input files, writing Avro."""

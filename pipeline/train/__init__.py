@@ -1,0 +1,1 @@
+"""Model builders (language model, entity models); never needed at run time."""

@@ -1,0 +1,95 @@
+"""Every Beam metric khabar reports, named once.
+
+A metric is a (namespace, name) pair. The stages and sinks count with these names, and
+``pipeline/job/run.py`` reads them back for ``_SUMMARY.json`` and the conservation check
+(records in = articles written + duplicates + dead letters), so a renamed counter cannot
+silently drop out of the check. Names that carry a value (a stage, a language, a dedup
+reason, an error) are built by the functions below. Beam-free: plain strings.
+"""
+
+from __future__ import annotations
+
+# --- run-wide counts: the conservation check's terms
+RUN = "khabar"
+RECORDS_IN = "records_in"
+FILES_READ = "files_read"
+MESSAGES_IN = "messages_in"
+SKIPPED_DUPLICATES = "skipped_duplicates"
+WRITTEN_ARTICLES = "written_articles"
+WRITTEN_DUPLICATES = "written_duplicates"
+WRITTEN_DEAD_LETTERS = "written_dead_letters"
+
+# --- per stage: namespace stage(<name>), names below
+OK = "ok"
+DEAD_LETTER = "dead_letter"
+RETRIED = "retried"
+READ = "read"
+
+
+def stage(name: str) -> str:
+    """The namespace of one stage's counters (``stage.parse``, ``stage.read``, ...)."""
+    return "stage." + name
+
+
+# --- language and entities: one counter per language / entity count name
+LANGUAGE = "language"
+ENTITIES = "entities"
+
+# --- normalize
+NORMALIZE = "normalize"
+PERSIAN_NORMALIZED = "persian"
+NFC_ONLY = "nfc_only"
+
+# --- exact duplicates (reason: content or url)
+DEDUP = "dedup"
+
+
+def duplicates(reason: str) -> str:
+    return "duplicates_" + reason
+
+
+def duplicates_earlier(reason: str) -> str:
+    """Copies of an earlier run's articles (``khabar replay --dedup_against``)."""
+    return "duplicates_earlier_" + reason
+
+
+def state_expired(reason: str) -> str:
+    return "state_expired_" + reason
+
+
+DUPLICATES_EARLIER_PREFIX = duplicates_earlier("")
+
+# --- near duplicates
+NEARDUP = "neardup"
+SHORT_BODY = "short_body_title_lead"
+TOO_SHORT = "too_short_exact_only"
+OVERSIZED_BUCKETS = "oversized_buckets"
+CANDIDATE_PAIRS = "candidate_pairs"
+VERIFIED_PAIRS = "verified_pairs"
+CC_RESIDUAL_EDGES = "cc_residual_edges"
+CLUSTERS = "clusters"
+CLUSTERS_MULTI = "clusters_multi"
+NEAR_DUPLICATES = "duplicates"
+STREAM_CANDIDATES = "stream_candidates"
+STREAM_VERIFIED = "stream_verified"
+
+# --- streaming event time
+EVENT_TIME = "event_time"
+PUBLISHED_AT = "published_at"
+ARRIVAL_NO_DATE = "arrival_no_date"
+LATE_RECORDS = "late_records"
+FUTURE_DATED = "future_dated"
+
+# --- replay
+REPLAY = "replay"
+DEAD_LETTERS_IN = "dead_letters_in"
+RESPLIT_DEAD_LETTERS = "resplit_dead_letters"
+RESPLIT_RECORDS = "resplit_records"
+REFETCHED = "refetched"
+NOT_REBUILT = "not_rebuilt"
+REPLAYED_FROM_PREFIX = "from."
+
+
+def replayed_from(stage_name: str, error_type: str) -> str:
+    """Dead letters replayed, by the stage and error they failed with the first time."""
+    return f"{REPLAYED_FROM_PREFIX}{stage_name}/{error_type}"
