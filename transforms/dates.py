@@ -156,6 +156,7 @@ _NOT_LETTER_AFTER = r"(?![^\W\d_])"
 # --- patterns ----------------------------------------------------------------------
 
 _EPOCH = re.compile(r"\d+")
+_EPOCH_FLOAT = re.compile(r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?")
 
 _ISO = re.compile(
     r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})"
@@ -255,7 +256,15 @@ def _combine(date: _dt.date, hms: tuple[int, int, int, int], tz: _dt.tzinfo) -> 
 
 def _parse_epoch(s: str) -> _dt.datetime | None:
     if not _EPOCH.fullmatch(s):
-        return None
+        if not _EPOCH_FLOAT.fullmatch(s):
+            return None
+        # a float epoch (JSON 1.5e9, 1732780800.25): seconds, or milliseconds when larger
+        value = float(s)
+        if 1e8 <= value < 1e11:
+            return _dt.datetime.fromtimestamp(value, _UTC)
+        if 1e11 <= value < 1e14:
+            return _dt.datetime.fromtimestamp(value / 1000, _UTC)
+        raise ValueError(f"{s} is neither epoch seconds nor milliseconds")
     n = len(s)
     if n == 8:  # compact YYYYMMDD
         y, m, d = int(s[:4]), int(s[4:6]), int(s[6:])
@@ -281,16 +290,102 @@ def _parse_iso(s: str, default_tz: str | None) -> _dt.datetime | None:
     return _combine(date, hms, tz)
 
 
+# Zone abbreviations with one meaning (feedparser's table, RFC 822's US zones, Iran's);
+# any other abbreviation leaves the date empty rather than read it as UTC. Military
+# one-letter zones are refused too: their signs are used both ways in the wild.
+ZONE_ABBREVIATIONS = {
+    "UT": "+0000", "UTC": "+0000", "GMT": "+0000", "Z": "+0000",
+    "ADT": "-0300", "AST": "-0400", "AT": "-0400",
+    "EDT": "-0400", "EST": "-0500", "ET": "-0500",
+    "CDT": "-0500", "CST": "-0600", "CT": "-0600",
+    "MDT": "-0600", "MST": "-0700", "MT": "-0700",
+    "PDT": "-0700", "PST": "-0800", "PT": "-0800",
+    "MET": "+0100", "MEST": "+0200", "CET": "+0100", "CEST": "+0200",
+    "EET": "+0200", "EEST": "+0300", "IRST": "+0330", "IRDT": "+0430",
+}
+_RFC_ZONE = re.compile(r"(?<=\s)(?:(?P<abbr>[A-Za-z]{1,5})|(?:GMT|UTC)?(?P<num>[+-]\S*))\s*$")
+_RFC_YEAR = re.compile(r"(?<![\d:+-])(?P<y>\d{3,4})(?![\d:])")
+_ASCTIME = re.compile(
+    r"(?P<dow>[A-Za-z]{3}),?\s+(?P<mon>[A-Za-z]{3})\s+(?P<d>\d{1,2})\s+"
+    r"(?P<t>\d{1,2}:\d{2}(?::\d{2})?)\s+(?:(?P<z>[A-Za-z]{1,5})\s+)?(?P<y>\d{4})"
+)
+
+
+def _rfc_zone(s: str) -> str:
+    """The RFC 822 text with its zone made numeric: ``PT`` -> ``-0800``, ``-01:01`` ->
+    ``-0101``; an unknown abbreviation or a malformed offset raises ValueError."""
+    m = _RFC_ZONE.search(s)
+    if not m:
+        return s
+    if m["abbr"]:
+        name = m["abbr"].upper()
+        if name in _MONTH_ABBRS or name in _WEEKDAY_ABBRS:
+            return s  # no zone written: the last word is the month or the weekday
+        if name not in ZONE_ABBREVIATIONS:
+            raise ValueError(f"unknown time zone abbreviation {m['abbr']!r}")
+        return s[: m.start()] + ZONE_ABBREVIATIONS[name]
+    num = m["num"]
+    digits = num[1:].replace(":", "")
+    if not digits.isdigit() or len(digits) not in (1, 2, 4):
+        raise ValueError(f"malformed zone offset {num!r}")
+    if len(digits) <= 2:
+        digits = digits.zfill(2) + "00"
+    return s[: m.start()] + num[0] + digits
+
+
+_MONTH_ABBRS = {"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"}
+_WEEKDAY_ABBRS = {"MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"}
+
+
 def _parse_rfc(s: str, default_tz: str | None) -> _dt.datetime | None:
     if not _RFC_HINT.search(s):
         return None
+    asctime = _ASCTIME.fullmatch(s)
+    if asctime:
+        s = (
+            f"{asctime['dow']}, {asctime['d']} {asctime['mon']} {asctime['y']} {asctime['t']}"
+            + (f" {asctime['z']}" if asctime["z"] else "")
+        )
     text = s if _RFC_HAS_TIME.search(s) else s + " 00:00:00"
+    year = _RFC_YEAR.search(text)
+    if year and len(year["y"]) >= 3 and int(year["y"]) < MIN_YEAR:
+        # email.utils would read "0001" as 2001
+        raise ValueError(f"year {int(year['y'])} is before {MIN_YEAR}")
+    text = _rfc_zone(text)
     dt = email.utils.parsedate_to_datetime(text)  # ValueError when it is not RFC 2822
     if dt.tzinfo is None:
         # RFC 2822 "-0000" means UTC with no local zone known; no zone at all is naive.
         zone = _UTC if _RFC_NEG_ZERO.search(s) else _naive_zone(_GREGORIAN, default_tz)
         dt = dt.replace(tzinfo=zone)
     return dt
+
+
+def _parse_other(s: str) -> _dt.datetime | None:
+    """The other forms feedparser's date handlers know (Korean, Greek, Hungarian,
+    Perforce). Its RFC 822 and asctime handlers are not used (they read an unknown zone
+    as UTC), nor its ISO 8601/W3DTF ones (they accept a date followed by garbage)."""
+    from feedparser.datetimes import (
+        _parse_date_greek,
+        _parse_date_hungarian,
+        _parse_date_nate,
+        _parse_date_onblog,
+        _parse_date_perforce,
+    )
+
+    for handler in (
+        _parse_date_onblog,
+        _parse_date_nate,
+        _parse_date_greek,
+        _parse_date_hungarian,
+        _parse_date_perforce,
+    ):
+        try:
+            parsed = handler(s)
+        except (KeyError, OverflowError, ValueError, AttributeError, TypeError, IndexError):
+            continue
+        if parsed and len(parsed) == 9:
+            return _dt.datetime(*parsed[:6], tzinfo=_UTC)
+    return None
 
 
 def _parse_free(s: str, default_tz: str | None) -> _dt.datetime | None:
@@ -374,7 +469,13 @@ def parse_date(
             or _parse_free(s, default_tz)
         )
     except (ValueError, OverflowError, OSError) as exc:
-        raise _fail(value, str(exc) or type(exc).__name__) from None
+        if not isinstance(exc, ValueError) or _RFC_HINT.search(s) or _EPOCH_FLOAT.fullmatch(s):
+            raise _fail(value, str(exc) or type(exc).__name__) from None
+        dt = _parse_other(s)  # a form only feedparser's handlers know (Korean, Greek ...)
+        if dt is None:
+            raise _fail(value, str(exc) or type(exc).__name__) from None
+    if dt is None:
+        dt = _parse_other(s)
     if dt is None:
         raise _fail(value, "not a recognized date format")
 

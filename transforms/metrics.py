@@ -13,6 +13,7 @@ from __future__ import annotations
 RUN = "khabar"
 RECORDS_IN = "records_in"
 FILES_READ = "files_read"
+FILES_DEAD_LETTERED = "files_dead_lettered"  # files that became one dead letter whole
 MESSAGES_IN = "messages_in"
 SKIPPED_DUPLICATES = "skipped_duplicates"
 WRITTEN_ARTICLES = "written_articles"
@@ -24,6 +25,8 @@ OK = "ok"
 DEAD_LETTER = "dead_letter"
 RETRIED = "retried"
 READ = "read"
+PARSE = "parse"
+DATE_LEFT_EMPTY = "date_left_empty"  # stage.parse: an unreadable date, the article kept
 
 
 def stage(name: str) -> str:

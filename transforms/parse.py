@@ -2,12 +2,13 @@
 
 Beam-free core:
 
-* :func:`decode` - UTF-8 (with or without BOM) and UTF-16 (BOM or NUL-pattern sniffed);
-  anything else raises :class:`DecodeError` (the bytes go to the dead letters intact).
+* :func:`decode` - any encoding Python or WHATWG knows, declared or detected
+  (:mod:`transforms.encodings`); :class:`DecodeError` only when no decoding is credible
+  (the bytes go to the dead letters intact).
 * :func:`detect_format` - by extension, else by sniffing the content; overridable.
 * :func:`split_records` - a file's bytes -> raw records (JSON Lines: one per line;
-  RSS/Atom: one per item, XML parsed with defusedxml so entity expansion and external
-  entities are refused; text and HTML: the whole file).
+  feeds: one per item, read with feedparser behind khabar's refusal of entity
+  declarations and deep nesting (:mod:`transforms.feeds`); text and HTML: the whole file).
 * :func:`parse_record` - one raw record -> an article dict (title, lead, body, url,
   source, published_at, provenance).
 
@@ -20,18 +21,31 @@ import hashlib
 import json
 import math
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import apache_beam as beam
-import defusedxml.ElementTree as DET
-from defusedxml import DefusedXmlException
+from apache_beam.metrics import Metrics
 
+from khabar.transforms import metrics as M
 from khabar.transforms.common import Article, StageError, dead_letter_from_raw, run_stage
-from khabar.transforms.dates import parse_date
+from khabar.transforms.dates import DateParseError, parse_date
+from khabar.transforms.encodings import DecodeError, decode_text
+from khabar.transforms.feeds import (
+    DEFAULT_MAX_ITEMS,
+    entry_payload,
+    item_article,
+    kind_of,
+    read_feed,
+)
+from khabar.transforms.feeds import (
+    MalformedXML as MalformedXML,
+)
+from khabar.transforms.feeds import (
+    XMLSecurityError as XMLSecurityError,
+)
 from khabar.transforms.records import RawRecordDict
 
 FORMATS = ("text", "jsonl", "html", "rss", "atom")
@@ -54,10 +68,6 @@ EXTENSIONS = {
 DEFAULT_MAX_RECORD_BYTES = 5 * 1024 * 1024
 
 
-class DecodeError(StageError):
-    """The bytes are not UTF-8 or UTF-16 text."""
-
-
 class TooLarge(StageError):
     """The record is above the configured size limit."""
 
@@ -68,14 +78,6 @@ class EmptyInput(StageError):
 
 class InvalidRecord(StageError):
     """A record with the wrong shape (e.g. a JSON line that is not an object)."""
-
-
-class XMLSecurityError(StageError):
-    """XML refused for safety: entity declarations, external entities or DTD tricks."""
-
-
-class MalformedXML(StageError):
-    """XML that does not parse, or is neither RSS nor Atom."""
 
 
 @dataclass
@@ -100,39 +102,11 @@ class RawRecord:
 
 # --------------------------------------------------------------------------- decoding
 
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-
 
 def decode(data: bytes) -> str:
-    """Decode UTF-8 (BOM optional) or UTF-16 (BOM, or sniffed from NUL bytes)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        encoding, body = "utf-8", data[3:]
-    elif data.startswith(_UTF16_BOMS):
-        encoding, body = "utf-16", data
-    else:
-        encoding, body = _sniff_utf16(data) or "utf-8", data
-    try:
-        return body.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise DecodeError(
-            f"not valid {encoding.upper()}: {exc.reason} at byte {exc.start}"
-            f" (of {len(data)}); only UTF-8 and UTF-16 are accepted"
-        ) from None
-
-
-def _sniff_utf16(data: bytes) -> str | None:
-    """UTF-16 without BOM: most ASCII-range code units have one NUL byte."""
-    sample = data[:4096]
-    if len(sample) < 4 or len(sample) % 2:
-        return None
-    even_nuls = sample[0::2].count(0)
-    odd_nuls = sample[1::2].count(0)
-    half = len(sample) // 2
-    if odd_nuls > 0.3 * half and even_nuls < 0.05 * half:
-        return "utf-16-le"
-    if even_nuls > 0.3 * half and odd_nuls < 0.05 * half:
-        return "utf-16-be"
-    return None
+    """Decode any text encoding (see :mod:`transforms.encodings`); ``DecodeError`` when
+    no decoding is credible."""
+    return decode_text(data)
 
 
 # --------------------------------------------------------------------------- formats
@@ -153,19 +127,17 @@ def detect_format(uri: str, head: bytes, override: str | None = None) -> str:
 
 
 def sniff_format(head: bytes) -> str:
+    sample = head[:2048]
     try:
-        text = decode(head[:2048] if len(head) % 2 == 0 else head[:2047])
+        text = decode(sample)
     except DecodeError:
-        try:
-            text = head[:2048].decode("utf-8", errors="ignore")
-        except Exception:  # noqa: BLE001
-            return "text"
+        text = sample.decode("utf-8", errors="ignore")
     start = text.lstrip("\ufeff \t\r\n")[:512].lower()
     if start.startswith("{"):
         return "jsonl"
     if start.startswith("<!doctype html") or start.startswith("<html"):
         return "html"
-    if start.startswith("<?xml") or start.startswith("<rss") or start.startswith("<feed"):
+    if start.startswith(("<?xml", "<rss", "<feed", "<rdf:rdf", "<channel")):
         if "<html" in start:
             return "html"
         return "feed"
@@ -176,84 +148,78 @@ def sniff_format(head: bytes) -> str:
 
 # --------------------------------------------------------------------------- splitting
 
-ATOM_NS = "http://www.w3.org/2005/Atom"
-
 
 def split_records(
-    uri: str, data: bytes, fmt: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    uri: str,
+    data: bytes,
+    fmt: str,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    max_items: int = DEFAULT_MAX_ITEMS,
 ) -> Iterator[RawRecord]:
     """Split a whole file into raw records. Raises a StageError for a file that is
-    unusable as a whole (empty, malformed or refused XML)."""
+    unusable as a whole (empty, not a feed, refused XML)."""
     if fmt == "jsonl":
-        yield from split_jsonl(uri, data)
+        yield from split_jsonl(uri, data, max_items)
         return
     if fmt in FEED_FORMATS:
-        yield from split_feed(uri, data, max_record_bytes)
+        yield from split_feed(uri, data, max_items)
         return
     if not data.strip():
         raise EmptyInput("empty file")
     yield RawRecord(uri, 0, fmt, data)
 
 
-def split_jsonl(uri: str, data: bytes) -> Iterator[RawRecord]:
+class RecordCap(StageError):
+    """A file with more records than the per-file cap: the rest are not read."""
+
+
+def split_jsonl(uri: str, data: bytes, max_items: int = DEFAULT_MAX_ITEMS) -> Iterator[RawRecord]:
     if not data.strip():
         raise EmptyInput("empty file")
+    count = 0
     for lineno, line in enumerate(data.split(b"\n"), start=1):
         if line.strip():
+            if count >= max_items:
+                raise RecordCap(
+                    f"more than {max_items} records; line {lineno} and after were not read"
+                )
+            count += 1
             yield RawRecord(uri, lineno, "jsonl", line.rstrip(b"\r"))
 
 
-def _parse_xml(data: bytes) -> ET.Element:
+def split_all(
+    uri: str,
+    data: bytes,
+    fmt: str,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    max_items: int = DEFAULT_MAX_ITEMS,
+) -> tuple[list[RawRecord], BaseException | None]:
+    """:func:`split_records` that never raises: the records split before any failure,
+    and the failure (any exception: a bad file, a cap, RecursionError, MemoryError...)."""
+    records: list[RawRecord] = []
+    try:
+        for record in split_records(uri, data, fmt, max_record_bytes, max_items):
+            records.append(record)
+    except Exception as exc:  # noqa: BLE001 - one bad file never stops a job
+        return records, exc
+    return records, None
+
+
+def split_feed(uri: str, data: bytes, max_items: int = DEFAULT_MAX_ITEMS) -> Iterator[RawRecord]:
+    """Any feed dialect (feedparser): one raw record per item, its payload the item's
+    fields as canonical JSON (see :mod:`transforms.feeds`). Items beyond ``max_items``
+    raise :class:`FeedItemCap` after the first ``max_items`` are yielded."""
     if not data.strip():
         raise EmptyInput("empty file")
-    try:
-        return DET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
-    except DefusedXmlException as exc:
-        raise XMLSecurityError(f"XML refused: {type(exc).__name__}: {exc}") from None
-    except ET.ParseError as exc:
-        raise MalformedXML(f"XML does not parse: {exc}") from None
-
-
-def _local(tag: Any) -> str:
-    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
-
-
-def split_feed(uri: str, data: bytes, max_record_bytes: int) -> Iterator[RawRecord]:
-    """RSS 2.0 / RSS 1.0 (RDF) / Atom: one raw record per item, its XML re-serialized."""
-    root = _parse_xml(data)
-    kind = _local(root.tag).lower()
-    if kind == "rss" or kind == "rdf":
-        fmt = "rss"
-        channel = next((c for c in root if _local(c.tag) == "channel"), None)
-        feed_title = _child_text(channel, "title") if channel is not None else None
-        items = [e for e in root.iter() if _local(e.tag) == "item"]
-    elif kind == "feed":
-        fmt = "atom"
-        feed_title = _child_text(root, "title")
-        items = [e for e in root if _local(e.tag) == "entry"]
-    else:
-        raise MalformedXML(f"XML root <{kind}> is neither RSS nor Atom")
-    attrs = {"feed_title": feed_title} if feed_title else {}
-    for index, item in enumerate(items):
-        payload = ET.tostring(item, encoding="utf-8")
-        yield RawRecord(uri, index, fmt, payload, dict(attrs))
-
-
-def _child(elem: ET.Element | None, name: str, ns: str | None = None) -> ET.Element | None:
-    if elem is None:
-        return None
-    for child in elem:
-        if _local(child.tag) == name and (ns is None or child.tag.startswith("{" + ns)):
-            return child
-    return None
-
-
-def _child_text(elem: ET.Element | None, name: str, ns: str | None = None) -> str | None:
-    child = _child(elem, name, ns)
-    if child is None:
-        return None
-    text = "".join(child.itertext()).strip()
-    return text or None
+    feed = read_feed(data, max_items)
+    fmt = kind_of(feed.version)
+    attrs = {"feed_title": feed.feed_title} if feed.feed_title else {}
+    for index, entry in enumerate(feed.entries):
+        yield RawRecord(uri, index, fmt, entry_payload(entry), dict(attrs))
+    if feed.dropped:
+        raise RecordCap(
+            f"feed has {feed.dropped} items beyond the cap of {max_items}; they were not read"
+        )
 
 
 # --------------------------------------------------------------------------- parsing
@@ -384,40 +350,8 @@ def parse_html(text: str, url: str | None = None) -> dict[str, Any]:
 
 
 def parse_feed_item(payload: bytes, fmt: str) -> dict[str, Any]:
-    """One RSS ``<item>`` or Atom ``<entry>`` (as split by :func:`split_feed`)."""
-    item = _parse_xml(payload)
-    if fmt == "atom":
-        link = None
-        for child in item:
-            if _local(child.tag) == "link" and child.get("rel", "alternate") == "alternate":
-                link = child.get("href")
-                break
-        content = _child_text(item, "content")
-        summary = _child_text(item, "summary")
-        published = _child_text(item, "published") or _child_text(item, "updated")
-        source = _child_text(_child(item, "source"), "title")  # the author is not the outlet
-        guid = _child_text(item, "id")
-    else:
-        link = _child_text(item, "link")
-        content = _child_text(item, "encoded")  # content:encoded
-        summary = _child_text(item, "description")
-        published = _child_text(item, "pubDate") or _child_text(item, "date")  # dc:date
-        source = _child_text(item, "source")
-        guid = _child_text(item, "guid")
-    title = _child_text(item, "title") or ""
-    body = content or summary or ""
-    lead = summary if content and summary else None
-    if not title and not body:
-        raise EmptyInput("feed item without title and text")
-    return {
-        "title": title,
-        "lead": lead,
-        "body": body,
-        "url": link or (guid if guid and guid.startswith("http") else None),
-        "published": published,
-        "source": source,
-        "guid": guid,
-    }
+    """One feed item as split by :func:`split_feed` (or a bare ``<item>``/``<entry>``)."""
+    return item_article(payload, fmt)
 
 
 def record_id(input_uri: str, position: int, payload: bytes) -> str:
@@ -439,6 +373,13 @@ def url_host(url: str | None) -> str | None:
     if not host:
         return None
     return host[4:] if host.startswith("www.") else host
+
+
+def _language_code(value: Any) -> str | None:
+    """``fa-IR`` -> ``fa``; JSON's ``language`` field is passed as given."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip().replace("_", "-").split("-", 1)[0].lower() or None
 
 
 def source_zone(language_hint: str | None, text: str) -> str | None:
@@ -472,22 +413,26 @@ def parse_record(raw: dict[str, Any], max_record_bytes: int = DEFAULT_MAX_RECORD
         else:
             raise InvalidRecord(f"unknown input format {fmt!r}")
     published_raw = fields.get("published")
-    language_hint = fields.get("language")
+    language_hint = _language_code(fields.get("language"))
     published_at = None
-    if published_raw and str(published_raw).strip():
+    date_error = None
+    if published_raw is not None and str(published_raw).strip():
         zone = source_zone(language_hint, (fields.get("title") or "") + (fields.get("body") or ""))
-        published_at = parse_date(str(published_raw), default_tz=zone)
+        try:
+            published_at = parse_date(str(published_raw), default_tz=zone)
+        except DateParseError as exc:
+            # an unreadable or implausible date never loses the article: left empty
+            date_error = str(exc)
     title = fields.get("title") or ""
     body = fields.get("body") or ""
     url = fields.get("url") or attrs.get("url")
-    source = (
-        fields.get("source") or attrs.get("source") or attrs.get("feed_title") or url_host(url)
-    )
+    feed_title = attrs.get("feed_title") or fields.get("feed_title")
+    source = fields.get("source") or attrs.get("source") or feed_title or url_host(url)
     return {
         "id": record_id(raw["input_uri"], raw["position"], payload),
         "url": url,
         "source": source,
-        "feed": attrs.get("feed_title") or attrs.get("feed"),
+        "feed": feed_title or attrs.get("feed"),
         "title": title,
         "lead": fields.get("lead"),
         "body": body,
@@ -499,6 +444,8 @@ def parse_record(raw: dict[str, Any], max_record_bytes: int = DEFAULT_MAX_RECORD
         "_raw": payload,
         "_attributes": attrs,
         "_language_hint": language_hint,
+        "_plain_fields": list(fields.get("plain") or []),
+        "_date_error": date_error,
     }
 
 
@@ -517,7 +464,12 @@ class ParseArticles(beam.PTransform):
 
 
 def _raw_to_article_adapter(limit: int):
+    dates_left_empty = Metrics.counter(M.stage(M.PARSE), M.DATE_LEFT_EMPTY)
+
     def core(raw: RawRecordDict) -> Article:
-        return parse_record(raw, limit)
+        article = parse_record(raw, limit)
+        if article.get("_date_error"):
+            dates_left_empty.inc()
+        return article
 
     return core

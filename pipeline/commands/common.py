@@ -54,6 +54,14 @@ def format_summary(summary: dict[str, Any], elapsed: float) -> str:
         f"khabar run: {summary['files']} file(s), runner {summary['runner']}, {elapsed:.1f} s"
         if summary.get("mode") != "streaming"
         else f"khabar run --streaming: runner {summary['runner']}, {elapsed:.1f} s",
+        *(
+            [
+                f"  files read        {c['files']:>8}   "
+                f"({c.get('files_dead_lettered', 0)} of them dead-lettered whole)"
+            ]
+            if "files" in c and summary.get("mode") != "streaming"
+            else []
+        ),
         f"  records in        {c['records_in']:>8}",
         f"  articles written  {c['articles']:>8}   -> {summary['outputs']['articles']}",
         f"  duplicates        {c['duplicates']:>8}   "
@@ -81,6 +89,11 @@ def format_summary(summary: dict[str, Any], elapsed: float) -> str:
         f"  conservation: {c['records_in']} in = {c['articles']} written + {c['duplicates']} "
         f"duplicates + {c['dead_letters']} dead letters  [{verdict}]"
     )
+    if c.get("dates_left_empty"):
+        lines.append(
+            f"  dates left empty: {c['dates_left_empty']} (unreadable or implausible; "
+            "the articles were kept)"
+        )
     lines.append(f"  summary: {summary['outputs']['summary']}")
     return "\n".join(lines)
 

@@ -6,8 +6,8 @@ buckets, and publishes every new item to Pub/Sub exactly once, with provenance.
   the limit), redirects followed by hand (at most 5) and refused when they lead to a
   non-HTTP scheme or to a link-local / cloud metadata address (unless allowed).
 * Per-feed exponential back-off on errors (30 s doubling, capped at 1 h).
-* Items are split with the same code as the batch reader (``khabar.transforms.parse``: XML
-  through defusedxml) and identified by GUID, else link, else content hash; the memory
+* Items are split with the same code as the batch reader (``khabar.transforms.parse``:
+  feeds through feedparser) and identified by GUID, else link, else content hash; the memory
   of what was published is persisted (a local file, written atomically, or a ``gs://``
   object) so a restarted poller does not flood the topic.
 * New files in a watched folder or bucket (any path FileSystems reads) are split into
@@ -307,7 +307,7 @@ class Poller:
         fetched_at = dt.datetime.fromtimestamp(now, dt.UTC).isoformat()
         try:
             records = list(split_records(url, result.body, "feed", self.max_feed_bytes))
-        except StageError as exc:
+        except Exception as exc:  # noqa: BLE001 - one bad feed never stops the poller
             # the whole response is unusable: publish it once so it is dead-lettered
             key = item_key(url, None, None, result.body)
             if key not in self.state.seen:
@@ -345,45 +345,54 @@ class Poller:
         except Exception:  # noqa: BLE001 - an empty or missing folder is not an error here
             return stats
         for path in paths:
-            matched = FileSystems.match([path])[0].metadata_list
-            if not matched:
-                continue
-            meta = matched[0]
-            marker = f"{meta.size_in_bytes}:{getattr(meta, 'last_updated_in_seconds', 0)}"
-            if self.state.files.get(path) == marker:
-                continue
-            with FileSystems.open(path) as handle:
-                data = handle.read(self.max_feed_bytes + 1)
-            now = self.clock()
-            fetched_at = dt.datetime.fromtimestamp(now, dt.UTC).isoformat()
-            fmt = detect_format(path, data[:4096])
             try:
-                if len(data) > self.max_feed_bytes:
-                    raise StageError("file above the size limit")
-                records = list(split_records(path, data, fmt, self.max_feed_bytes))
-            except StageError:
-                self._send(data[:MAX_MESSAGE_BYTES], path, 0, fmt, "file", fetched_at)
-                stats.published += 1
-                records = []
-            for record in records:
-                key = item_key(path, None, None, record.payload + b"#%d" % record.position)
-                if key in self.state.seen:
-                    stats.skipped_seen += 1
-                    continue
-                self._send(
-                    record.payload[:MAX_MESSAGE_BYTES],
-                    path,
-                    record.position,
-                    record.format,
-                    "record",
-                    fetched_at,
-                    {k: v for k, v in record.attributes.items() if v},
-                )
-                self.state.seen[key] = now
-                stats.published += 1
-            self.state.files[path] = marker
-            stats.files += 1
+                self._poll_file(path, stats)
+            except Exception as exc:  # noqa: BLE001 - one bad file never stops the poller
+                stats.errors += 1
+                LOG.warning("watched file %s: %s: %s", path, type(exc).__name__, exc)
         return stats
+
+    def _poll_file(self, path: str, stats: PollStats) -> None:
+        from khabar.pipeline.stages.sources import escape_glob, open_input
+
+        matched = FileSystems.match([escape_glob(path)])[0].metadata_list
+        if not matched:
+            return
+        meta = matched[0]
+        marker = f"{meta.size_in_bytes}:{getattr(meta, 'last_updated_in_seconds', 0)}"
+        if self.state.files.get(path) == marker:
+            return
+        with open_input(path) as handle:  # a FIFO or device is refused, never opened
+            data = handle.read(self.max_feed_bytes + 1)
+        now = self.clock()
+        fetched_at = dt.datetime.fromtimestamp(now, dt.UTC).isoformat()
+        fmt = detect_format(path, data[:4096])
+        try:
+            if len(data) > self.max_feed_bytes:
+                raise StageError("file above the size limit")
+            records = list(split_records(path, data, fmt, self.max_feed_bytes))
+        except Exception:  # noqa: BLE001 - the whole file goes on, to be dead-lettered
+            self._send(data[:MAX_MESSAGE_BYTES], path, 0, fmt, "file", fetched_at)
+            stats.published += 1
+            records = []
+        for record in records:
+            key = item_key(path, None, None, record.payload + b"#%d" % record.position)
+            if key in self.state.seen:
+                stats.skipped_seen += 1
+                continue
+            self._send(
+                record.payload[:MAX_MESSAGE_BYTES],
+                path,
+                record.position,
+                record.format,
+                "record",
+                fetched_at,
+                {k: v for k, v in record.attributes.items() if v},
+            )
+            self.state.seen[key] = now
+            stats.published += 1
+        self.state.files[path] = marker
+        stats.files += 1
 
     def _send(
         self,

@@ -26,7 +26,7 @@ from khabar.transforms.common import DEAD_LETTER
 from khabar.transforms.entities import TagEntities
 from khabar.transforms.language import DetectLanguage
 from khabar.transforms.normalize import NormalizeArticles
-from khabar.transforms.parse import DEFAULT_MAX_RECORD_BYTES, ParseArticles
+from khabar.transforms.parse import DEFAULT_MAX_ITEMS, DEFAULT_MAX_RECORD_BYTES, ParseArticles
 
 
 @dataclass
@@ -75,6 +75,8 @@ class JobSettings:
 
     input_format: str | None = None
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    max_records_per_file: int = DEFAULT_MAX_ITEMS
+    max_feed_bytes: int | None = None
     emit_duplicates: bool = False
     num_shards: int = 0
     near: NearDupSettings = field(default_factory=NearDupSettings)
@@ -120,7 +122,13 @@ def build_batch(
 ) -> ProcessedOutputs:
     """The batch job: read ``files``, process, write Avro under ``output``."""
     settings = settings or JobSettings()
-    read = p | "Read" >> ReadArticleFiles(files, settings.format, settings.max_record_bytes)
+    read = p | "Read" >> ReadArticleFiles(
+        files,
+        settings.format,
+        settings.max_record_bytes,
+        settings.max_records_per_file,
+        settings.max_feed_bytes,
+    )
     return process_and_write(read.articles, read[DEAD_LETTER], output, settings, progress)
 
 

@@ -35,14 +35,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from khabar.pipeline.graph.batch import JobSettings, process_and_write
 from khabar.pipeline.job.progress import ProgressChannel
 from khabar.pipeline.stages.read import ExpandUnits, ReadFailure
-from khabar.pipeline.stages.sources import iter_lines_limited, read_limited
+from khabar.pipeline.stages.sources import iter_lines_limited, open_input, read_limited
 from khabar.transforms import metrics as M
 from khabar.transforms.common import ARTICLES, DEAD_LETTER, StageError
 from khabar.transforms.parse import (
@@ -81,7 +79,7 @@ def _replay_count(attrs: dict[str, str]) -> str:
 def _refetch(uri: str, fmt: str | None, position: int | None, limit: int) -> bytes:
     """The input of a truncated read-stage dead letter, read again under ``limit``."""
     try:
-        handle = FileSystems.open(uri, compression_type=CompressionTypes.AUTO)
+        handle = open_input(uri)  # decompressed a bounded chunk at a time
     except Exception as exc:  # noqa: BLE001 - any storage error: the input is gone
         raise SourceUnavailable(f"cannot read {uri} again: {type(exc).__name__}: {exc}") from None
     with handle:
@@ -161,7 +159,7 @@ class DeadLetterReader:
         Metrics.counter(M.REPLAY, M.replayed_from(dead["stage"], dead["error_type"])).inc()
         try:
             records, how = raw_records_for(dead, self.max_record_bytes, self.format_override)
-        except StageError as exc:
+        except Exception as exc:  # noqa: BLE001 - one bad dead letter never stops a replay
             self.not_rebuilt.inc()
             attrs = {str(k): str(v) for k, v in (dead.get("attributes") or {}).items()}
             attrs[REPLAY_COUNT] = _replay_count(attrs)

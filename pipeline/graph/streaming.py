@@ -37,7 +37,7 @@ from khabar.transforms.parse import (
     FORMATS,
     RawRecord,
     detect_format,
-    split_records,
+    split_all,
 )
 
 # Message attributes set by `khabar poll` (any publisher may set them).
@@ -69,20 +69,22 @@ class MessageReader:
             position = int(attrs.get(ATTR_POSITION, "0"))
         except ValueError:
             position = 0
-        fmt = attrs.get(ATTR_FORMAT) or detect_format(uri, data[:4096])
         try:
+            fmt = attrs.get(ATTR_FORMAT) or detect_format(uri, data[:4096])
             if attrs.get(ATTR_UNIT) == "file" or fmt == "feed":
-                records = list(split_records(uri, data, fmt, self.max_record_bytes))
+                records, error = split_all(uri, data, fmt, self.max_record_bytes)
             elif fmt not in FORMATS:
-                raise StageError(f"unknown format attribute {fmt!r}")
+                records, error = [], StageError(f"unknown format attribute {fmt!r}")
             else:
-                records = [RawRecord(uri, position, fmt, data)]
-        except StageError as exc:
-            yield ReadFailure(exc, data, uri, position, attrs)
-            return
+                records, error = [RawRecord(uri, position, fmt, data)], None
+        except Exception as exc:  # noqa: BLE001 - one bad message never stops the stream
+            records, error = [], exc
         for record in records:
             record.attributes = {**attrs, **record.attributes}
             yield record
+        if error is not None:
+            where = len(records) if records else position
+            yield ReadFailure(error, data, uri, where, attrs)
 
 
 class AssignEventTime(beam.DoFn):

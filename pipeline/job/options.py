@@ -12,7 +12,7 @@ import argparse
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from khabar.pipeline.errors import CliError
-from khabar.transforms.parse import DEFAULT_MAX_RECORD_BYTES
+from khabar.transforms.parse import DEFAULT_MAX_ITEMS, DEFAULT_MAX_RECORD_BYTES
 
 FORMAT_CHOICES = ("auto", "text", "jsonl", "html", "feed", "rss", "atom")
 
@@ -79,6 +79,24 @@ class KhabarOptions(PipelineOptions):
             default=DEFAULT_MAX_RECORD_BYTES,
             help="Largest raw record (article, JSON line, feed file) accepted; larger ones "
             f"become dead letters (TooLarge). Default {DEFAULT_MAX_RECORD_BYTES}.",
+        )
+        group.add_argument(
+            "--max_feed_bytes",
+            "--max-feed-bytes",
+            dest="max_feed_bytes",
+            type=positive_int,
+            default=None,
+            help="Largest feed file accepted (a container: each of its items is still held "
+            "to --max_article_bytes). Default 10 x --max_article_bytes.",
+        )
+        group.add_argument(
+            "--max_records_per_file",
+            "--max-records-per-file",
+            dest="max_records_per_file",
+            type=positive_int,
+            default=DEFAULT_MAX_ITEMS,
+            help="Most records read from one file (JSON lines, feed items); the rest become "
+            f"one dead letter (RecordCap). Default {DEFAULT_MAX_ITEMS}.",
         )
         group.add_argument(
             "--overwrite",

@@ -101,6 +101,8 @@ def summarize(
         "duplicates_near": metrics.get(M.NEARDUP, {}).get(M.NEAR_DUPLICATES, 0),
         "dead_letters": k.get(M.WRITTEN_DEAD_LETTERS, 0),
         "files": k.get(M.FILES_READ, 0),
+        "files_dead_lettered": k.get(M.FILES_DEAD_LETTERED, 0),
+        "dates_left_empty": metrics.get(M.stage(M.PARSE), {}).get(M.DATE_LEFT_EMPTY, 0),
     }
     counts.update(overrides or {})
     duplicates = counts["duplicates"]
@@ -128,6 +130,8 @@ def job_settings(khabar: KhabarOptions) -> JobSettings:
     return JobSettings(
         input_format=khabar.input_format,
         max_record_bytes=khabar.max_article_bytes,
+        max_records_per_file=khabar.max_records_per_file,
+        max_feed_bytes=khabar.max_feed_bytes,
         emit_duplicates=khabar.emit_duplicates,
         num_shards=khabar.num_shards,
         near=NearDupSettings(

@@ -58,10 +58,35 @@ class ExpandUnits(beam.DoFn):
         self.failed = Metrics.counter(M.stage(M.READ), M.DEAD_LETTER)
 
     def process(self, unit: Any):
-        for item in self.reader(unit):
+        try:
+            for item in self.reader(unit):
+                self.records_in.inc()
+                if isinstance(item, ReadFailure):
+                    self.failed.inc()
+                    yield TaggedOutput(DEAD_LETTER, item.dead_letter())
+                else:
+                    yield item.to_dict()
+        except Exception as exc:  # noqa: BLE001 - a reader's own bug never stops the job
             self.records_in.inc()
-            if isinstance(item, ReadFailure):
-                self.failed.inc()
-                yield TaggedOutput(DEAD_LETTER, item.dead_letter())
-            else:
-                yield item.to_dict()
+            self.failed.inc()
+            failure = ReadFailure(exc, _unit_bytes(unit), _unit_uri(unit))
+            yield TaggedOutput(DEAD_LETTER, failure.dead_letter())
+
+
+def _unit_uri(unit: Any) -> str:
+    if isinstance(unit, str):
+        return unit
+    path = getattr(getattr(unit, "metadata", None), "path", None)
+    if path:
+        return str(path)
+    attributes = getattr(unit, "attributes", None) or (
+        unit if isinstance(unit, dict) else {}
+    )
+    return str(attributes.get("input_uri") or "")
+
+
+def _unit_bytes(unit: Any) -> bytes:
+    data = getattr(unit, "data", None)
+    if data is None and isinstance(unit, dict):
+        data = unit.get("raw_payload")
+    return bytes(data) if isinstance(data, (bytes, bytearray)) else b""

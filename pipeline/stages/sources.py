@@ -8,16 +8,20 @@ counted in ``records_in``, the left-hand side of the conservation check.
 
 from __future__ import annotations
 
+import bz2
+import glob
+import gzip
 import io
+import lzma
 import os
 import posixpath
+import stat
 import time
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
@@ -26,14 +30,20 @@ from khabar.pipeline.stages.read import ExpandUnits, ReadFailure
 from khabar.transforms import metrics as M
 from khabar.transforms.common import ARTICLES, DEAD_LETTER, StageError
 from khabar.transforms.parse import (
+    DEFAULT_MAX_ITEMS,
     DEFAULT_MAX_RECORD_BYTES,
     FEED_FORMATS,
     EmptyInput,
     RawRecord,
+    RecordCap,
     TooLarge,
     detect_format,
-    split_records,
+    split_all,
 )
+
+#: Containers (feeds) get this many times the per-article limit; their items are then
+#: held to the per-article limit one by one.
+FEED_BUDGET_FACTOR = 10
 
 # Files picked up when a directory is given; any file can be named explicitly or by glob.
 DIRECTORY_EXTENSIONS = (
@@ -54,7 +64,6 @@ SKIP_NAMES = ("readme", "license", "licence")
 READ_ATTEMPTS = 3
 
 
-
 class InputError(ValueError):
     """A command-line input that matches nothing usable."""
 
@@ -67,23 +76,52 @@ def _is_dir(path: str) -> bool:
     return os.path.isdir(path)
 
 
+class NotRegularFile(StageError):
+    """A FIFO, socket or device among the inputs: never opened (it could block forever)."""
+
+
+class FileVanished(StageError):
+    """A listed file that no longer exists when it is read."""
+
+
+def escape_glob(path: str) -> str:
+    """``path`` as a pattern that matches only itself (``[``, ``*``, ``?`` escaped)."""
+    if "://" in path:
+        scheme, rest = path.split("://", 1)
+        return scheme + "://" + glob.escape(rest)
+    return glob.escape(path)
+
+
+def _exists_literally(path: str) -> bool:
+    if "://" not in path:
+        return os.path.lexists(path)
+    try:
+        return FileSystems.exists(path)
+    except Exception:  # noqa: BLE001 - then it is matched as a pattern
+        return False
+
+
 def expand_inputs(patterns: list[str]) -> list[str]:
     """Turn paths, globs and directories into the list of file paths to read.
 
-    Directories are walked recursively for the supported extensions (README and licence
-    files and hidden files are skipped). Raises :class:`InputError` when nothing matches.
+    A path that exists is taken as written (``news[1].txt`` is that file, not a
+    pattern); only paths that do not exist are matched as globs, once. Directories are
+    walked recursively for the supported extensions (README and licence files and
+    hidden files are skipped). Raises :class:`InputError` when nothing matches.
     """
     files: list[str] = []
     for pattern in patterns:
         if _is_dir(pattern):
             base = pattern.rstrip("/")
-            results = FileSystems.match([base + "/**"])[0].metadata_list
+            results = FileSystems.match([escape_glob(base) + "/**"])[0].metadata_list
             for meta in results:
                 name = posixpath.basename(meta.path).lower()
                 if name.startswith(".") or name.startswith(SKIP_NAMES) or "/." in meta.path:
                     continue
                 if name.endswith(DIRECTORY_EXTENSIONS) or "." not in name:
                     files.append(meta.path)
+        elif _exists_literally(pattern):
+            files.append(pattern)
         else:
             try:
                 results = FileSystems.match([pattern])[0].metadata_list
@@ -152,86 +190,203 @@ def iter_lines_limited(handle: Any, limit: int) -> Iterator[tuple[int, bytes, bo
         yield lineno, line.rstrip(b"\r\n"), truncated
 
 
+_DECOMPRESSORS = {
+    CompressionTypes.GZIP: lambda raw: gzip.GzipFile(fileobj=raw, mode="rb"),
+    CompressionTypes.BZIP2: lambda raw: bz2.BZ2File(raw, mode="rb"),
+    CompressionTypes.LZMA: lambda raw: lzma.LZMAFile(raw, mode="rb"),
+}
+
+
+class _Inflating(io.RawIOBase):
+    """zlib (``.deflate``) or zstd, inflated a bounded chunk at a time."""
+
+    def __init__(self, raw: Any, kind: str) -> None:
+        self.raw = raw
+        if kind == "zstd":
+            import zstandard
+
+            self.inner = zstandard.ZstdDecompressor().stream_reader(raw)
+            self.zlib = None
+        else:
+            self.inner = None
+            self.zlib = zlib.decompressobj()
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        want = len(buffer)
+        if self.inner is not None:
+            data = self.inner.read(want)
+        else:
+            assert self.zlib is not None
+            data = self.zlib.decompress(self.pending, want) if self.pending else b""
+            while not data:
+                if self.zlib.unconsumed_tail:
+                    data = self.zlib.decompress(self.zlib.unconsumed_tail, want)
+                    continue
+                chunk = self.raw.read(1 << 16)
+                if not chunk:
+                    data = self.zlib.flush()[:want]
+                    break
+                data = self.zlib.decompress(chunk, want)
+            self.pending = b""
+            if self.zlib.unconsumed_tail:
+                self.pending = self.zlib.unconsumed_tail
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def open_input(path: str) -> Any:
+    """Open a listed file for reading, decompressing by extension a bounded chunk at a
+    time (so a size limit holds while inflating, never after). A local FIFO, socket or
+    device raises :class:`NotRegularFile` without being opened; a file that is gone,
+    :class:`FileVanished`."""
+    if "://" not in path:
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
+            raise FileVanished(f"{path} no longer exists (listed, then gone)") from None
+        if not stat.S_ISREG(mode):
+            kind = (
+                "FIFO" if stat.S_ISFIFO(mode)
+                else "socket" if stat.S_ISSOCK(mode)
+                else "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "directory" if stat.S_ISDIR(mode)
+                else "special file"
+            )
+            raise NotRegularFile(f"{path} is a {kind}, not a regular file; not opened")
+    kind = CompressionTypes.detect_compression_type(path)
+    try:
+        raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    except FileNotFoundError:
+        raise FileVanished(f"{path} no longer exists (listed, then gone)") from None
+    except Exception as exc:
+        cause = _root_cause(exc)
+        if isinstance(cause, FileNotFoundError) or getattr(cause, "code", None) == 404:
+            raise FileVanished(f"{path} no longer exists (listed, then gone)") from None
+        raise
+    if kind in _DECOMPRESSORS:
+        return _DECOMPRESSORS[kind](raw)
+    if kind == CompressionTypes.DEFLATE:
+        return io.BufferedReader(_Inflating(raw, "deflate"), buffer_size=1 << 16)
+    if kind == CompressionTypes.ZSTD:
+        return io.BufferedReader(_Inflating(raw, "zstd"), buffer_size=1 << 16)
+    return raw
+
+
 class FileReader:
-    """The reader of files (``stages/read.py``): ``fileio.ReadableFile`` -> raw records,
-    or a failure for a file that cannot be read as a whole."""
+    """The reader of files (``stages/read.py``): a listed path -> raw records, or a
+    failure for a file (or the rest of one) that cannot be read. Nothing a file holds
+    stops the job: every exception (RecursionError and MemoryError included) is caught
+    per file."""
 
     def __init__(
-        self, format_override: str | None = None, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+        self,
+        format_override: str | None = None,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        max_records_per_file: int = DEFAULT_MAX_ITEMS,
+        max_feed_bytes: int | None = None,
     ) -> None:
         self.format_override = format_override
         self.max_record_bytes = max_record_bytes
+        self.max_records_per_file = max_records_per_file
+        self.max_feed_bytes = max_feed_bytes or FEED_BUDGET_FACTOR * max_record_bytes
         self.files = Metrics.counter(M.RUN, M.FILES_READ)
+        self.files_failed = Metrics.counter(M.RUN, M.FILES_DEAD_LETTERED)
         self.retried = Metrics.counter(M.stage(M.READ), M.RETRIED)
 
-    def __call__(self, readable: fileio.ReadableFile) -> Iterator[RawRecord | ReadFailure]:
-        path = readable.metadata.path
+    def __call__(self, path: Any) -> Iterator[RawRecord | ReadFailure]:
+        path = getattr(getattr(path, "metadata", None), "path", path)  # ReadableFile too
         self.files.inc()
+        try:
+            yield from self._read(path)
+        except Exception as exc:  # noqa: BLE001 - one bad file never stops a job
+            self.files_failed.inc()
+            yield self._dead(path, exc, b"")
+
+    def _read(self, path: str) -> Iterator[RawRecord | ReadFailure]:
         limit = self.max_record_bytes
         fmt: str | None = None
+        streamed = False
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
-                handle = readable.open(compression_type=CompressionTypes.AUTO)
-                with handle:
+                with open_input(path) as handle:
                     head = handle.read(4096)
                     fmt = detect_format(path, head, self.format_override)
                     if fmt == "jsonl":
                         # streamed line by line (not retried: lines may already be out)
+                        streamed = True
                         yield from self._jsonl(path, head, handle, limit)
                         return
-                    if len(head) > limit:
-                        data, more = head[:limit], True
+                    budget = self.max_feed_bytes if fmt in FEED_FORMATS else limit
+                    if len(head) > budget:
+                        data, more = head[:budget], True
                     else:
-                        rest, more = read_limited(handle, limit - len(head))
+                        rest, more = read_limited(handle, budget - len(head))
                         data = head + rest
                 break
-            except FileNotFoundError as exc:
+            except StageError as exc:
+                self.files_failed.inc()
                 yield self._dead(path, exc, b"", fmt)
                 return
-            except (OSError, EOFError, zlib.error) as exc:
+            except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
                 # a flaky filesystem is retried; a corrupt file (bad gzip) dead-lettered
-                if attempt < READ_ATTEMPTS and not isinstance(exc, (EOFError, zlib.error)):
+                transient = not isinstance(
+                    exc, (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
+                ) and not isinstance(exc, (FileNotFoundError, PermissionError))
+                if attempt < READ_ATTEMPTS and transient and not streamed:
                     self.retried.inc()
                     time.sleep(0.2 * attempt)
                     continue
+                self.files_failed.inc()
                 yield self._dead(path, exc, b"", fmt)
                 return
         if more:
-            # Containers (feeds) get a larger budget: their items are checked one by one.
+            what = "feed" if fmt in FEED_FORMATS else "file"
+            self.files_failed.inc()
             yield self._dead(
                 path,
                 TooLarge(
-                    f"file above the limit of {limit} bytes; raw_payload holds the first {limit}"
+                    f"{what} above the limit of {budget} bytes; raw_payload holds the first "
+                    f"{budget}"
                 ),
                 data,
                 fmt,
             )
             return
-        try:
-            records = list(split_records(path, data, fmt, limit))
-        except StageError as exc:
-            yield self._dead(path, exc, data, fmt)
-            return
-        if not records and fmt in FEED_FORMATS:
-            yield self._dead(path, EmptyInput("feed without items"), data, fmt)
-            return
+        records, error = split_all(path, data, fmt, limit, self.max_records_per_file)
         yield from records
+        if error is not None:
+            if not records:
+                self.files_failed.inc()
+            yield self._dead(path, error, data, fmt, len(records) if records else None)
+        elif not records and fmt in FEED_FORMATS:
+            self.files_failed.inc()
+            yield self._dead(path, EmptyInput("feed without items"), data, fmt)
 
     def _jsonl(
         self, path: str, head: bytes, handle: Any, limit: int
     ) -> Iterator[RawRecord | ReadFailure]:
         stream = io.BufferedReader(_Prefixed(head, handle), buffer_size=1 << 16)
-        seen = False
+        seen = 0
+        cap = self.max_records_per_file
         for lineno, line, truncated in iter_lines_limited(stream, limit):
             if not line.strip():
                 continue
-            seen = True
+            if seen >= cap:
+                exc = RecordCap(f"more than {cap} records; line {lineno} and after were not read")
+                yield self._dead(path, exc, line[:4096], "jsonl", lineno)
+                return
+            seen += 1
             if truncated:
                 exc = TooLarge(f"JSON line above the limit of {limit} bytes (truncated here)")
                 yield self._dead(path, exc, line, "jsonl", lineno)
                 continue
             yield RawRecord(path, lineno, "jsonl", line)
         if not seen:
+            self.files_failed.inc()
             yield self._dead(path, EmptyInput("empty file"), b"", "jsonl")
 
     @staticmethod
@@ -278,20 +433,31 @@ class ReadArticleFiles(beam.PTransform):
         files: list[str],
         format_override: str | None = None,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        max_records_per_file: int = DEFAULT_MAX_ITEMS,
+        max_feed_bytes: int | None = None,
     ) -> None:
         super().__init__()
         self.files = files
         self.format_override = format_override
         self.max_record_bytes = max_record_bytes
+        self.max_records_per_file = max_records_per_file
+        self.max_feed_bytes = max_feed_bytes
 
     def expand(self, pbegin):
+        # The listed paths are read as they are: never matched again as patterns.
         return (
             pbegin
             | "Files" >> beam.Create(self.files)
-            | "Match" >> fileio.MatchAll()
-            | "Open" >> fileio.ReadMatches(skip_directories=True)
+            | "Reshuffle" >> beam.Reshuffle()
             | "Split"
             >> beam.ParDo(
-                ExpandUnits(FileReader(self.format_override, self.max_record_bytes))
+                ExpandUnits(
+                    FileReader(
+                        self.format_override,
+                        self.max_record_bytes,
+                        self.max_records_per_file,
+                        self.max_feed_bytes,
+                    )
+                )
             ).with_outputs(DEAD_LETTER, main=ARTICLES)
         )

@@ -464,3 +464,73 @@ def test_random_input_raises_only_date_parse_error() -> None:
             continue
         assert result.tzinfo is UTC
         assert dt.datetime(1900, 1, 1, tzinfo=UTC) <= result <= NOW + dt.timedelta(days=2)
+
+
+# --- zones, odd offsets, years and float epochs (issue 15) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Sat, 28 Nov 2026 07:00:00 PT", T0 + dt.timedelta(hours=8)),
+        ("Sat, 28 Nov 2026 07:00:00 ET", T0 + dt.timedelta(hours=5)),
+        ("Sat, 28 Nov 2026 07:00:00 CT", T0 + dt.timedelta(hours=6)),
+        ("Sat, 28 Nov 2026 07:00:00 MT", T0 + dt.timedelta(hours=7)),
+        ("Sat, 28 Nov 2026 07:00:00 AT", T0 + dt.timedelta(hours=4)),
+        ("Sat, 28 Nov 2026 07:00:00 MET", T0 - dt.timedelta(hours=1)),
+        ("Sat, 28 Nov 2026 07:00:00 MEST", T0 - dt.timedelta(hours=2)),
+        ("Sat, 28 Nov 2026 10:30:00 IRST", T0),
+        ("Sat, 28 Nov 2026 07:00:00 -01:01", T0 + dt.timedelta(hours=1, minutes=1)),
+        ("2026-11-28T07:00:00-01:01", T0 + dt.timedelta(hours=1, minutes=1)),
+        ("Sat, 28 Nov 2026 10:00:00 GMT+3", T0),
+        ("Sat Nov 28 07:00:00 2026", T0),  # asctime
+        ("Sat Nov 28 02:00:00 EST 2026", T0),
+    ],
+)
+def test_zone_abbreviations_and_offsets(value: str, expected: dt.datetime) -> None:
+    assert parse(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Sat, 28 Nov 2026 07:00:00 XYZ",  # unknown abbreviation: never silently UTC
+        "Sat, 28 Nov 2026 07:00:00 IST",  # India, Israel or Ireland: ambiguous
+        "Sat, 28 Nov 2026 07:00:00 +zz:00",
+        "Mon, 01 Jan 0001 00:00:00 GMT",  # year 1, not 2001
+        "0001-01-01T00:00:00Z",
+    ],
+)
+def test_unknown_zones_and_year_one_are_refused(value: str) -> None:
+    with pytest.raises(DateParseError):
+        parse(value)
+
+
+def test_float_epochs() -> None:
+    assert parse("1.5e9") == dt.datetime(2017, 7, 14, 2, 40, tzinfo=dt.UTC)
+    assert parse("1732780800.25") == dt.datetime(2024, 11, 28, 8, 0, 0, 250000, tzinfo=dt.UTC)
+    assert parse("1732780800250.0") == dt.datetime(2024, 11, 28, 8, 0, 0, 250000, tzinfo=dt.UTC)
+    with pytest.raises(DateParseError):
+        parse("1.5e20")
+
+
+def test_json_float_epoch_and_implausible_date_keep_the_article() -> None:
+    from khabar.transforms.parse import RawRecord, parse_record
+
+    def article(published: str) -> dict:
+        line = b'{"title": "t", "body": "b", "published": ' + published.encode() + b"}"
+        return parse_record(RawRecord("mem://a.jsonl", 1, "jsonl", line).to_dict())
+
+    assert article("1.5e9")["published_at"] == dt.datetime(2017, 7, 14, 2, 40, tzinfo=dt.UTC)
+    for bad in ('"Mon, 01 Jan 0001 00:00:00 GMT"', '"2999-01-01"', '"Sat, 28 Nov 2026 7:00 XYZ"'):
+        kept = article(bad)
+        assert kept["published_at"] is None and kept["title"] == "t"
+        assert kept["_date_error"].startswith("cannot parse date")
+
+
+def test_other_forms_feedparser_knows() -> None:
+    assert parse("2003-12-31T10:14:55.1234Z") == dt.datetime(
+        2003, 12, 31, 10, 14, 55, 123400, tzinfo=dt.UTC
+    )
+    # Korean (OnBlog) via feedparser's handler
+    assert parse("2004-05-25 오후 11:23:17") == dt.datetime(2004, 5, 25, 14, 23, 17, tzinfo=dt.UTC)

@@ -31,7 +31,7 @@ def test_conditional_get_new_items_and_restart(tmp_path: Path) -> None:
         attrs = sink.messages[0][1]
         assert attrs["input_uri"] == server.url("/a.rss") and attrs["format"] == "rss"
         assert attrs["guid"] == "g1" and attrs["feed_title"] == "A" and attrs["fetched_at"]
-        assert b"<guid>g1</guid>" in sink.messages[0][0]
+        assert b'"id":"g1"' in sink.messages[0][0]  # the item's fields, as JSON
         # unchanged feeds: 304s, nothing published
         second = poller.poll_once()
         assert (second.not_modified, second.published) == (2, 0)
@@ -104,16 +104,19 @@ def test_redirects_to_other_schemes_or_metadata_are_refused() -> None:
 
 def test_malformed_item_and_broken_feed_are_published_for_dead_letters() -> None:
     with FeedServer() as server:
+        # an ill-formed feed: its item is recovered (as feedparser recovers it)
         server.routes["/broken.rss"] = b"<rss><channel><item><title>unclosed"
+        server.routes["/notfeed.rss"] = b"<svg><circle/></svg>"
         # an item with nothing in it parses as XML but is not an article
         server.routes["/odd.rss"] = rss("O", [("g1", "fine", "ok")]).replace(
             b"</channel>", b"<item><guid>g9</guid></item></channel>"
         )
         sink = Collect()
-        stats = Poller(sink, feeds=[server.url("/broken.rss"), server.url("/odd.rss")]).poll_once()
-        assert stats.published == 3
+        feeds = [server.url(p) for p in ("/broken.rss", "/notfeed.rss", "/odd.rss")]
+        stats = Poller(sink, feeds=feeds).poll_once()
+        assert stats.published == 4
         units = sorted(m[1]["unit"] for m in sink.messages)
-        assert units == ["file", "record", "record"]
+        assert units == ["file", "record", "record", "record"]
 
 
 def test_watch_folder_publishes_new_files_and_lines_once(tmp_path: Path) -> None:
