@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from khabar.pipeline.errors import CliError
 from khabar.pipeline.job.gcs import use_emulator_if_configured
+from khabar.pipeline.textsafe import SafeStream
 
 USAGE = """usage: khabar <command> [options]
 
@@ -68,6 +69,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"khabar: error: unknown command {command!r} (try: khabar --help)", file=sys.stderr)
         return 2
+    # every printout (reports, records, file names, errors) shows control characters
+    # and bidi overrides from the data as visible escapes
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeStream(sys.stdout), SafeStream(sys.stderr)
+    try:
+        return _dispatch(command, rest)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _dispatch(command: str, rest: list[str]) -> int:
     use_emulator_if_configured()
     try:
         return command_main(command)(rest)

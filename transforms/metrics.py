@@ -56,6 +56,11 @@ def duplicates_earlier(reason: str) -> str:
     return "duplicates_earlier_" + reason
 
 
+def redelivered(reason: str) -> str:
+    """A record delivered again (same item key or record id), dropped by the dedup."""
+    return "redelivered_" + reason
+
+
 def state_expired(reason: str) -> str:
     return "state_expired_" + reason
 

@@ -1,11 +1,15 @@
-"""Helpers the ``khabar`` commands share: quiet logs, ``khabar run`` argument checks
-and the run summary printed at the end."""
+"""Helpers the ``khabar`` commands share: quiet logs, ``khabar run`` argument checks,
+the run summary printed at the end, and stop signals (SIGTERM/SIGINT) for the
+long-running commands."""
 
 from __future__ import annotations
 
 import logging
 import os
 import re
+import signal
+import threading
+import time
 from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -99,3 +103,36 @@ def format_summary(summary: dict[str, Any], elapsed: float) -> str:
 
 
 # --------------------------------------------------------------------------- poll / stream
+
+
+class StopSignals:
+    """SIGTERM/SIGINT set ``stop``; the exit code says which one came (0 / 130)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.received: int | None = None
+        self.at: float | None = None
+        self._old: dict[int, Any] = {}
+
+    def install(self) -> StopSignals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.received = signum
+        self.at = time.monotonic()
+        self.stop.set()
+
+    def exit_code(self, ok: bool) -> int:
+        if self.received == signal.SIGTERM:
+            return 0
+        if self.received == signal.SIGINT:
+            return 130
+        return 0 if ok else 1

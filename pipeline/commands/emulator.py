@@ -7,15 +7,20 @@ DirectRunner against it is real streaming (see BEAM-NOTES.md).
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 EMULATOR_ENV = "PUBSUB_EMULATOR_HOST"
+STOP_WAIT = 1.0  # the emulator holds nothing khabar needs (the spool does)
 KNOWN_PATHS = (
     "/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator",
     "/usr/share/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator",
@@ -25,6 +30,26 @@ KNOWN_PATHS = (
 
 class EmulatorError(Exception):
     pass
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """preexec_fn: the child gets SIGKILL when the thread that started it dies, even if
+    khabar itself is SIGKILLed (Linux ``prctl(PR_SET_PDEATHSIG)``; the emulator's
+    launcher script ``exec``s java, which keeps the setting). Elsewhere a no-op."""
+
+    def setup() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return setup
 
 
 def find_emulator() -> str | None:
@@ -74,7 +99,8 @@ class PubSubEmulator:
             [exe, "--host=127.0.0.1", f"--port={self.port}", f"--data-dir={self._data_dir}"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True,  # its own process group: stop() ends all of it
+            preexec_fn=_die_with_parent(os.getpid()) if sys.platform == "linux" else None,
         )
         deadline = time.time() + self.startup_timeout
         while time.time() < deadline:
@@ -93,13 +119,17 @@ class PubSubEmulator:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            import signal
-
             try:
                 os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=STOP_WAIT)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait(timeout=STOP_WAIT)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    pass
+            except ProcessLookupError:
+                pass
         if self._old_env is None:
             os.environ.pop(EMULATOR_ENV, None)
         else:

@@ -6,11 +6,14 @@ import argparse
 import hashlib
 import os
 import re
+import threading
 
-from khabar.pipeline.commands.common import quiet_logs
+from khabar.pipeline.commands.common import StopSignals, quiet_logs
+from khabar.pipeline.commands.netguard import parse_allow
 from khabar.pipeline.commands.poller import (
     DEFAULT_MAX_FEED_BYTES,
     DEFAULT_TIMEOUT,
+    DEFAULT_WORKERS,
     Poller,
     PubSubPublisher,
 )
@@ -70,10 +73,27 @@ def poll_parser(prog: str, topic_required: bool) -> argparse.ArgumentParser:
         help=f"largest feed response accepted (default {DEFAULT_MAX_FEED_BYTES})",
     )
     parser.add_argument(
+        "--allow-address-range",
+        "--allow_address_range",
+        dest="allow_ranges",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="let feeds (and redirects) reach addresses in this range, which are refused "
+        "by default (loopback, private, link-local, CGNAT, metadata, ...); repeatable, "
+        "e.g. 127.0.0.1/32 or 10.20.0.0/16",
+    )
+    parser.add_argument(
         "--allow-private-addresses",
-        dest="allow_private",
+        dest="removed_allow_private",
         action="store_true",
-        help="allow feeds (and redirects) to link-local/metadata addresses",
+        help=argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"feeds fetched at once (default {DEFAULT_WORKERS})",
     )
     return parser
 
@@ -95,6 +115,17 @@ def feeds_of(args: argparse.Namespace) -> list[str]:
             raise CliError(f"feed URL must be http(s): {url!r}")
     if not feeds and not args.watch:
         raise CliError("give at least one --feed, --feeds-file or --watch")
+    if args.removed_allow_private:
+        raise CliError(
+            "--allow-private-addresses was replaced by --allow-address-range CIDR "
+            "(repeatable), which allows exactly the ranges it names"
+        )
+    try:
+        parse_allow(args.allow_ranges)
+    except ValueError as exc:
+        raise CliError(f"--allow-address-range: {exc}") from None
+    if args.workers < 1:
+        raise CliError("--workers must be at least 1")
     return feeds
 
 
@@ -117,7 +148,8 @@ def main(argv: list[str]) -> int:
         state_path=args.state or _default_state(args.topic),
         timeout=args.timeout,
         max_feed_bytes=args.max_feed_bytes,
-        allow_private=args.allow_private,
+        allow=args.allow_ranges,
+        workers=args.workers,
     )
 
     def report(stats) -> None:
@@ -127,6 +159,11 @@ def main(argv: list[str]) -> int:
             flush=True,
         )
 
-    total = poller.run(args.interval, args.max_runtime, on_poll=report)
+    stop = threading.Event()
+    signals = StopSignals(stop).install()  # SIGTERM / Ctrl-C: finish in-flight, save state
+    try:
+        total = poller.run(args.interval, args.max_runtime, stop=stop, on_poll=report)
+    finally:
+        signals.restore()
     print(f"khabar poll: published {total.published} item(s) to {args.topic}")
-    return 0
+    return signals.exit_code(True)

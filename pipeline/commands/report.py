@@ -26,6 +26,7 @@ from khabar.pipeline.commands.inspect import InspectError, _match, discover, rea
 from khabar.pipeline.errors import CliError
 from khabar.pipeline.job.options import Parser
 from khabar.pipeline.stages.sinks import DUPLICATES_DIR
+from khabar.pipeline.textsafe import plot_text
 
 TOP_SOURCES = 20
 TOP_LANGUAGES = 30
@@ -232,6 +233,8 @@ def _layout(fig: Any, title: str, height: int = 380, **extra: Any) -> Any:
 def _hbar(labels: list[str], values: list[int], title: str, hover: list[str] | None = None):
     import plotly.graph_objects as go
 
+    labels = [plot_text(label) for label in labels]  # data: shown as text, never markup
+    hover = [plot_text(h) for h in hover] if hover else None
     fig = go.Figure(
         go.Bar(
             x=values[::-1],
@@ -295,7 +298,7 @@ def fig_entities(d: RunData):
     fig = make_subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=[f"{t} ({sum(by_type[t].values())})" for t in types],
+        subplot_titles=[f"{plot_text(t)} ({sum(by_type[t].values())})" for t in types],
         horizontal_spacing=0.18,
         vertical_spacing=0.12,
     )
@@ -304,9 +307,9 @@ def fig_entities(d: RunData):
         fig.add_trace(
             go.Bar(
                 x=[n for _, n in top],
-                y=[_short(t, 30) for t, _ in top],
+                y=[plot_text(_short(t, 30)) for t, _ in top],
                 orientation="h",
-                name=etype,
+                name=plot_text(etype),
                 marker_color=PALETTE[i % len(PALETTE)],
                 showlegend=False,
             ),
@@ -344,9 +347,9 @@ def fig_dead_letters(d: RunData):
     fig = go.Figure(
         [
             go.Bar(
-                x=stages,
+                x=[plot_text(s) for s in stages],
                 y=[d.dead.get((s, e), 0) for s in stages],
-                name=e,
+                name=plot_text(e),
                 marker_color=PALETTE[i % len(PALETTE)],
             )
             for i, e in enumerate(errors)

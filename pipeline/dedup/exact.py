@@ -183,6 +183,19 @@ class DropKnownCopies(beam.PTransform):
 DEFAULT_TTL_SECONDS = 7 * 24 * 3600
 
 
+def delivery_id(article: Article) -> str:
+    """What identifies one published record across redeliveries: the poller's item key
+    (message attribute ``khabar_item``; with the line number for a chunk of JSON Lines),
+    else the record id (input URI + position + raw bytes: deterministic)."""
+    attrs = article.get("_attributes") or {}
+    item = attrs.get("khabar_item")
+    if not item:
+        return "id:" + article["id"]
+    if attrs.get("unit") in ("file", "ref"):
+        return f"{item}#{article.get('input_position')}"
+    return item
+
+
 class _FirstSeenFn(beam.DoFn):
     """Stateful exact dedup for streams: per key (fingerprint or canonical URL) remember
     the first article seen; later copies are linked to it. The state expires ``ttl``
@@ -190,6 +203,10 @@ class _FirstSeenFn(beam.DoFn):
 
     Runs in the global window, keyed, before event-time windowing: duplicates are found
     across windows. Element timestamps here are arrival (publish) times.
+
+    A redelivery (Pub/Sub is at-least-once; a restarted poller may publish an item
+    again) carries the same ``delivery_id`` as the first copy: it is dropped and counted
+    (``dedup.redelivered_*``), not written as a duplicate of itself.
     """
 
     FIRST = ReadModifyWriteStateSpec("first", PickleCoder())
@@ -200,6 +217,7 @@ class _FirstSeenFn(beam.DoFn):
         self.ttl = ttl_seconds
         self.dups = Metrics.counter(M.DEDUP, M.duplicates(reason))
         self.expired = Metrics.counter(M.DEDUP, M.state_expired(reason))
+        self.redelivered = Metrics.counter(M.DEDUP, M.redelivered(reason))
 
     def process(
         self,
@@ -212,8 +230,17 @@ class _FirstSeenFn(beam.DoFn):
         expiry.set(timestamp + self.ttl)
         seen = first.read()
         if seen is None:
-            first.write({"id": article["id"], "canonical_id": article["canonical_id"]})
+            first.write(
+                {
+                    "id": article["id"],
+                    "canonical_id": article["canonical_id"],
+                    "delivery": delivery_id(article),
+                }
+            )
             yield article
+            return
+        if seen.get("delivery") == delivery_id(article) or seen["id"] == article["id"]:
+            self.redelivered.inc()
             return
         self.dups.inc()
         dup = mark_duplicate(article, seen["id"], seen["canonical_id"], self.reason)

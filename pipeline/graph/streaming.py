@@ -13,6 +13,7 @@ streaming: files appear as windows close); on Dataflow against Pub/Sub itself.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +36,7 @@ from khabar.transforms.common import ARTICLES, DEAD_LETTER, DUPLICATES, StageErr
 from khabar.transforms.parse import (
     DEFAULT_MAX_RECORD_BYTES,
     FORMATS,
+    InvalidRecord,
     RawRecord,
     detect_format,
     split_all,
@@ -44,10 +46,68 @@ from khabar.transforms.parse import (
 ATTR_URI = "input_uri"
 ATTR_POSITION = "position"
 ATTR_FORMAT = "format"
-ATTR_UNIT = "unit"  # "record" (default) or "file" (the pipeline splits it)
+ATTR_UNIT = "unit"  # "record" (default), "file" (the pipeline splits it) or "ref"
+#: The poller's deterministic item key. On Dataflow it is the Pub/Sub ``id_label``
+#: (publisher retries within 10 minutes are dropped by the service); everywhere the
+#: stateful dedup drops a redelivered record with the same key (``delivery_id``).
+ATTR_ITEM = "khabar_item"
+#: Heartbeat messages ``khabar stream`` publishes every ``TICK_SECONDS`` locally: the
+#: local runner's Pub/Sub read blocks up to 30 s in a pull when the topic is idle and
+#: advances the watermark only after it, so windows closed 0-30 s late. A tick ends each
+#: pull within a second; ticks are dropped before anything else. (KHABAR_TICK_SECONDS
+#: changes the period, for measuring.)
+ATTR_TICK = "khabar_tick"
+TICK_SECONDS = float(os.environ.get("KHABAR_TICK_SECONDS", "1.0"))
+#: Largest file a ``unit=ref`` message may name (the pipeline reads it itself).
+MAX_REFERENCE_BYTES = 512 * 1024 * 1024
 
 #: Published dates more than this far ahead of arrival are not trusted as event time.
 MAX_FUTURE_SKEW = 300
+
+
+def is_data(message: Any) -> bool:
+    """False for a heartbeat tick (see ``ATTR_TICK``)."""
+    return ATTR_TICK not in (getattr(message, "attributes", None) or {})
+
+
+def read_reference(uri: str, limit: int = MAX_REFERENCE_BYTES) -> bytes:
+    """The bytes of the file a ``unit=ref`` message names (local path or any FileSystems
+    URI); ValueError above ``limit``."""
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(uri, compression_type="uncompressed") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"referenced file above {limit} bytes")
+    return data
+
+
+def message_records(
+    data: bytes, attributes: dict[str, str], max_record_bytes: int
+) -> tuple[list[RawRecord], BaseException | None]:
+    """The raw records one message carries, and the failure that ended them if any (never
+    raises): a record; a whole file, split here (JSON Lines chunks keep their line
+    numbers through ``line_offset``); or a reference to a big file, read here."""
+    uri = attributes.get(ATTR_URI, "")
+    unit = attributes.get(ATTR_UNIT)
+    try:
+        fmt = attributes.get(ATTR_FORMAT) or detect_format(uri, data[:4096])
+    except Exception as exc:  # noqa: BLE001 - an unreadable message is dead-lettered
+        return [], exc
+    if unit == "ref":
+        try:
+            data = read_reference(data.decode("utf-8"))
+        except (OSError, ValueError) as exc:
+            return [], InvalidRecord(f"cannot read the referenced file: {exc}")
+        unit = "file"
+    if unit == "file" or fmt == "feed":
+        records, error = split_all(uri, data, fmt, max_record_bytes)
+        offset = int(attributes.get("line_offset", "0") or 0)
+        for record in records:
+            record.position += offset
+        return records, error
+    position = int(attributes.get(ATTR_POSITION, "0") or 0)
+    return [RawRecord(uri, position, fmt, data)], None
 
 
 class MessageReader:
@@ -71,8 +131,9 @@ class MessageReader:
             position = 0
         try:
             fmt = attrs.get(ATTR_FORMAT) or detect_format(uri, data[:4096])
-            if attrs.get(ATTR_UNIT) == "file" or fmt == "feed":
-                records, error = split_all(uri, data, fmt, self.max_record_bytes)
+            if attrs.get(ATTR_UNIT) in ("file", "ref") or fmt == "feed":
+                context = {**attrs, ATTR_FORMAT: fmt, ATTR_URI: uri}
+                records, error = message_records(data, context, self.max_record_bytes)
             elif fmt not in FORMATS:
                 records, error = [], StageError(f"unknown format attribute {fmt!r}")
             else:
@@ -177,13 +238,18 @@ def build_streaming(
     window_seconds: int = 60,
     allowed_lateness: int = 3600,
     ttl_seconds: int = 7 * 24 * 3600,
+    id_label: str | None = None,
 ) -> None:
+    """``id_label``: Pub/Sub attribute Dataflow deduplicates publisher retries by (the
+    DirectRunner refuses one; pass ``ATTR_ITEM`` on Dataflow)."""
     from apache_beam.io.gcp.pubsub import ReadFromPubSub
 
     settings = settings or JobSettings()
     expanded = (
         p
-        | "ReadPubSub" >> ReadFromPubSub(subscription=subscription, with_attributes=True)
+        | "ReadPubSub"
+        >> ReadFromPubSub(subscription=subscription, with_attributes=True, id_label=id_label)
+        | "DropTicks" >> beam.Filter(is_data)
         | "Expand"
         >> beam.ParDo(
             ExpandUnits(MessageReader(subscription, settings.max_record_bytes))

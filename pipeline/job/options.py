@@ -220,12 +220,16 @@ class KhabarOptions(PipelineOptions):
         stream.add_argument(
             "--drain_seconds",
             "--drain-seconds",
+            "--drain_timeout",
+            "--drain-timeout",
             dest="drain_seconds",
             type=float,
             default=None,
-            help="Longest wait after --max_runtime (or Ctrl-C) for the last windows to close "
-            "and every record read to be written; default window + 60 s (the local Pub/Sub "
-            "read advances the watermark at most every 30 s when idle).",
+            help="Local streaming: longest time from --max_runtime, SIGTERM or Ctrl-C to the "
+            "exit, spent letting the open windows close and every published record land "
+            "in a closed file; default window + 15 s for khabar stream (window + 60 s for "
+            "khabar run --streaming, which has no heartbeat). What has not landed by then "
+            "stays in khabar stream's spool and is published again on its next start.",
         )
 
 

@@ -195,6 +195,8 @@ class Progress:
         label: str = "khabar run",
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
+        # its cursor controls are its own: past the CLI's control-character escaping
+        self.stream = getattr(self.stream, "trusted", self.stream)
         if enabled is None:
             enabled = not quiet and _isatty(self.stream) and _isatty(sys.stdout)
         self.enabled = bool(enabled) and not quiet

@@ -17,7 +17,7 @@ from khabar import schemas
 from khabar.pipeline.dedup.compose import NearDupSettings
 from khabar.pipeline.errors import CliError
 from khabar.pipeline.graph.batch import JobSettings, build_batch
-from khabar.pipeline.graph.streaming import build_streaming
+from khabar.pipeline.graph.streaming import ATTR_ITEM, build_streaming
 from khabar.pipeline.job.options import KhabarOptions
 from khabar.pipeline.job.runner import make_runner
 from khabar.pipeline.stages.sinks import (
@@ -152,7 +152,8 @@ def make_pipeline(
     (``khabar run`` batch and streaming, ``khabar deploy``): batch over ``files``, or
     streaming from ``--subscription`` when ``--streaming`` is set."""
     khabar = options.view_as(KhabarOptions)
-    pipeline = beam.Pipeline(runner=make_runner(options), options=options)
+    runner = make_runner(options)
+    pipeline = beam.Pipeline(runner=runner, options=options)
     if options.view_as(StandardOptions).streaming:
         build_streaming(
             pipeline,
@@ -162,6 +163,8 @@ def make_pipeline(
             window_seconds=khabar.window_seconds,
             allowed_lateness=khabar.allowed_lateness,
             ttl_seconds=khabar.dedup_ttl,
+            # Dataflow drops publisher retries by this attribute; local runners refuse it
+            id_label=None if runner is not None else ATTR_ITEM,
         )
     else:
         build_batch(pipeline, files, khabar.output, job_settings(khabar), progress)
@@ -258,14 +261,18 @@ def count_outputs(output: str) -> dict[str, int]:
     return totals
 
 
-def drain_until_accounted(khabar: KhabarOptions, expected_messages: Any) -> dict[str, int]:
-    """Let the last windows close. With a known number of published messages, wait until
+def drain_until_accounted(
+    khabar: KhabarOptions, expected_messages: Any, limit: float | None = None
+) -> dict[str, int]:
+    """Let the last windows close. With a known number of published records, wait until
     that many records are in closed files; otherwise until the files stop changing for
-    a full idle pull cycle. At most ``--drain_seconds`` (default window + 60 s)."""
-    limit = khabar.drain_seconds
+    a full idle pull cycle. At most ``limit`` (default ``--drain_seconds``, else window
+    + 60 s)."""
+    if limit is None:
+        limit = khabar.drain_seconds
     if limit is None:
         limit = khabar.window_seconds + 60
-    quiet_for = 2.0 if expected_messages is not None else min(limit, 35.0)
+    quiet_for = 1.0 if expected_messages is not None else min(limit, 35.0)
     deadline = time.monotonic() + limit
     last: dict[str, int] = {}
     stable_since = time.monotonic()
@@ -282,12 +289,17 @@ def drain_until_accounted(khabar: KhabarOptions, expected_messages: Any) -> dict
         time.sleep(0.5)
 
 
+#: How long a local streaming stop waits for the cancellation (it goes on in the
+#: background; the files are already complete when it is asked for).
+CANCEL_WAIT = 2.0
+
+
 def cancel_quickly(result: Any) -> None:
     """Cancel a local streaming job. The DirectRunner's Pub/Sub read blocks in a pull of
     up to 30 s, so the cancellation finishes in the background."""
     thread = threading.Thread(target=_cancel, args=(result,), daemon=True)
     thread.start()
-    thread.join(timeout=5)
+    thread.join(timeout=CANCEL_WAIT)
 
 
 def _cancel(result: Any) -> None:
@@ -303,12 +315,16 @@ def run_streaming(
     stop: threading.Event | None = None,
     on_started: Any = None,
     expected_messages: Any = None,
+    amend: Any = None,
+    drain_seconds: float | None = None,
 ) -> dict[str, Any]:
     """Run the streaming job until ``--max_runtime`` or ``stop``, then drain and cancel.
 
     On the local runner, ``p.run()`` returns at once; the job is ended by letting the
-    last windows close (``--drain_seconds``) and cancelling. On Dataflow the job keeps
-    running (drain or cancel it with gcloud); this returns after submission.
+    last windows close (at most ``drain_seconds``, default ``--drain_seconds``) and
+    cancelling. On Dataflow the job keeps running (drain or cancel it with gcloud); this
+    returns after submission. ``amend(summary)`` may add to the summary before it is
+    written.
     """
     khabar = options.view_as(KhabarOptions)
     started = dt.datetime.now(dt.UTC)
@@ -328,7 +344,7 @@ def run_streaming(
             stop.wait(0.5 if deadline is None else min(0.5, deadline - time.monotonic()))
     except KeyboardInterrupt:
         pass
-    totals = drain_until_accounted(khabar, expected_messages)
+    totals = drain_until_accounted(khabar, expected_messages, drain_seconds)
     cancel_quickly(result)
     # The local BundleBasedDirectRunner's metrics undercount across bundles (measured:
     # 2 of 5 increments), so a local streaming run is accounted from its closed files:
@@ -349,4 +365,5 @@ def run_streaming(
         started,
         {"mode": "streaming", "records_in_source": "poller" if expected is not None else "files"},
         overrides,
+        amend,
     )

@@ -77,6 +77,8 @@ def test_khabar_stream_through_the_emulator(tmp_path: Path) -> None:
                 "14",
                 "--window_seconds",
                 "5",
+                "--allow-address-range",
+                "127.0.0.1/32",
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -194,3 +194,36 @@ def test_streaming_near_dedup_follows_the_near_options(args: list[str], near_fou
         dups = out[DUPLICATES] | "D" >> beam.Map(lambda a: a["input_position"])
         assert_that(survivors, equal_to([1] if near_found else [1, 2]), label="survivors")
         assert_that(dups, equal_to([2] if near_found else []), label="near")
+
+
+def test_redelivered_item_lands_once_other_copies_stay_duplicates() -> None:
+    """At-least-once delivery: the same item published twice (same poller item key, or
+    the same record id) lands once and is not a duplicate of itself; another item with
+    the same text is still a duplicate."""
+
+    def item(n: int, key: str, position: int | None = None) -> dict:
+        record = raw(position if position is not None else n, "harbour", T0 + 5)
+        record["attributes"] = {"khabar_item": key, "unit": "record"}
+        return record
+
+    stream = (
+        TestStream()
+        .advance_watermark_to(T0)
+        .add_elements(
+            [
+                TimestampedValue(item(1, "feed-a/g1"), T0 + 6),
+                # redelivered after a restart: the feed had moved, so another position
+                TimestampedValue(item(1, "feed-a/g1", position=4), T0 + 8),
+                TimestampedValue(item(2, "feed-b/g7"), T0 + 9),  # a real copy
+                TimestampedValue(raw(3, "school", T0 + 9), T0 + 10),
+                TimestampedValue(raw(3, "school", T0 + 9), T0 + 11),  # same record id
+            ]
+        )
+        .advance_watermark_to_infinity()
+    )
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    with TestPipeline(runner="BundleBasedDirectRunner", options=options) as p:
+        out = p | stream | ProcessStream(window_seconds=60, allowed_lateness=3600, ttl_seconds=TTL)
+        assert_that(describe(out[ARTICLES], "A"), equal_to([([1, 3], 0, 0)]), label="articles")
+        assert_that(describe(out[DUPLICATES], "D"), equal_to([([2], 0, 0)]), label="dups")
