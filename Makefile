@@ -11,7 +11,7 @@ PIP := PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet \
 EDITABLE := -e
 
 .PHONY: install install-test install-bench demo test lint bench bench-langid bench-ner \
-	bench-dedup downstream train-env train-ner clean
+	bench-dedup bench-normalize downstream train-env train-ner clean
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -64,6 +64,11 @@ bench-ner: install-bench
 
 bench-dedup: install-bench
 	$(BIN)/khabar bench-dedup
+
+# shekar and parsivar are compared when installed (extras; never needed at run time)
+bench-normalize: install-bench
+	$(PIP) $(EDITABLE) '.[shekar,parsivar]'
+	$(BIN)/khabar bench-normalize
 
 # Retraining the entity models needs PyTorch (training only; tagging runs on numpy). Its
 # CPU wheel on these machines is for Python 3.11, so it gets a venv of its own.

@@ -32,6 +32,7 @@ commands:
   bench-langid  benchmark language identification against lingua, CLD2, langdetect
   bench-dedup   benchmark near-duplicate detection against datasketch MinHashLSH
   bench-ner     benchmark entity tagging (PEYMA/NSURL, ARMAN folds, English)
+  bench-normalize  Persian normalization beside hazm, shekar, parsivar on news-fa
 
 khabar <command> --help shows the options of a command.
 """
@@ -50,6 +51,7 @@ COMMANDS = {
     "bench-langid": "khabar.pipeline.bench.langid",
     "bench-dedup": "khabar.pipeline.bench.dedup",
     "bench-ner": "khabar.pipeline.bench.ner",
+    "bench-normalize": "khabar.pipeline.bench.normalize",
 }
 
 

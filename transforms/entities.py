@@ -1,7 +1,7 @@
 """Entity stage: named entities with character offsets, Persian natively, English too.
 
 The Beam-free :class:`EntityTagger` tokenizes each field (title, lead, body) of an
-article that has already been cleaned and normalized (hazm's ``Normalizer`` for
+article that has already been cleaned and normalized (``transforms.persian`` for
 Persian), runs sequence models over each sentence and returns entities as
 ``{text, type, start, end, confidence}`` where ``start``/``end`` are Python ``str``
 offsets into the field, so ``field[start:end] == text``.

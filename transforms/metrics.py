@@ -42,7 +42,7 @@ ENTITIES = "entities"
 
 # --- normalize
 NORMALIZE = "normalize"
-HAZM_PERSIAN = "hazm_persian"
+PERSIAN_NORMALIZED = "persian"
 NFC_ONLY = "nfc_only"
 
 # --- exact duplicates (reason: content or url)

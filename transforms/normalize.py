@@ -1,14 +1,15 @@
 """Normalize stage: language-specific spelling normalization, after language detection.
 
-Persian (``fa``) goes through hazm's ``Normalizer`` (Arabic yeh/kaf to Persian, ZWNJ
-spacing of affixes such as ``می‌شود``/``ها``, Persian digits and punctuation). Every
-other language gets Unicode NFC and whitespace rules only, so Arabic keeps its ``ي``
+Persian (``fa``) goes through :class:`khabar.transforms.persian.PersianNormalizer`: numbers,
+URLs, e-mail addresses, handles, hashtags and Latin tokens are masked, hazm's letter and
+punctuation policy runs on the rest (Arabic yeh/kaf to Persian, Persian digits), ZWNJ
+that the web dropped is restored (``می‌شود``, ``کتاب‌ها``, ``گفت‌وگو``), then the masked
+spans go back. Every other language gets Unicode NFC only, so Arabic keeps its ``ي``
 and ``ك`` and Urdu or Pashto letters are never rewritten by Persian rules.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -25,25 +26,18 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 
 
 class Normalizer:
-    """Per-language text normalizer; builds hazm's Normalizer once (about 1 s)."""
+    """Per-language text normalizer; loads the Persian lexicon once (about 1 s)."""
 
     def __init__(self) -> None:
-        import hazm.normalizer
-        from hazm import Normalizer as HazmNormalizer
+        from khabar.transforms.persian import PersianNormalizer
 
-        # hazm rebuilds two translation tables on every call (a quarter of its time);
-        # they depend only on constant strings, so build each once.
-        if not hasattr(hazm.normalizer.maketrans, "cache_info"):
-            hazm.normalizer.maketrans = functools.lru_cache(maxsize=16)(
-                hazm.normalizer.maketrans
-            )
-        self._fa = HazmNormalizer()
+        self._fa = PersianNormalizer()
 
     def normalize(self, text: str, language: str) -> str:
         if not text:
             return text
         if language == PERSIAN:
-            # one hazm call per field (it keeps line breaks); tidy the spaces it leaves
+            # one call per field (line breaks kept); tidy the spaces around them
             out = _SPACE_NEWLINE.sub("\n", self._fa.normalize(text))
             return _BLANK_LINES.sub("\n\n", out).strip()
         return unicodedata.normalize("NFC", text)
@@ -63,7 +57,7 @@ class Normalizer:
 
 def normalize_core() -> Callable[[Article], Article]:
     normalizer = Normalizer()
-    persian = Metrics.counter(M.NORMALIZE, M.HAZM_PERSIAN)
+    persian = Metrics.counter(M.NORMALIZE, M.PERSIAN_NORMALIZED)
     other = Metrics.counter(M.NORMALIZE, M.NFC_ONLY)
 
     def core(article: Article) -> Article:

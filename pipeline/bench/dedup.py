@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hazm",
         action="store_true",
-        help="hazm-normalize every article first, as the pipeline does",
+        help="normalize every article first (transforms.normalize), as the pipeline does",
     )
     parser.add_argument("--no-minhash", action="store_true", help="skip the MinHash comparison")
     parser.add_argument("--no-datasketch", action="store_true")
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.hazm:
         normalizer = Normalizer()
         articles = [normalizer.normalize_article(a) for a in articles]
-        print("  hazm-normalized")
+        print("  normalized (transforms.normalize)")
     config = NearDupConfig(
         threshold=args.threshold,
         ngram=args.ngram,

@@ -1,0 +1,162 @@
+"""The ZWNJ restorer: every rule, the false-join guard, and ambiguity, with the shipped
+lexicon and with a small hand-made one (so each rule is seen working on its own)."""
+
+from __future__ import annotations
+
+import pytest
+
+from khabar.transforms.zwnj import ZWNJ, Lexicon, ZwnjRestorer, load_lexicon
+
+Z = ZWNJ
+
+
+@pytest.fixture(scope="module")
+def restorer() -> ZwnjRestorer:
+    return ZwnjRestorer(load_lexicon())
+
+
+def z(text: str) -> str:
+    """Test strings write ZWNJ as '|' for legibility."""
+    return text.replace("|", Z)
+
+
+@pytest.mark.parametrize(
+    ("glued", "restored"),
+    [
+        # lexicon words with ZWNJ, looked up by their glued spelling
+        ("گفتوگو", "گفت|وگو"),
+        ("پیشنویس", "پیش|نویس"),
+        ("فوقالعاده", "فوق|العاده"),
+        ("حملونقل", "حمل|ونقل"),
+        ("بیثباتی", "بی|ثباتی"),
+        ("نامهنگاری", "نامه|نگاری"),
+        # می / نمی + verb form
+        ("میگویند", "می|گویند"),
+        ("نمیتوانستند", "نمی|توانستند"),
+        # plurals by rule
+        ("پروندههای", "پرونده|های"),
+        ("کتابهایشان", "کتاب|هایشان"),
+        ("خودروها", "خودرو|ها"),
+        # clitics after final ه
+        ("شدهاند", "شده|اند"),
+        ("نوشتهایم", "نوشته|ایم"),
+        ("رسانهای", "رسانه|ای"),
+        ("همهاش", "همه|اش"),
+        # تر / ترین after an adjective
+        ("سنگینتر", "سنگین|تر"),
+        ("کوچکترین", "کوچک|ترین"),
+        # an inflected compound, spelled as the counts see it written
+        ("گفتوگوهای", "گفت|وگوهای"),
+        ("گفتوگوی", "گفت|وگوی"),
+        # compound tails
+        ("بمبگذاری", "بمب|گذاری"),
+    ],
+)
+def test_glued_words_are_restored(restorer: ZwnjRestorer, glued: str, restored: str) -> None:
+    assert restorer.restore(glued) == z(restored)
+
+
+@pytest.mark.parametrize(
+    "word",
+    # known whole: never split (lexicalized comparatives, words ending in ها / تر / ی)
+    ["پیشنهاد", "بیشتر", "بهتر", "کمتر", "بهترین", "تنها", "دفتر", "بستر", "میدان", "میز",
+     "شاهی", "ماهی", "بیرون", "بیمار", "انتهای", "دختر", "کبوتر", "رها"],
+)
+def test_known_whole_words_are_never_split(restorer: ZwnjRestorer, word: str) -> None:
+    assert restorer.restore(word) == word
+
+
+@pytest.mark.parametrize(
+    ("spaced", "joined"),
+    [
+        ("می گوید", "می|گوید"),
+        ("نمی شود", "نمی|شود"),
+        ("کتاب ها", "کتاب|ها"),
+        ("مدرسه های", "مدرسه|های"),
+        ("شده اند", "شده|اند"),
+        ("خانه ای", "خانه|ای"),
+        ("بزرگ تر", "بزرگ|تر"),
+        ("بیش تر", "بیشتر"),  # lexicalized: glued whole, not ZWNJ
+        ("گفت و گو", "گفت|وگو"),
+        ("برنامه ریزی", "برنامه|ریزی"),
+        ("سرمایه گذاری", "سرمایه|گذاری"),
+        ("بین المللی", "بین|المللی"),
+        ("رئیس جمهور", "رئیس|جمهور"),
+        ("زمین لرزه ای", "زمین|لرزه|ای"),  # joins chain
+    ],
+)
+def test_spaced_words_are_joined(restorer: ZwnjRestorer, spaced: str, joined: str) -> None:
+    assert restorer.restore(spaced) == z(joined)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # compound verbs stay two words (the false-join guard)
+        "انجام داده",
+        "صورت گرفته",
+        "کشته شدند",
+        "اعلام کرد",
+        "تصمیم گرفتند",
+        "منتشر شده است",
+        # phrases that are not compounds
+        "ماه می",
+        "تیم ملی",
+        "که ای کاش",
+        "به عنوان",
+        "در حال",
+    ],
+)
+def test_no_false_joins(restorer: ZwnjRestorer, text: str) -> None:
+    assert restorer.restore(text) == text
+
+
+def test_only_words_change_and_gaps_stay(restorer: ZwnjRestorer) -> None:
+    text = "«کتاب ها»،  میشود\nشده اند.  ۱۲ ماه"
+    assert restorer.restore(text) == z("«کتاب|ها»،  می|شود\nشده|اند.  ۱۲ ماه")
+    assert restorer.restore("") == ""
+    assert restorer.restore("Latin only, 12") == "Latin only, 12"
+
+
+def test_rules_on_a_tiny_lexicon() -> None:
+    """Each rule on a hand-made lexicon: the rules, not the shipped data, do the work."""
+    lexicon = Lexicon.from_rows(
+        [
+            ("باغ", "W", 10),
+            ("درخت", "W", 10),
+            ("خانه", "W", 10),
+            ("تند", "WA", 10),
+            ("باغ" + Z + "وحش", "JS", 5),
+            ("می" + Z + "رود", "JV", 0),
+            ("رود", "WV", 3),
+            ("کاشته", "WV", 3),
+            ("نام", "W", 30),
+            ("نامه", "W", 30),
+            ("نامه" + Z + "ای", "", 9),
+            ("نام" + Z + "های", "", 9),
+        ]
+    )
+    r = ZwnjRestorer(lexicon)
+    assert r.restore("باغوحش") == "باغ" + Z + "وحش"  # lexicon, glued
+    assert r.restore("باغ وحش") == "باغ" + Z + "وحش"  # lexicon, spaced
+    assert r.restore("باغوحشها") == "باغ" + Z + "وحش" + Z + "ها"  # inflected compound
+    assert r.restore("میرود") == "می" + Z + "رود"
+    assert r.restore("می رود") == "می" + Z + "رود"
+    assert r.restore("درختها") == "درخت" + Z + "ها"
+    assert r.restore("خانهای") == "خانه" + Z + "ای"
+    assert r.restore("تندتر") == "تند" + Z + "تر"
+    assert r.restore("درختتر") == "درختتر"  # not an adjective
+    assert r.restore("باغ کاشته") == "باغ کاشته"  # verb form: never joined
+    # نامهای: نامه‌ای and نام‌های seen equally often -> left alone, never guessed
+    assert r.restore("نامهای") == "نامهای"
+
+
+def test_ambiguity_follows_clear_counts() -> None:
+    rows = [("نام", "W", 30), ("نامه", "W", 30), ("نامه" + Z + "ای", "", 40),
+            ("نام" + Z + "های", "", 3)]
+    assert ZwnjRestorer(Lexicon.from_rows(rows)).restore("نامهای") == "نامه" + Z + "ای"
+
+
+def test_existing_zwnj_is_kept(restorer: ZwnjRestorer) -> None:
+    for word in ("می" + Z + "شود", "رئیس" + Z + "جمهور", "بیش" + Z + "تر"):
+        assert restorer.restore(word) == word

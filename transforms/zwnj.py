@@ -1,0 +1,421 @@
+"""ZWNJ restoration (U+200C, نیم‌فاصله), Beam-free.
+
+Persian web text very often arrives with the ZWNJ dropped (glued: ``میشود``,
+``گفتوگو``) or replaced by a space (``می شود``, ``کتاب ها``). :class:`ZwnjRestorer`
+puts it back, from a lexicon and a few rules, and joins two words only where the lexicon
+or a rule is sure.
+
+Glued words (no ZWNJ inside):
+
+- a word the lexicon knows whole is never split (``پیشنهاد``, ``بیشتر``, ``تنها``);
+- a glued spelling of a lexicon word with ZWNJ is restored (``گفتوگو`` ->
+  ``گفت‌وگو``, ``میشود`` -> ``می‌شود``, ``نمیتواند`` -> ``نمی‌تواند``);
+- inflection by rule, not by listing, on a stem of three letters or more that the lexicon
+  knows: plurals ``ها/های/هایی/…`` (``پرونده‌های``), ``ای/ام/اند/ایم/اید/ات/اش/ی`` after a
+  final ``ه`` (``شده‌اند``, ``رسانه‌ای``), ``تر/ترین`` after an adjective
+  (``بزرگ‌تر``; the lexicalized ``بهتر، بیشتر، کمتر، بهترین`` are known whole), and any
+  suffix after a ZWNJ compound (``گفت‌وگوی``);
+- when two readings fit (``نامهای``: ``نامه‌ای`` or ``نام‌های``), the one seen clearly
+  more often in the counts wins; otherwise the word is left as it is.
+
+Spaced words (two words with one space between them):
+
+- ``می``/``نمی`` + a verb form (``می شود`` -> ``می‌شود``; ``ماه می`` stays);
+- a plural suffix written apart (``کتاب ها``), a clitic after final ``ه`` (``شده اند``,
+  ``خانه ای``) or ``ی`` (``اصلی اش``), a copula after any word (``مخالف اند``),
+  ``تر/ترین`` after an adjective (``بیش تر`` -> ``بیشتر``, which is known
+  whole; ``بزرگ تر`` -> ``بزرگ‌تر``);
+- a compound the lexicon marks as safe to join from spaced words (``گفت و گو``,
+  ``حمل و نقل``, ``بین المللی``), two or three words;
+- never across a compound verb: a lexicon join is refused when the second word is a verb
+  form (``انجام داده``, ``صورت گرفته``, ``کشته شدند`` stay two words).
+
+The lexicon (``transforms/normalize_data/lexicon.tsv.gz``) is built by
+``python -m khabar.pipeline.train.zwnj_lexicon`` from hazm's word list and verb conjugations and
+from word counts of part of news-fa; its README gives the sources and licences.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Final
+
+ZWNJ: Final = "\u200c"
+HEH: Final = "ه"
+LEXICON_PATH: Final = Path(__file__).resolve().parent / "normalize_data" / "lexicon.tsv.gz"
+
+PLURALS: Final = (
+    "هایشان", "هایتان", "هایمان", "هاست", "هایی", "هایم", "هایت", "هایش", "های", "ها",
+)
+#: Clitics that take a ZWNJ after a final ``ه``.
+HEH_CLITICS: Final = ("اند", "ایم", "اید", "ای", "ام", "ات", "اش", "ی")
+#: Written apart after a final ``ه`` they are joined too (``خوشمزه شان``).
+SPACED_HEH_CLITICS: Final = HEH_CLITICS + ("شان", "تان", "مان")
+#: Second parts that make compounds written with ZWNJ (``برنامه ریزی``, ``مقاوم سازی``,
+#: ``حسن زاده``) when the first word is a known word and not a function word.
+COMPOUND_TAILS: Final = frozenset(
+    "سازی ساز سازان گذاری گذار گذاران ریزی رسانی گیری بندی کننده کنندگان آوری اندازی "
+    "زایی شناسی شناس شناسان پذیر پذیری آمیز انگیز زدایی گرایی گرا زاده نژاد گری گران"
+    .split()
+)
+#: Comparatives and superlatives written whole (never split into stem + تر/ترین).
+LEXICALIZED: Final = frozenset(
+    "بیشتر بیشترین بهتر بهترین کمتر کمترین بدتر بدترین مهتر کهتر".split()
+)
+#: Number words: ``بیست و هفتمین`` is not joined into one word.
+NUMBER_WORDS: Final = frozenset(
+    "یک دو سه چهار پنج شش هفت هشت نه ده یازده دوازده سیزده چهارده پانزده شانزده هفده "
+    "هجده نوزده بیست سی چهل پنجاه شصت هفتاد هشتاد نود صد دویست سیصد چهارصد پانصد "
+    "ششصد هفتصد هشتصد نهصد هزار".split()
+)
+#: Function words that never start a compound joined from spaced words.
+FUNCTION_WORDS: Final = frozenset(
+    "و در به از که این آن با را برای تا بر یا هم نیز یک هر چند خود همه می نمی اگر چون "
+    "ما من تو او شما آنها ایشان وی".split()
+)
+COMPARATIVES: Final = ("ترین", "تری", "تر")
+#: Suffixes that attach directly (without ZWNJ) unless the stem ends in ``ه``.
+DIRECT: Final = ("یشان", "یتان", "یمان", "شان", "تان", "مان", "یی", "ان", "ی", "ش", "م", "ت")
+_SUFFIX_WORDS: Final = frozenset(PLURALS + SPACED_HEH_CLITICS + COMPARATIVES)
+ALL_SUFFIXES: Final = tuple(
+    sorted(set(PLURALS + HEH_CLITICS + COMPARATIVES + DIRECT), key=len, reverse=True)
+)
+MI_PREFIXES: Final = ("می", "نمی")
+_PLURAL_SET: Final = frozenset(PLURALS)
+_CLITIC_SET: Final = frozenset(SPACED_HEH_CLITICS)
+_COMPARATIVE_SET: Final = frozenset(COMPARATIVES)
+#: Copulas never stand alone: joined after any word (``مخالف اند``).
+_COPULAS: Final = frozenset({"اند", "ایم", "اید"})
+#: Clitics joined with ZWNJ after a final ``ی`` (``اصلی اش``, ``مالی شان``).
+_AFTER_YEH: Final = frozenset({"ام", "ات", "اش", "ای", "شان", "تان", "مان"})
+#: Words that end in ``ه`` but never take a clitic written apart (``که ای کاش``).
+NO_CLITIC: Final = frozenset({"که", "چه", "به", "نه", "ته", "سه"})
+MIN_STEM: Final = 3
+
+_LETTERS = r"\u0621-\u063a\u0641-\u064a\u0671-\u06d3\u06d5\u06ee\u06ef\u06fa-\u06fc\u06ff"
+WORD: Final = re.compile(f"[{_LETTERS}]+(?:{ZWNJ}[{_LETTERS}]+)*")
+
+# flags in the lexicon file
+F_JOIN, F_SPACED, F_WHOLE, F_KNOWN, F_ADJ, F_VERB = "J", "S", "W", "K", "A", "V"
+
+
+@dataclass(frozen=True, slots=True)
+class Lexicon:
+    """What the restorer knows; see :func:`load_lexicon` and the module docstring."""
+
+    joins: dict[str, str]  # glued spelling -> the ZWNJ spelling to restore
+    spaced: frozenset[str]  # ZWNJ spellings safe to join from space-separated words
+    whole: frozenset[str]  # words known whole: never split
+    known: frozenset[str]  # other known words: stems for the inflection rules
+    adjectives: frozenset[str]
+    verbs: frozenset[str]  # single-token verb forms (the compound-verb guard)
+    counts: dict[str, int]  # corpus counts of spellings, for ambiguous readings
+
+    def is_word(self, word: str) -> bool:
+        return word in self.whole or word in self.known or word in self.joins
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[str, str, int]]) -> Lexicon:
+        """Rows of (spelling, flags, count); flags as in the lexicon file."""
+        joins: dict[str, str] = {}
+        spaced: set[str] = set()
+        whole: set[str] = set()
+        known: set[str] = set()
+        adjectives: set[str] = set()
+        verbs: set[str] = set()
+        counts: dict[str, int] = {}
+        for word, flags, count in rows:
+            if count:
+                counts[word] = count
+            if F_JOIN in flags:
+                joins[word.replace(ZWNJ, "")] = word
+            if F_SPACED in flags:
+                spaced.add(word)
+            if F_WHOLE in flags:
+                whole.add(word)
+            if F_KNOWN in flags:
+                known.add(word)
+            if F_ADJ in flags:
+                adjectives.add(word)
+            if F_VERB in flags:
+                verbs.add(word)
+        return cls(
+            joins, frozenset(spaced), frozenset(whole), frozenset(known), frozenset(adjectives),
+            frozenset(verbs), counts,
+        )
+
+
+@lru_cache(maxsize=2)
+def load_lexicon(path: Path = LEXICON_PATH) -> Lexicon:
+    """The shipped lexicon (loaded once per process; about half a second)."""
+
+    def rows() -> Iterable[tuple[str, str, int]]:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("#"):
+                    continue
+                word, flags, count = line.rstrip("\n").split("\t")
+                yield word, flags, int(count)
+
+    return Lexicon.from_rows(rows())
+
+
+def _zwnj_at(word: str) -> set[int]:
+    """Where a word's ZWNJs are, as letter counts before each."""
+    out: set[int] = set()
+    letters = 0
+    for char in word:
+        if char == ZWNJ:
+            out.add(letters)
+        else:
+            letters += 1
+    return out
+
+
+def _plural_or_heh(a: str, b: str) -> bool:
+    """Whether two readings are a plural and a clitic after ``ه`` of one glued word."""
+    tails = {a.rsplit(ZWNJ, 1)[-1], b.rsplit(ZWNJ, 1)[-1]}
+    return bool(tails & _PLURAL_SET) and bool(tails & _CLITIC_SET)
+
+
+def attach(base: str, suffix: str) -> str:
+    """``base`` + ``suffix`` spelled as the style guides agree."""
+    if suffix in PLURALS or suffix in COMPARATIVES:
+        return base + ZWNJ + suffix
+    if base.endswith(HEH) and suffix in HEH_CLITICS and suffix != "ی":
+        return base + ZWNJ + suffix
+    return base + suffix
+
+
+class ZwnjRestorer:
+    """Restores dropped ZWNJ in glued and spaced Persian words (module docstring)."""
+
+    def __init__(self, lexicon: Lexicon, cache_size: int = 50_000) -> None:
+        self.lexicon = lexicon
+        self._glued_cache: dict[str, str] = {}
+        self._pair_cache: dict[tuple[str, str], str | None] = {}
+        self._cache_size = cache_size
+        # first words of the compounds that may be joined from spaced words
+        self._heads = frozenset(s.split(ZWNJ, 1)[0] for s in lexicon.spaced)
+        self._two_part_tails: dict[str, set[str]] = {}
+        for spelling in lexicon.spaced:
+            head, _, tail = spelling.rpartition(ZWNJ)
+            self._two_part_tails.setdefault(head, set()).add(tail)
+        # a pair can join only if its first word is one of these or its second word is
+        self._pair_starts = frozenset(self._two_part_tails) | set(MI_PREFIXES) | {"بی"}
+        self._pair_ends = _PLURAL_SET | _CLITIC_SET | _COMPARATIVE_SET | COMPOUND_TAILS
+
+    # ------------------------------------------------------------------ glued
+
+    def glued(self, word: str) -> str:
+        """The spelling of one word written without ZWNJ (cached)."""
+        cached = self._glued_cache.get(word)
+        if cached is None:
+            cached = self._glued(word)
+            if len(self._glued_cache) >= self._cache_size:
+                self._glued_cache.clear()
+            self._glued_cache[word] = cached
+        return cached
+
+    def _glued(self, word: str) -> str:
+        if ZWNJ not in word:
+            return self._glued_part(word)
+        # a word with some ZWNJ: restored as if fully glued, kept only if that keeps
+        # every ZWNJ already there (تاکسیرانی‌ها -> تاکسی‌رانی‌ها; گفت‌وگوها stays)
+        restored = self._glued_part(word.replace(ZWNJ, ""))
+        return restored if _zwnj_at(restored) >= _zwnj_at(word) else word
+
+    def _glued_part(self, word: str) -> str:
+        lex = self.lexicon
+        if len(word) < MIN_STEM or word in _SUFFIX_WORDS:
+            return word
+        joined = lex.joins.get(word)
+        if joined is not None:
+            return joined
+        if word in lex.whole or word in LEXICALIZED:
+            return word
+        candidates: dict[str, tuple[int, int]] = {}  # spelling -> (its count, stem's)
+        for suffix in ALL_SUFFIXES:
+            if not word.endswith(suffix) or len(word) - len(suffix) < MIN_STEM - (
+                suffix in _PLURAL_SET  # a two-letter word's plural competes too: سد‌های
+                and word[: -len(suffix)] in lex.whole
+            ):
+                continue
+            stem = word[: -len(suffix)]
+            base = self.glued(stem)  # the stem restored too (راهپیمایی‌هایی)
+            if base == stem and stem not in lex.whole and (
+                stem not in lex.known or stem not in lex.counts
+            ):
+                continue  # a stem must be a dictionary word or seen in the counts
+            if suffix in COMPARATIVES and ZWNJ not in base and stem not in lex.adjectives:
+                continue  # فیلتر is not فیل + تر
+            if suffix in HEH_CLITICS and suffix not in DIRECT and not base.endswith(HEH):
+                continue
+            if suffix == "ی" and base.endswith(HEH):
+                continue  # شاهی, ماهی: no ZWNJ for a glued ی
+            spelled = attach(base, suffix)
+            if spelled == word and base not in lex.whole:
+                continue
+            # a reading that changes nothing (انتها + ی) competes with the others
+            reading = (lex.counts.get(spelled, 0) + (spelled == word), lex.counts.get(stem, 0))
+            candidates[spelled] = max(reading, candidates.get(spelled, reading))
+        for tail in COMPOUND_TAILS:
+            if word.endswith(tail) and len(word) - len(tail) >= MIN_STEM:
+                head = word[: -len(tail)]
+                if head in lex.whole and head not in FUNCTION_WORDS:
+                    spelled = head + ZWNJ + tail  # تولیدکننده, بمبگذاری
+                    candidates[spelled] = (lex.counts.get(spelled, 0), lex.counts.get(head, 0))
+        if not candidates:
+            return word
+        if len(candidates) == 1:
+            return next(iter(candidates))
+        ranked = sorted(candidates.items(), key=lambda item: item[1], reverse=True)
+        (best, (best_count, best_stem)), (second, (second_count, second_stem)) = ranked[:2]
+        if _plural_or_heh(best, second):
+            # a plural against a clitic after ه (سفرهای: سفر‌های or سفره‌ای): the spelling's
+            # count times its stem's, three times the other's, or left alone
+            def weight(item: tuple[str, tuple[int, int]]) -> int:
+                return (item[1][0] + 1) * (item[1][1] + 1)
+
+            ranked = sorted(candidates.items(), key=weight, reverse=True)
+            if weight(ranked[0]) >= 3 * weight(ranked[1]):
+                return ranked[0][0]
+            return word
+        if best_count >= 2 * second_count and best_count > 0:
+            return best
+        if best_count == second_count == 0 and best_stem >= 2 * second_stem and best_stem > 0:
+            return best  # neither spelling counted: the clearly more frequent stem
+        return word  # ambiguous: never guess
+
+    # ------------------------------------------------------------------ spaced
+
+    def _verb_guard(self, word: str) -> bool:
+        return word in self.lexicon.verbs
+
+    def join_pair(self, a: str, b: str) -> str | None:
+        """The joined spelling of two space-separated words, or None to keep them apart
+        (cached)."""
+        key = (a, b)
+        if key in self._pair_cache:
+            return self._pair_cache[key]
+        joined = self._join_pair(a, b)
+        if len(self._pair_cache) >= self._cache_size:
+            self._pair_cache.clear()
+        self._pair_cache[key] = joined
+        return joined
+
+    def _join_pair(self, a: str, b: str) -> str | None:
+        lex = self.lexicon
+        if a in MI_PREFIXES:
+            spelled = a + ZWNJ + b
+            if spelled in lex.verbs or lex.joins.get(spelled.replace(ZWNJ, "")) == spelled:
+                return spelled
+            return None
+        if b in _PLURAL_SET:
+            return a + ZWNJ + b if len(a) >= 2 else None
+        if b in _CLITIC_SET:
+            if len(a) < MIN_STEM or a in NO_CLITIC:
+                return None
+            if a.endswith(HEH):
+                return a + ZWNJ + b  # شده اند, خانه ای, همه اش
+            if a in FUNCTION_WORDS:
+                return None
+            if b in _COPULAS or (a.endswith("ی") and b in _AFTER_YEH):
+                return a + ZWNJ + b  # مخالف اند; اصلی اش, زندگی ام, مالی شان
+            return None
+        if b in _COMPARATIVE_SET:
+            if a + b in lex.whole or a + b in LEXICALIZED:
+                return a + b  # lexicalized: بیشتر، بهتر، کمتر
+            if a in lex.adjectives or (
+                lex.is_word(a) and a not in FUNCTION_WORDS and len(a) >= MIN_STEM
+            ):
+                return a + ZWNJ + b
+            return None
+        if b in COMPOUND_TAILS and len(a) >= 2 and a not in FUNCTION_WORDS and (
+            lex.is_word(a) or ZWNJ in a
+        ) and not self._verb_guard(a):
+            return a + ZWNJ + b
+        if a == "بی" and lex.is_word(b):
+            return a + ZWNJ + b  # بی سابقه: بی never stands alone
+        if self._verb_guard(b):
+            return None
+        tails = self._two_part_tails.get(a)
+        if tails is None:
+            return None
+        if b in tails:
+            return a + ZWNJ + b
+        for suffix in ALL_SUFFIXES:
+            if b.endswith(suffix) and len(b) - len(suffix) >= 2:
+                stem = b[: -len(suffix)].rstrip(ZWNJ)
+                if stem in tails and not self._verb_guard(stem):
+                    return attach(a + ZWNJ + stem, suffix)
+        return None
+
+    def join_triple(self, a: str, b: str, c: str) -> str | None:
+        """Three words that the lexicon spells as one (``گفت و گو``, ``آب شیرین کن``)."""
+        if a not in self._heads or (b == "و" and a in NUMBER_WORDS):
+            return None  # بیست و هفتمین stays three words
+        spelled = a + ZWNJ + b + ZWNJ + c if b != "و" else a + ZWNJ + b + c
+        if spelled in self.lexicon.spaced and not self._verb_guard(c):
+            return spelled
+        return None
+
+    # ------------------------------------------------------------------ text
+
+    def restore(self, text: str) -> str:
+        """Restore ZWNJ in every Persian word of ``text``; nothing else changes.
+
+        Joins are repeated until none applies (``پنجاه و نه ساله``: ``نه‌ساله`` first,
+        then the three words), so restoring twice gives what restoring once gave."""
+        gaps = WORD.split(text)  # gap0 w0 gap1 w1 ... wn gap(n+1)
+        words = WORD.findall(text)
+        if not words:
+            return text
+        words = [self.glued(w) for w in words]
+        for _ in range(8):
+            words, gaps, joined = self._join_all(words, gaps)
+            if not joined:
+                break
+        pieces = [gaps[0]]
+        for word, gap in zip(words, gaps[1:], strict=True):
+            pieces.append(word)
+            pieces.append(gap)
+        return "".join(pieces)
+
+    def _join_all(self, words: list[str], gaps: list[str]) -> tuple[list[str], list[str], bool]:
+        """One left-to-right pass of the spaced-word joins."""
+        starts, ends, heads = self._pair_starts, self._pair_ends, self._heads
+        out_words: list[str] = []
+        out_gaps: list[str] = [gaps[0]]
+        joined_any = False
+        i, n = 0, len(words)
+        while i < n:
+            current = words[i]
+            first = i
+            i += 1
+            while i < n and gaps[i] == " ":
+                b = words[i]
+                if b == "و" and i + 1 < n and gaps[i + 1] == " " and current in heads:
+                    joined = self.join_triple(current, b, words[i + 1])
+                    if joined is not None:
+                        current = joined
+                        i += 2
+                        continue
+                if current not in starts and b not in ends:
+                    break  # the common case: no rule can join these two
+                joined = self.join_pair(current, b)
+                if joined is None:
+                    break
+                current = joined
+                i += 1
+            if i > first + 1:
+                joined_any = True
+                current = self.glued(current)  # checked as a whole word would be
+            out_words.append(current)
+            out_gaps.append(gaps[i])
+        return out_words, out_gaps, joined_any
