@@ -138,6 +138,9 @@ def job_settings(khabar: KhabarOptions) -> JobSettings:
             num_perm=khabar.near_num_perm,
         ),
         entities_model=khabar.entities_model,
+        window_seconds=khabar.window_seconds,
+        allowed_lateness=khabar.allowed_lateness,
+        ttl_seconds=khabar.dedup_ttl,
     )
 
 
@@ -148,19 +151,12 @@ def make_pipeline(
     (``khabar run`` batch and streaming, ``khabar deploy``): batch over ``files``, or
     streaming from ``--subscription`` when ``--streaming`` is set."""
     khabar = options.view_as(KhabarOptions)
+    settings = job_settings(khabar)
     pipeline = beam.Pipeline(runner=make_runner(options), options=options)
     if options.view_as(StandardOptions).streaming:
-        build_streaming(
-            pipeline,
-            khabar.subscription,
-            khabar.output,
-            job_settings(khabar),
-            window_seconds=khabar.window_seconds,
-            allowed_lateness=khabar.allowed_lateness,
-            ttl_seconds=khabar.dedup_ttl,
-        )
+        build_streaming(pipeline, khabar.subscription, khabar.output, settings)
     else:
-        build_batch(pipeline, files, khabar.output, job_settings(khabar), progress)
+        build_batch(pipeline, files, khabar.output, settings, progress)
     return pipeline
 
 
