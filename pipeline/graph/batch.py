@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 
 from khabar.pipeline.dedup.compose import NearDupSettings, deduplicate_batch
+from khabar.pipeline.dedup.exact import DEFAULT_TTL_SECONDS
 from khabar.pipeline.job.progress import ProgressChannel, count_progress
 from khabar.pipeline.stages.sinks import (
     ARTICLES_DIR,
@@ -36,42 +37,14 @@ class ProcessedOutputs:
     dead_letters: beam.PCollection
 
 
-class CoreStages(beam.PTransform):
-    """Raw records -> normalized articles and dead letters: every per-record stage
-    (parse, clean, language, normalize). Batch and streaming share it unchanged; only
-    deduplication (global in batch, stateful with a TTL in streaming) and sinks differ."""
-
-    def __init__(
-        self,
-        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-        entities_model: str | None = None,
-    ) -> None:
-        super().__init__()
-        self.max_record_bytes = max_record_bytes
-        self.entities_model = entities_model
-
-    def expand(self, raw):
-        parsed = raw | "Parse" >> ParseArticles(self.max_record_bytes)
-        cleaned = parsed.articles | "Clean" >> CleanArticles()
-        detected = cleaned.articles | "Language" >> DetectLanguage()
-        normalized = detected.articles | "Normalize" >> NormalizeArticles()
-        tagged = normalized.articles | "Entities" >> TagEntities(self.entities_model)
-        dead = (
-            parsed[DEAD_LETTER],
-            cleaned[DEAD_LETTER],
-            detected[DEAD_LETTER],
-            normalized[DEAD_LETTER],
-            tagged[DEAD_LETTER],
-        ) | "StageDeadLetters" >> beam.Flatten()
-        return tagged.articles, dead
-
-
 @dataclass(frozen=True)
 class JobSettings:
-    """What every job builder takes from the options, passed whole (``khabar run`` batch
-    and streaming, ``khabar replay``, ``khabar deploy``); built by
-    :func:`khabar.pipeline.job.run.job_settings`. ``emit_duplicates`` and ``num_shards`` apply to
-    batch sinks (streaming always writes its duplicates, one file per window)."""
+    """What every job builder takes from the options, built once
+    (:func:`khabar.pipeline.job.run.job_settings`) and passed whole to every builder and
+    composite (``khabar run`` batch and streaming, ``khabar replay``, ``khabar deploy``).
+    A new option is a field here (named as the option, or mapped in ``job_settings``) plus
+    its use. ``emit_duplicates`` and ``num_shards`` apply to batch sinks (streaming always
+    writes its duplicates, one file per window); the window fields to streaming."""
 
     input_format: str | None = None
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
@@ -82,11 +55,39 @@ class JobSettings:
     near: NearDupSettings = field(default_factory=NearDupSettings)
     entities_model: str | None = None
     limit: int | None = None
+    window_seconds: int = 60
+    allowed_lateness: int = 3600
+    ttl_seconds: int = DEFAULT_TTL_SECONDS
 
     @property
     def format(self) -> str | None:
         """The input format forced, or None to detect it per file."""
         return None if self.input_format in (None, "auto") else self.input_format
+
+
+class CoreStages(beam.PTransform):
+    """Raw records -> normalized articles and dead letters: every per-record stage
+    (parse, clean, language, normalize). Batch and streaming share it unchanged; only
+    deduplication (global in batch, stateful with a TTL in streaming) and sinks differ."""
+
+    def __init__(self, settings: JobSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or JobSettings()
+
+    def expand(self, raw):
+        parsed = raw | "Parse" >> ParseArticles(self.settings.max_record_bytes)
+        cleaned = parsed.articles | "Clean" >> CleanArticles()
+        detected = cleaned.articles | "Language" >> DetectLanguage()
+        normalized = detected.articles | "Normalize" >> NormalizeArticles()
+        tagged = normalized.articles | "Entities" >> TagEntities(self.settings.entities_model)
+        dead = (
+            parsed[DEAD_LETTER],
+            cleaned[DEAD_LETTER],
+            detected[DEAD_LETTER],
+            normalized[DEAD_LETTER],
+            tagged[DEAD_LETTER],
+        ) | "StageDeadLetters" >> beam.Flatten()
+        return tagged.articles, dead
 
 
 class ProcessArticles(beam.PTransform):
@@ -96,21 +97,15 @@ class ProcessArticles(beam.PTransform):
     articles an earlier run wrote), copies of those are linked to them first."""
 
     def __init__(
-        self,
-        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-        near: NearDupSettings | None = None,
-        entities_model: str | None = None,
-        known: beam.PCollection | None = None,
+        self, settings: JobSettings | None = None, known: beam.PCollection | None = None
     ) -> None:
         super().__init__()
-        self.max_record_bytes = max_record_bytes
-        self.near = near or NearDupSettings()
-        self.entities_model = entities_model
+        self.settings = settings or JobSettings()
         self.known = known
 
     def expand(self, raw):
-        articles, dead = raw | "Stages" >> CoreStages(self.max_record_bytes, self.entities_model)
-        survivors, duplicates = deduplicate_batch(articles, self.near, self.known)
+        articles, dead = raw | "Stages" >> CoreStages(self.settings)
+        survivors, duplicates = deduplicate_batch(articles, self.settings.near, self.known)
         return ProcessedOutputs(survivors, duplicates, dead)
 
 
@@ -201,9 +196,7 @@ def process_and_write(
     earlier run, whose copies become duplicates (see ``DropKnownCopies``)."""
     settings = settings or JobSettings()
     num_shards = settings.num_shards
-    out = articles | "Process" >> ProcessArticles(
-        settings.max_record_bytes, settings.near, settings.entities_model, known
-    )
+    out = articles | "Process" >> ProcessArticles(settings, known)
     dead = (read_dead, out.dead_letters) | "AllDeadLetters" >> beam.Flatten()
     count_progress(articles, "ProgressRead", progress, "read")
     count_progress(read_dead, "ProgressReadDead", progress, "read")

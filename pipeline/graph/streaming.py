@@ -22,7 +22,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, window
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from khabar.pipeline.dedup.compose import NearDupSettings, deduplicate_stream
+from khabar.pipeline.dedup.compose import deduplicate_stream
 from khabar.pipeline.graph.batch import CoreStages, JobSettings
 from khabar.pipeline.stages.read import ExpandUnits, ReadFailure
 from khabar.pipeline.stages.sinks import (
@@ -195,26 +195,15 @@ class ProcessStream(beam.PTransform):
     """Raw records (timestamped with arrival time) -> windowed survivors, duplicates and
     dead letters. The per-record stages are the batch ones (``CoreStages``)."""
 
-    def __init__(
-        self,
-        window_seconds: int = 60,
-        allowed_lateness: int = 3600,
-        ttl_seconds: int = 7 * 24 * 3600,
-        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-        entities_model: str | None = None,
-        near: NearDupSettings | None = None,
-    ) -> None:
+    def __init__(self, settings: JobSettings | None = None) -> None:
         super().__init__()
-        self.window_seconds = window_seconds
-        self.allowed_lateness = allowed_lateness
-        self.ttl_seconds = ttl_seconds
-        self.max_record_bytes = max_record_bytes
-        self.entities_model = entities_model
-        self.near = near or NearDupSettings()
+        self.settings = settings or JobSettings()
+        self.window_seconds = self.settings.window_seconds
+        self.allowed_lateness = self.settings.allowed_lateness
 
     def expand(self, raw):
-        articles, dead = raw | "Stages" >> CoreStages(self.max_record_bytes, self.entities_model)
-        deduped = deduplicate_stream(articles, self.ttl_seconds, self.near)
+        articles, dead = raw | "Stages" >> CoreStages(self.settings)
+        deduped = deduplicate_stream(articles, self.settings.ttl_seconds, self.settings.near)
         timed = {
             kind: deduped[kind]
             | f"EventTime{kind.title()}" >> beam.ParDo(AssignEventTime(self.allowed_lateness))
@@ -236,9 +225,6 @@ def build_streaming(
     output: str,
     settings: JobSettings | None = None,
     *,
-    window_seconds: int = 60,
-    allowed_lateness: int = 3600,
-    ttl_seconds: int = 7 * 24 * 3600,
     id_label: str | None = None,
 ) -> None:
     """``id_label``: Pub/Sub attribute Dataflow deduplicates publisher retries by (the
@@ -256,16 +242,9 @@ def build_streaming(
             ExpandUnits(MessageReader(subscription, settings.max_record_bytes))
         ).with_outputs(DEAD_LETTER, main=ARTICLES)
     )
-    out = expanded[ARTICLES] | "Process" >> ProcessStream(
-        window_seconds,
-        allowed_lateness,
-        ttl_seconds,
-        settings.max_record_bytes,
-        settings.entities_model,
-        settings.near,
-    )
+    out = expanded[ARTICLES] | "Process" >> ProcessStream(settings)
     read_dead = expanded[DEAD_LETTER] | "WindowReadDead" >> windowing(
-        window_seconds, allowed_lateness
+        settings.window_seconds, settings.allowed_lateness
     )
     dead = (read_dead, out[DEAD_LETTER]) | "AllDeadLetters" >> beam.Flatten()
     out[ARTICLES] | "WriteArticles" >> WriteAvroWindowed(output, ARTICLES_DIR)

@@ -206,6 +206,9 @@ def job_settings(khabar: KhabarOptions) -> JobSettings:
         ),
         entities_model=khabar.entities_model,
         limit=getattr(khabar, "limit", None),
+        window_seconds=khabar.window_seconds,
+        allowed_lateness=khabar.allowed_lateness,
+        ttl_seconds=khabar.dedup_ttl,
     )
 
 
@@ -216,6 +219,7 @@ def make_pipeline(
     (``khabar run`` batch and streaming, ``khabar deploy``): batch over ``files``, or
     streaming from ``--subscription`` when ``--streaming`` is set."""
     khabar = options.view_as(KhabarOptions)
+    settings = job_settings(khabar)
     runner = make_runner(options)
     pipeline = beam.Pipeline(runner=runner, options=options)
     if options.view_as(StandardOptions).streaming:
@@ -223,15 +227,12 @@ def make_pipeline(
             pipeline,
             khabar.subscription,
             khabar.output,
-            job_settings(khabar),
-            window_seconds=khabar.window_seconds,
-            allowed_lateness=khabar.allowed_lateness,
-            ttl_seconds=khabar.dedup_ttl,
+            settings,
             # Dataflow drops publisher retries by this attribute; local runners refuse it
             id_label=None if runner is not None else ATTR_ITEM,
         )
     else:
-        build_batch(pipeline, files, khabar.output, job_settings(khabar), progress)
+        build_batch(pipeline, files, khabar.output, settings, progress)
     return pipeline
 
 

@@ -77,6 +77,14 @@ def kind_spec(kind: str) -> tuple[dict[str, Any], Callable[[dict], dict], str]:
     return schemas.article_schema(), to_article_record, M.WRITTEN_ARTICLES
 
 
+def counted_records(pcoll: beam.PCollection, kind: str) -> tuple[dict[str, Any], Any]:
+    """(schema, the Avro records of ``kind``, each counted as written): the first two steps
+    of both writers, applied in the caller's scope (step names ``ToRecord``, ``Count``)."""
+    schema, convert, counter = kind_spec(kind)
+    records = pcoll | "ToRecord" >> beam.Map(convert) | "Count" >> beam.ParDo(_Count(counter))
+    return schema, records
+
+
 class WriteAvroBatch(beam.PTransform):
     """Write records to ``DIR/<kind>/<kind>-SSSSS-of-NNNNN.avro`` with the package schema."""
 
@@ -87,19 +95,13 @@ class WriteAvroBatch(beam.PTransform):
         self.num_shards = num_shards
 
     def expand(self, pcoll):
-        schema, convert, counter = kind_spec(self.kind)
-        return (
-            pcoll
-            | "ToRecord" >> beam.Map(convert)
-            | "Count" >> beam.ParDo(_Count(counter))
-            | "Write"
-            >> beam.io.WriteToAvro(
-                join(self.output, self.kind, self.kind),
-                schema=schema,
-                file_name_suffix=".avro",
-                num_shards=self.num_shards,
-                codec="deflate",
-            )
+        schema, records = counted_records(pcoll, self.kind)
+        return records | "Write" >> beam.io.WriteToAvro(
+            join(self.output, self.kind, self.kind),
+            schema=schema,
+            file_name_suffix=".avro",
+            num_shards=self.num_shards,
+            codec="deflate",
         )
 
 
@@ -166,18 +168,12 @@ class WriteAvroWindowed(beam.PTransform):
         self.shards = shards
 
     def expand(self, pcoll):
-        schema, convert, counter = kind_spec(self.kind)
-        return (
-            pcoll
-            | "ToRecord" >> beam.Map(convert)
-            | "Count" >> beam.ParDo(_Count(counter))
-            | "Write"
-            >> fileio.WriteToFiles(
-                path=join(self.output, self.kind),
-                file_naming=window_file_naming(self.output, self.kind),
-                sink=lambda _dest: AvroFileSink(schema),
-                shards=self.shards,
-                max_writers_per_bundle=0,
-                temp_directory=StaticValueProvider(str, join(self.output, ".tmp", self.kind)),
-            )
+        schema, records = counted_records(pcoll, self.kind)
+        return records | "Write" >> fileio.WriteToFiles(
+            path=join(self.output, self.kind),
+            file_naming=window_file_naming(self.output, self.kind),
+            sink=lambda _dest: AvroFileSink(schema),
+            shards=self.shards,
+            max_writers_per_bundle=0,
+            temp_directory=StaticValueProvider(str, join(self.output, ".tmp", self.kind)),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 
 import apache_beam as beam
 import pytest
@@ -14,6 +15,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
+from khabar.pipeline.graph.batch import JobSettings
 from khabar.pipeline.graph.streaming import ProcessStream
 from khabar.pipeline.job.options import KhabarOptions
 from khabar.pipeline.job.run import job_settings
@@ -22,6 +24,7 @@ from khabar.transforms.parse import RawRecord
 
 T0 = int(dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.UTC).timestamp())
 TTL = 1000
+STREAM = JobSettings(window_seconds=60, allowed_lateness=3600, ttl_seconds=TTL)
 
 
 BODIES = {
@@ -92,7 +95,7 @@ def test_windows_late_data_cross_window_duplicates_and_ttl() -> None:
     options = PipelineOptions()
     options.view_as(StandardOptions).streaming = True
     with TestPipeline(runner="BundleBasedDirectRunner", options=options) as p:
-        out = p | stream | ProcessStream(window_seconds=60, allowed_lateness=3600, ttl_seconds=TTL)
+        out = p | stream | ProcessStream(STREAM)
         articles = describe(out[ARTICLES], "A")
         dups = describe(out[DUPLICATES], "D")
         dead = out[DEAD_LETTER] | "DL" >> beam.Map(lambda d: (d["position"], d["stage"]))
@@ -153,7 +156,7 @@ def test_near_duplicates_across_windows_first_seen_survives() -> None:
     options = PipelineOptions()
     options.view_as(StandardOptions).streaming = True
     with TestPipeline(runner="BundleBasedDirectRunner", options=options) as p:
-        out = p | stream | ProcessStream(window_seconds=60, allowed_lateness=3600, ttl_seconds=TTL)
+        out = p | stream | ProcessStream(STREAM)
         survivors = out[ARTICLES] | "S" >> beam.Map(
             lambda a: (a["input_position"], a["cluster_id"] == a["id"], a["similarity"])
         )
@@ -187,9 +190,7 @@ def test_streaming_near_dedup_follows_the_near_options(args: list[str], near_fou
     options = PipelineOptions()
     options.view_as(StandardOptions).streaming = True
     with TestPipeline(runner="BundleBasedDirectRunner", options=options) as p:
-        out = p | stream | ProcessStream(
-            window_seconds=60, allowed_lateness=3600, ttl_seconds=TTL, near=settings.near
-        )
+        out = p | stream | ProcessStream(replace(STREAM, near=settings.near))
         survivors = out[ARTICLES] | "S" >> beam.Map(lambda a: a["input_position"])
         dups = out[DUPLICATES] | "D" >> beam.Map(lambda a: a["input_position"])
         assert_that(survivors, equal_to([1] if near_found else [1, 2]), label="survivors")
@@ -224,6 +225,6 @@ def test_redelivered_item_lands_once_other_copies_stay_duplicates() -> None:
     options = PipelineOptions()
     options.view_as(StandardOptions).streaming = True
     with TestPipeline(runner="BundleBasedDirectRunner", options=options) as p:
-        out = p | stream | ProcessStream(window_seconds=60, allowed_lateness=3600, ttl_seconds=TTL)
+        out = p | stream | ProcessStream(STREAM)
         assert_that(describe(out[ARTICLES], "A"), equal_to([([1, 3], 0, 0)]), label="articles")
         assert_that(describe(out[DUPLICATES], "D"), equal_to([([2], 0, 0)]), label="dups")
