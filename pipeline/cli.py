@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from khabar.pipeline.errors import CliError, did_you_mean
 from khabar.pipeline.job.gcs import use_emulator_if_configured
 from khabar.pipeline.textsafe import SafeStream
+from khabar.schemas.version import PIPELINE_VERSION
 
 USAGE = """usage: khabar <command> [options]
 
@@ -66,7 +67,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(USAGE, end="")
         return 0 if args else 2
     if args[0] in ("--version", "-V", "version"):
-        from khabar.schemas.version import PIPELINE_VERSION
 
         print(f"khabar {PIPELINE_VERSION}")
         return 0

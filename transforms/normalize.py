@@ -19,6 +19,7 @@ from apache_beam.metrics import Metrics
 
 from khabar.transforms import metrics as M
 from khabar.transforms.common import Article, run_stage
+from khabar.transforms.persian import PersianNormalizer
 
 PERSIAN = "fa"
 _SPACE_NEWLINE = re.compile(r"[ \t]*\n[ \t]*")
@@ -29,7 +30,6 @@ class Normalizer:
     """Per-language text normalizer; loads the Persian lexicon once (about 1 s)."""
 
     def __init__(self) -> None:
-        from khabar.transforms.persian import PersianNormalizer
 
         self._fa = PersianNormalizer()
 

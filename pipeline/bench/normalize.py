@@ -53,7 +53,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from khabar.pipeline.errors import CliError
 from khabar.pipeline.train.zwnj_lexicon import DEFAULT_DATA, held_out, read_news
+from khabar.transforms.normalize import Normalizer
 
 ZWNJ = "\u200c"
 FIELDS = ("title", "lead", "body")
@@ -160,7 +162,6 @@ def score(name: str, normalize: Callable[[str], str], articles: Sequence[dict]) 
 
 def normalizers(only: Sequence[str] | None) -> list[tuple[str, Callable[[str], str]]]:
     out: list[tuple[str, Callable[[str], str]]] = []
-    from khabar.transforms.normalize import Normalizer
 
     khabar = Normalizer()
     out.append(("khabar", lambda text: khabar.normalize(text, "fa")))
@@ -215,7 +216,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds (fastest counts)")
     args = parser.parse_args(argv)
     if not (args.data / "farsnews.jsonl").exists():
-        from khabar.pipeline.errors import CliError
 
         raise CliError(f"no news-fa in {args.data} (--data DIR)")
     articles = [

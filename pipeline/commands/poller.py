@@ -60,6 +60,8 @@ from khabar.pipeline.commands.netguard import (
     system_resolver,
 )
 from khabar.pipeline.commands.spool import Spool, SpooledMessage
+from khabar.pipeline.graph.streaming import message_records
+from khabar.pipeline.stages.sources import escape_glob, expand_inputs
 from khabar.transforms.parse import (
     UnsupportedFormat,
     detect_format,
@@ -531,7 +533,6 @@ class Poller:
 
     # watched folders / buckets
     def poll_watch(self, base: str) -> PollStats:
-        from khabar.pipeline.stages.sources import expand_inputs
 
         stats = PollStats()
         try:
@@ -547,7 +548,6 @@ class Poller:
         return stats
 
     def _poll_file(self, path: str, stats: PollStats) -> None:
-        from khabar.pipeline.stages.sources import escape_glob
 
         if "://" not in path:
             try:
@@ -661,7 +661,6 @@ class Poller:
         self, path: str, marker: str, fmt: str, fetched_at: str, stats: PollStats
     ) -> bool:
         """A big file the pipeline reads itself: the message carries its path or URI."""
-        from khabar.pipeline.graph.streaming import message_records
 
         key = item_key(path, None, None, marker.encode())
         if key in self.state.seen:

@@ -25,7 +25,14 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
-from khabar.pipeline.commands.inspect import InspectError, _match, discover, read_records
+from khabar.pipeline.commands.inspect import (
+    InspectError,
+    _match,
+    discover,
+    interrupted_note,
+    read_records,
+    summary_duplicate_reasons,
+)
 from khabar.pipeline.errors import CliError
 from khabar.pipeline.job.options import Parser
 from khabar.pipeline.stages.sinks import DUPLICATES_DIR
@@ -508,7 +515,6 @@ def _summary_html(d: RunData) -> tuple[str, str]:
     subtitle = f"{d.files} Avro file(s)"
     stage_table = ""
     if s and s.get("status") == "interrupted":
-        from khabar.pipeline.commands.inspect import interrupted_note
 
         cards = [_card("INTERRUPTED", "status", "bad"), *cards]
         subtitle = f"interrupted run · {d.files} Avro file(s) finalized"
@@ -558,7 +564,6 @@ def duplicate_reasons(d: RunData) -> tuple[dict[str, int], str]:
             total.update(cluster.reasons)
         return dict(total.most_common()), "duplicates written"
     if d.summary and "counts" in d.summary:
-        from khabar.pipeline.commands.inspect import summary_duplicate_reasons
 
         return summary_duplicate_reasons(d.summary), "_SUMMARY.json (not written)"
     return {}, ""
@@ -712,7 +717,6 @@ def main(argv: list[str]) -> int:
     out = args.out or default_out(args.paths)
     data = write_report(args.paths, out)
     if data.summary and data.summary.get("status") == "interrupted":
-        from khabar.pipeline.commands.inspect import interrupted_note
 
         print(f"khabar report: {interrupted_note(data.summary)}", file=sys.stderr)
     found = (data.summary or {}).get("counts", {}).get("duplicates")
