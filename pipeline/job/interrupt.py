@@ -18,13 +18,13 @@ exception in; the caller then tells by :attr:`Interruptible.signum` that the fai
 an interruption, and calls :meth:`Interruptible.unwound` first thing.
 
 An exception raised by a signal handler can be swallowed where Python cannot propagate
-it (a finalizer, a callback whose errors are ignored: seen once in three tries on a real
-run, which then went on to the end), and the runner's main thread can be left waiting on
-a lock that no thread will release (seen about once in ten). So until the caller says the
-run has unwound, a watchdog raises ``KeyboardInterrupt`` in the main thread again every
-second, and after ``GIVE_UP_SECONDS`` runs the ``on_give_up`` cleanup itself and ends the
-process with the signal's exit status. A second signal ends the process at once, with the
-same exit status.
+it (a finalizer, a callback whose errors are ignored: seen once in three early tries on a
+real run, which then went on to the end and exited 0), and a main thread blocked in C
+code never sees an asynchronous exception. So until the caller says the run has unwound,
+a watchdog raises ``KeyboardInterrupt`` in the main thread again every second, and after
+``GIVE_UP_SECONDS`` runs the ``on_give_up`` cleanup itself and ends the process with the
+signal's exit status (a safety net; not seen needed in the tests). A second signal ends
+the process at once, with the same exit status.
 """
 
 from __future__ import annotations
