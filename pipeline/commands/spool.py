@@ -30,7 +30,12 @@ from dataclasses import dataclass, field
 from apache_beam.io.filesystems import FileSystems
 
 from khabar.pipeline.graph.streaming import message_records
-from khabar.pipeline.stages.sinks import ARTICLES_DIR, DEAD_LETTER_DIR, DUPLICATES_DIR, join
+from khabar.pipeline.stages.sinks import (
+    ARTICLES_DIR,
+    DEAD_LETTER_DIR,
+    DUPLICATES_DIR,
+    streaming_files,
+)
 
 SPOOL_FILE = "_spool.jsonl"
 
@@ -86,12 +91,7 @@ def landed_in(output: str) -> Landed:
     import fastavro
     landed = Landed()
     for kind in (ARTICLES_DIR, DUPLICATES_DIR, DEAD_LETTER_DIR):
-        pattern = join(output, kind, "date=*", "*.avro")
-        try:
-            paths = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
-        except Exception:  # noqa: BLE001 - nothing written yet
-            paths = []
-        for path in paths:
+        for path in streaming_files(output, kind):
             with FileSystems.open(path) as handle:
                 for record in fastavro.reader(handle):
                     landed.records += 1

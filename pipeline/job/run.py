@@ -27,6 +27,7 @@ from khabar.pipeline.stages.sinks import (
     DUPLICATES_DIR,
     OUTPUT_DIRS,
     join,
+    streaming_files,
 )
 from khabar.schemas.version import PIPELINE_VERSION
 from khabar.transforms import metrics as M
@@ -362,12 +363,7 @@ def count_outputs(output: str) -> dict[str, int]:
     totals = {}
     for kind in (ARTICLES_DIR, DUPLICATES_DIR, DEAD_LETTER_DIR):
         total = 0
-        pattern = join(output, kind, "date=*", "*.avro")
-        try:
-            paths = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
-        except Exception:  # noqa: BLE001 - nothing written yet
-            paths = []
-        for path in paths:
+        for path in streaming_files(output, kind):
             with FileSystems.open(path) as handle:
                 total += sum(block.num_records for block in fastavro.block_reader(handle))
         totals[kind] = total

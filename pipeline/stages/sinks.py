@@ -17,6 +17,7 @@ import apache_beam as beam
 import fastavro
 import fastavro.write
 from apache_beam.io import fileio
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.value_provider import StaticValueProvider
 
@@ -177,3 +178,13 @@ class WriteAvroWindowed(beam.PTransform):
             max_writers_per_bundle=0,
             temp_directory=StaticValueProvider(str, join(self.output, ".tmp", self.kind)),
         )
+
+
+def streaming_files(output: str, kind: str) -> list[str]:
+    """The closed Avro files of one kind in a streaming output (``date=*`` partitions; the
+    writers' ``.temp`` folders are skipped); none when nothing was written yet."""
+    pattern = join(output, kind, "date=*", "*.avro")
+    try:
+        return [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+    except Exception:  # noqa: BLE001 - nothing written yet
+        return []
