@@ -19,6 +19,10 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from khabar.pipeline.errors import CliError, did_you_mean
 from khabar.pipeline.job.dataflow import validate_run_options
 from khabar.pipeline.job.options import KhabarOptions, all_options_parser
+from khabar.pipeline.job.runner import load_runner_options
+
+#: The flags that say whether the launcher's main session is pickled for the workers.
+SESSION_FLAGS = ("--save_main_session", "--no_save_main_session")
 
 #: Libraries whose logs khabar keeps at KHABAR_LOG_LEVEL (default ERROR).
 LOGGERS = ("apache_beam", "trafilatura", "htmldate", "courlan", "google", "hazm")
@@ -61,7 +65,14 @@ class JsonLogFormatter(logging.Formatter):
 
 
 def parse_run_args(argv: list[str]):
-    """Validate ``khabar run`` arguments; returns (PipelineOptions, KhabarOptions)."""
+    """Validate ``khabar run`` arguments; returns (PipelineOptions, KhabarOptions).
+
+    The runner's own options are known once its module is loaded, so they pass through;
+    no run pickles the launcher's main session (every DoFn lives in an installed module)
+    unless ``--save_main_session`` asks for it."""
+    runner = load_runner_options(argv)
+    if not any(a.split("=", 1)[0] in SESSION_FLAGS for a in argv):
+        argv = [*argv, "--no_save_main_session"]
     parser = all_options_parser()
     _, unknown = parser.parse_known_args(argv)
     if unknown:
@@ -85,6 +96,8 @@ def parse_run_args(argv: list[str]):
         raise CliError("--output is required (a directory, local or gs://)")
     if not standard.runner:
         standard.runner = "DirectRunner"
+    elif runner and runner not in StandardOptions.ALL_KNOWN_RUNNERS:
+        standard.runner = runner  # a runner Beam only finds by its dotted path (Dask)
     validate_run_options(options)
     return options, khabar
 
@@ -125,11 +138,18 @@ def format_summary(summary: dict[str, Any], elapsed: float) -> str:
         langs = ", ".join(f"{k} {v}" for k, v in summary["languages"].items())
         lines.append(f"  languages detected (incl. duplicates): {langs}")
     cons = summary["conservation"]
-    verdict = "OK" if cons["ok"] else "MISMATCH"
-    lines.append(
-        f"  conservation: {c['records_in']} in = {c['articles']} written + {c['duplicates']} "
-        f"duplicates + {c['dead_letters']} dead letters  [{verdict}]"
-    )
+    if cons["ok"] is None:
+        lines.append(
+            f"  conservation: not checked ({cons.get('why', 'no metrics')}); in the files: "
+            f"{c['articles']} written + {c['duplicates']} duplicates + {c['dead_letters']} "
+            "dead letters"
+        )
+    else:
+        verdict = "OK" if cons["ok"] else "MISMATCH"
+        lines.append(
+            f"  conservation: {c['records_in']} in = {c['articles']} written + "
+            f"{c['duplicates']} duplicates + {c['dead_letters']} dead letters  [{verdict}]"
+        )
     if c.get("dates_left_empty"):
         lines.append(
             f"  dates left empty: {c['dates_left_empty']} (unreadable or implausible; "
@@ -141,6 +161,25 @@ def format_summary(summary: dict[str, Any], elapsed: float) -> str:
             "read and left out"
         )
     lines.append(f"  summary: {summary['outputs']['summary']}")
+    return "\n".join(lines)
+
+
+def format_dry_run(facts: dict[str, Any]) -> str:
+    """What ``khabar run --dry_run True`` prints: the translated graph, nothing run."""
+    stateful = facts["stateful_steps"]
+    loose = [s["step"] for s in stateful if not s["deterministic_key"]]
+    no_timer = [s["step"] for s in stateful if not s["timer"]]
+    files = f", {facts['files']} input file(s)" if facts["mode"] == "batch" else ""
+    lines = [
+        f"khabar run: dry run ({facts['mode']}, runner {facts['runner']}{files}): the graph "
+        "was built and translated; nothing ran and nothing was written",
+        f"  transforms {facts['transforms']}, GroupByKeys {facts['group_by_keys']}, "
+        f"stateful steps {len(stateful)}",
+        "  stateful keys: "
+        + ("all deterministic" if not loose else "NOT deterministic in " + ", ".join(loose)),
+        "  stateful state cleared by timers: "
+        + ("all" if not no_timer else "NO timer in " + ", ".join(no_timer)),
+    ]
     return "\n".join(lines)
 
 

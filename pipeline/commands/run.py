@@ -12,13 +12,19 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 
-from khabar.pipeline.commands.common import format_summary, parse_run_args, quiet_logs
+from khabar.pipeline.commands.common import (
+    format_dry_run,
+    format_summary,
+    parse_run_args,
+    quiet_logs,
+)
 from khabar.pipeline.errors import EXIT_DATA_CHECK, CliError
 from khabar.pipeline.job.interrupt import Interruptible
 from khabar.pipeline.job.options import KhabarOptions
 from khabar.pipeline.job.progress import Progress
 from khabar.pipeline.job.run import (
     interrupted_summary,
+    is_dry_run,
     prepare_output,
     remove_temp_files,
     run_batch,
@@ -48,7 +54,7 @@ def data_checks(summary: dict[str, Any], max_dead_letter_rate: float | None) -> 
     """Why a finished run should exit non-zero although it ran (empty list: it should not)."""
     c = summary["counts"]
     failures = []
-    if not summary["conservation"]["ok"]:
+    if summary["conservation"]["ok"] is False:
         failures.append("conservation mismatch: records in != written + duplicates + dead")
     if c["articles"] == 0 and c["dead_letters"] > 0:
         failures.append(f"no article written; all {c['dead_letters']} record(s) dead letters")
@@ -65,7 +71,7 @@ def data_checks(summary: dict[str, Any], max_dead_letter_rate: float | None) -> 
 def _exit_status(summary: dict[str, Any], failures: list[str]) -> int:
     if not failures:
         return 0
-    return 1 if not summary["conservation"]["ok"] else EXIT_DATA_CHECK
+    return 1 if summary["conservation"]["ok"] is False else EXIT_DATA_CHECK
 
 
 def main(argv: list[str]) -> int:
@@ -74,6 +80,8 @@ def main(argv: list[str]) -> int:
         return 0
     options, khabar = parse_run_args(argv)
     quiet_logs(khabar.log_format)
+    if is_dry_run(options):
+        return _dry_run(options, khabar)
     if options.view_as(StandardOptions).streaming:
         prepare_output(khabar.output, overwrite=khabar.overwrite)
         started = time.time()
@@ -84,12 +92,57 @@ def main(argv: list[str]) -> int:
         print(format_summary(summary, time.time() - started))
         return 0 if summary["conservation"]["ok"] else 1
     with stdin_input(khabar) as stdin_file:
-        try:
-            files = expand_inputs(khabar.input)
-        except InputError as exc:
-            raise CliError(str(exc)) from None
+        files = list_inputs(khabar.input)
         prepare_output(khabar.output, overwrite=khabar.overwrite)
         return _run_batch_job(options, khabar, files, stdin_file)
+
+
+#: How long listing remote input (``gs://``) may take on the launching machine before
+#: the run gives up with one line (``KHABAR_LIST_TIMEOUT`` seconds). Without network or
+#: credentials, Beam's GCS client retries for about 120 s before it fails.
+LIST_TIMEOUT = 30.0
+
+
+def list_inputs(patterns: list[str]) -> list[str]:
+    """The input files, listed here (the batch graph names its files). Remote patterns
+    are listed under :data:`LIST_TIMEOUT`; every failure is one line."""
+    remote = [p for p in patterns if "://" in p]
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["files"] = expand_inputs(patterns)
+        except InputError as exc:
+            outcome["error"] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one line, whatever the storage said
+            outcome["error"] = f"cannot list {' '.join(remote or patterns)}: {exc}"
+
+    if not remote:
+        work()
+    else:
+        limit = float(os.environ.get("KHABAR_LIST_TIMEOUT", LIST_TIMEOUT))
+        thread = threading.Thread(target=work, name="khabar-list-inputs", daemon=True)
+        thread.start()
+        thread.join(limit)
+        if thread.is_alive():
+            raise CliError(
+                f"listing {' '.join(remote)} took more than {limit:g} s (no network or no "
+                "credentials here?); KHABAR_LIST_TIMEOUT sets the limit"
+            )
+    if "error" in outcome:
+        raise CliError(outcome["error"])
+    return outcome["files"]
+
+
+def _dry_run(options: Any, khabar: Any) -> int:
+    """``--dry_run True``: build and translate the job, print what it is made of, run
+    nothing and write nothing (the output directory is not even looked at)."""
+    if options.view_as(StandardOptions).streaming:
+        facts = run_streaming(options)
+    else:
+        facts = run_batch(options, list_inputs(khabar.input))
+    print(format_dry_run(facts))
+    return 0
 
 
 def _run_batch_job(options: Any, khabar: Any, files: list[str], stdin_file: str | None) -> int:

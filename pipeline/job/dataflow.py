@@ -307,7 +307,20 @@ def validate_run_options(options: Any) -> None:
             raise CliError(f"{runner} needs {flag} on Cloud Storage (gs://...), got {value!r}")
     worker = options.view_as(WorkerOptions)
     setup = options.view_as(SetupOptions)
-    if not (worker.sdk_container_image or setup.setup_file or setup.extra_packages):
+    for flag, given in (
+        ("--setup_file", setup.setup_file),
+        ("--extra_package", setup.extra_packages),
+        ("--requirements_file", setup.requirements_file),
+    ):
+        if given:
+            # That route builds an sdist on the launching machine (it needs `build` and
+            # setuptools there) and installs khabar, hazm and the models on every worker
+            # at start-up; the worker image has them all, built once.
+            raise CliError(
+                f"{runner} runs khabar from its worker image (--sdk_container_image, "
+                f"deploy/Dockerfile.worker); {flag} is not supported (deploy/README.md)"
+            )
+    if not worker.sdk_container_image:
         raise CliError(
             f"{runner} needs --sdk_container_image (the khabar worker image, "
             "deploy/Dockerfile.worker): the default Beam image has no khabar on it"

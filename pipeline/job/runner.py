@@ -10,12 +10,74 @@ Beam unchanged (streaming locally needs the BundleBasedDirectRunner; see docs/BE
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Sequence
+
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
 
+from khabar.pipeline.errors import CliError
 from khabar.pipeline.job.gcs import install_emulator_client
 
 DIRECT_NAMES = {"directrunner", "direct", "switchingdirectrunner"}
+
+#: Beam's runners by lower-case class name (and without the ``Runner`` suffix):
+#: ``dataflow`` and ``DataflowRunner`` both name the Dataflow runner.
+KNOWN_RUNNERS = {
+    path.rsplit(".", 1)[-1].lower(): path
+    for path in (
+        *StandardOptions.ALL_KNOWN_RUNNERS,
+        # Beam ships it but does not list it: ``--runner DaskRunner`` would be refused
+        "apache_beam.runners.dask.dask_runner.DaskRunner",
+    )
+}
+
+
+def runner_flag(argv: Sequence[str]) -> str | None:
+    """The value of ``--runner`` in ``argv`` (``--runner X`` or ``--runner=X``), or None."""
+    for i, arg in enumerate(argv):
+        if arg == "--runner" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--runner="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def runner_path(name: str) -> str:
+    """The dotted path of the runner class ``name`` (a known name or a dotted path)."""
+    key = name.lower()
+    return KNOWN_RUNNERS.get(key) or KNOWN_RUNNERS.get(key + "runner") or name
+
+
+def load_runner_options(argv: Sequence[str]) -> str | None:
+    """Import the module of the runner ``argv`` names, so that its own pipeline options
+    (``--dask_client_address``, ``--flink_master``, ...) are registered before the
+    arguments are checked. Returns the runner's dotted path; a runner that cannot be
+    imported is one line (which package it needs), not an unknown-flag error."""
+    name = runner_flag(argv)
+    if not name:
+        return None
+    path = runner_path(name)
+    if "." not in path:
+        known = ", ".join(sorted(p.rsplit(".", 1)[-1] for p in KNOWN_RUNNERS.values()))
+        raise CliError(f"--runner {name!r} is not a Beam runner (known: {known})")
+    module, _, cls = path.rpartition(".")
+    try:
+        loaded = importlib.import_module(module)
+    except Exception as exc:  # noqa: BLE001 - ImportError, or a broken optional dependency
+        raise CliError(
+            f"--runner {name} cannot be loaded here: {exc} (install the Beam extra it "
+            "needs, for example apache-beam[dask] for DaskRunner)"
+        ) from None
+    if not hasattr(loaded, cls):
+        raise CliError(f"--runner {name!r}: {module} has no {cls}")
+    return path
+
+
+def is_local(options: PipelineOptions) -> bool:
+    """Whether ``options`` run the job in this process (the DirectRunner family)."""
+    name = (options.view_as(StandardOptions).runner or "DirectRunner").rsplit(".", 1)[-1]
+    return name.lower() in DIRECT_NAMES
 
 
 def make_runner(options: PipelineOptions) -> PipelineRunner | None:
