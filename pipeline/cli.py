@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from khabar.pipeline.errors import CliError, did_you_mean
 from khabar.pipeline.job.gcs import use_emulator_if_configured
+from khabar.pipeline.job.threads import pin_numeric_threads
 from khabar.pipeline.textsafe import SafeStream
 from khabar.schemas.version import PIPELINE_VERSION
 
@@ -89,8 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(command: str, rest: list[str]) -> int:
-    use_emulator_if_configured()
     try:
+        # before any command loads numpy: see pipeline/job/threads.py
+        pin_numeric_threads()
+        use_emulator_if_configured()
         return command_main(command)(rest)
     except CliError as exc:
         print(f"khabar {command}: error: {exc}", file=sys.stderr)
