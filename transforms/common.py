@@ -91,34 +91,48 @@ def make_dead_letter(
     }
 
 
+def _dead_letter(
+    stage: str,
+    error: BaseException,
+    payload: bytes,
+    uri: str,
+    position: int | None,
+    attributes: dict[str, str] | None,
+    fmt: str | None,
+) -> dict[str, Any]:
+    """A dead letter whose attributes also say the input's format (when known)."""
+    attributes = dict(attributes or {})
+    if fmt:
+        attributes.setdefault("format", fmt)
+    return make_dead_letter(
+        stage, error, raw_payload=payload, input_uri=uri, position=position, attributes=attributes
+    )
+
+
 def dead_letter_from_raw(stage: str, error: BaseException, raw: RawRecordDict) -> dict[str, Any]:
     """Dead letter for a raw record (the parse stage's input)."""
-    attributes = dict(raw.get("attributes") or {})
-    if raw.get("format"):
-        attributes.setdefault("format", raw["format"])
-    return make_dead_letter(
+    return _dead_letter(
         stage,
         error,
-        raw_payload=raw.get("payload", b""),
-        input_uri=raw.get("input_uri", ""),
-        position=raw.get("position"),
-        attributes=attributes,
+        raw.get("payload", b""),
+        raw.get("input_uri", ""),
+        raw.get("position"),
+        raw.get("attributes"),
+        raw.get("format"),
     )
 
 
 def dead_letter_from_article(stage: str, error: BaseException, article: Article) -> dict[str, Any]:
     """Dead letter for an in-flight article, with the raw bytes it was parsed from."""
     raw = article.get("_raw")
-    attributes = dict(article.get("_attributes") or {})
-    if article.get("input_format"):
-        attributes.setdefault("format", article["input_format"])
-    return make_dead_letter(
+    return _dead_letter(
         stage,
         error,
-        raw_payload=b"" if raw is None else raw,
-        input_uri=article.get("input_uri", ""),
-        position=article.get("input_position"),
-        attributes=attributes,
+        b"" if raw is None else raw,
+        article.get("input_uri", ""),
+        article.get("input_position"),
+        article.get("_attributes"),
+        article.get("input_format"),
     )
 
 
