@@ -16,7 +16,7 @@ from typing import Any
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from khabar.pipeline.errors import CliError, did_you_mean
-from khabar.transforms.parse import DEFAULT_MAX_ITEMS, DEFAULT_MAX_RECORD_BYTES
+from khabar.transforms.common import DEFAULT_MAX_ITEMS, DEFAULT_MAX_RECORD_BYTES
 
 FORMAT_CHOICES = ("auto", "text", "jsonl", "html", "feed", "rss", "atom")
 
