@@ -11,6 +11,8 @@ terminal, clears the screen or hides text, and a bidi override reverses what is 
   The CLI writes everything through it (``SafeStream`` on stdout and stderr).
 * ``plot_text``: the same, then ``<``, ``>`` and ``&`` as entities, so plotly shows
   ``<b>`` or ``<a xlink:href=…>`` in a label as text instead of rendering it.
+* ``label``: a chart label: ``plot_text`` in its own bidi isolate, so a Persian label that
+  starts with a digit reads right to left.
 """
 
 from __future__ import annotations
@@ -39,6 +41,18 @@ def visible(text: Any, one_line: bool = False) -> str:
 def plot_text(text: Any) -> str:
     """A plotly label: controls made visible, markup shown as text."""
     return visible(text, one_line=True).translate(_MARKUP)
+
+
+FSI, PDI = "\u2068", "\u2069"
+
+
+def label(text: Any) -> str:
+    """A chart label from the data: ``plot_text`` (controls visible, markup as text) in its
+    own bidi run (FIRST STRONG ISOLATE ... POP DIRECTIONAL ISOLATE). Its direction comes
+    from its first letter, so a Persian label that starts with a digit, "۴ میلیارد دلار",
+    reads right to left and is not reordered by the text around it; invisible when drawn.
+    The isolate is added after the escaping, which would otherwise show it as text."""
+    return f"{FSI}{plot_text(text)}{PDI}"
 
 
 class SafeStream:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Callable
 
-import apache_beam as beam
 import regex
 
-from khabar.transforms.common import Article, StageError, run_stage
+from khabar.transforms.common import Article, StageError
 
 ZWNJ = "\u200c"
 
@@ -193,12 +193,6 @@ def clean_article(article: Article) -> Article:
     return out
 
 
-def clean_core():
+def clean_core() -> Callable[[Article], Article]:
+    """The clean stage's core (PTransform: ``khabar.pipeline.stages.clean``)."""
     return clean_article
-
-
-class CleanArticles(beam.PTransform):
-    """Articles -> cleaned articles; failures -> dead letters (stage ``clean``)."""
-
-    def expand(self, pcoll):
-        return run_stage(pcoll, "Clean", "clean", clean_core)

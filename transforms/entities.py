@@ -34,11 +34,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import apache_beam as beam
-from apache_beam.metrics import Metrics
-
 from khabar.transforms import metrics as M
-from khabar.transforms.common import Article, run_stage
+from khabar.transforms.common import Article, Count, no_count
 from khabar.transforms.entities_nn import BiLSTMCRF
 
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "ner"
@@ -615,41 +612,25 @@ class EntityTagger:
         return out
 
 
-def tag_entities_core(model_dir: str | None = None) -> Callable[[Article], Article]:
-    """Build the tagger once (per worker) and return the per-article core."""
+def tag_entities_core(
+    model_dir: str | None = None, count: Count = no_count
+) -> Callable[[Article], Article]:
+    """Build the tagger once (per worker) and return the per-article core, counting
+    entities per type and articles of a language without a model (PTransform:
+    ``khabar.pipeline.stages.entities``)."""
     tagger = EntityTagger(model_dir)
     known = set(tagger.languages)
-    counters: dict[str, Any] = {}
-
-    def counter(name: str) -> Any:
-        c = counters.get(name)
-        if c is None:
-            c = counters[name] = Metrics.counter(M.ENTITIES, name)
-        return c
 
     def core(article: Article) -> Article:
         language = article.get("language") or "und"
         if language not in known:
-            counter("no_model_" + language).inc()
+            count(M.ENTITIES, "no_model_" + language)
         out = tagger.tag_article(article)
         for ent in out["entities"]:
-            counter(ent["type"]).inc()
+            count(M.ENTITIES, ent["type"])
         return out
 
     return core
-
-
-class TagEntities(beam.PTransform):
-    """Normalized articles -> articles with ``entities``/``entity_model``; failures -> dead
-    letters. ``model_dir`` plugs in a user's own models (same directory format)."""
-
-    def __init__(self, model_dir: str | None = None) -> None:
-        super().__init__()
-        self.model_dir = model_dir
-
-    def expand(self, pcoll):
-        model_dir = self.model_dir
-        return run_stage(pcoll, "TagEntities", "entities", lambda: tag_entities_core(model_dir))
 
 
 def entity_types(entities: Iterable[dict[str, Any]]) -> dict[str, int]:

@@ -13,8 +13,10 @@ from ill-formed feeds. khabar adds what it must not give up:
 * **An item cap** per feed (:data:`DEFAULT_MAX_ITEMS`).
 
 :func:`read_feed` returns one JSON-serialisable dict per entry (:func:`entry_fields`),
-which travels as the raw record's payload; :func:`item_article` turns such a payload (or
-a single ``<item>``/``<entry>`` as published by older khabar versions) into article fields.
+which travels as the raw record's payload (:func:`entry_payload`; the read stage splits a
+feed with them); the parse stage's ``transforms.parse.parse_feed_item`` turns such a
+payload (or a single ``<item>``/``<entry>`` as published by older khabar versions) into
+article fields.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from khabar.transforms.common import StageError
+from khabar.transforms.common import DEFAULT_MAX_ITEMS, StageError
 from khabar.transforms.encodings import decode
 
 __all__ = [
@@ -36,14 +38,12 @@ __all__ = [
     "MalformedXML",
     "XMLSecurityError",
     "check_safe",
-    "item_article",
+    "entry_payload",
     "read_feed",
 ]
 
 MAX_DEPTH = 256
-DEFAULT_MAX_ITEMS = 1_000_000  # records per file (feed items, JSON lines)
 ENTRY_PAYLOAD_MARK = "khabar_feed_entry"
-PLAIN = "text/plain"
 
 
 class XMLSecurityError(StageError):
@@ -52,10 +52,6 @@ class XMLSecurityError(StageError):
 
 class MalformedXML(StageError):
     """Bytes that are not a feed (feedparser finds no feed and no entries)."""
-
-
-class EmptyFeedItem(StageError):
-    """A feed item without title and text."""
 
 
 _ENTITY_DECL = re.compile(r"<!ENTITY", re.IGNORECASE)
@@ -207,78 +203,6 @@ def read_feed(
     out.entries = [entry_fields(e, feed) for e in entries[:max_items]]
     out.dropped = max(len(entries) - max_items, 0)
     return out
-
-
-def _wrap_item(payload: bytes, fmt: str) -> bytes:
-    """A bare ``<item>``/``<entry>`` (older payloads) inside a minimal feed."""
-    text = decode(payload).text
-    text = re.sub(r"^\s*<\?xml[^>]*\?>", "", text.lstrip("\ufeff"), count=1)
-    if fmt == "atom":
-        doc = f'<feed xmlns="http://www.w3.org/2005/Atom">{text}</feed>'
-    else:
-        doc = f'<rss version="2.0"><channel>{text}</channel></rss>'
-    return doc.encode("utf-8", "surrogatepass")
-
-
-def _entry_from_payload(payload: bytes, fmt: str) -> dict[str, Any]:
-    if payload.lstrip()[:1] == b"{":
-        try:
-            obj = json.loads(payload)
-        except (ValueError, RecursionError):
-            obj = None
-        if isinstance(obj, dict) and obj.get(ENTRY_PAYLOAD_MARK):
-            return obj
-    items = read_feed(_wrap_item(payload, fmt), max_items=2)
-    if len(items.entries) != 1:
-        raise MalformedXML(f"expected one feed item, found {len(items.entries)}")
-    return items.entries[0]
-
-
-def _markup(detail: dict[str, str] | None) -> tuple[str | None, bool]:
-    """(value, is_plain_text)."""
-    if not detail:
-        return None, False
-    return detail["value"], detail.get("type") == PLAIN
-
-
-def item_article(payload: bytes, fmt: str) -> dict[str, Any]:
-    """Article fields of one feed item. ``plain`` names the fields that are plain text
-    (``type="text"``): the clean stage must not read markup in them."""
-    entry = _entry_from_payload(payload, fmt)
-    plain: list[str] = []
-    title, title_plain = _markup(entry.get("title"))
-    if title_plain:
-        plain.append("title")
-    contents = entry.get("content") or []
-    content = contents[0] if contents else None
-    summary = entry.get("summary")
-    body_detail = content or summary
-    if body_detail is None and entry.get("media_description"):
-        body_detail = {"value": entry["media_description"], "type": PLAIN}
-    body, body_plain = _markup(body_detail)
-    lead = None
-    if content and summary and summary["value"].strip() != content["value"].strip():
-        lead, lead_plain = _markup(summary)
-        if lead_plain:
-            plain.append("lead")
-    if body_plain:
-        plain.append("body")
-    if not (title or "").strip() and not (body or "").strip():
-        raise EmptyFeedItem("feed item without title and text")
-    dates = entry.get("dates") or {}
-    published = dates.get("published") or dates.get("updated") or dates.get("created")
-    return {
-        "title": title or "",
-        "lead": lead,
-        "body": body or "",
-        "url": entry.get("link"),
-        "published": published,
-        "source": entry.get("source"),
-        "guid": entry.get("id"),
-        "feed_title": entry.get("feed_title"),
-        "language": entry.get("language"),
-        "plain": plain,
-    }
 
 
 def entry_payload(entry: dict[str, Any]) -> bytes:

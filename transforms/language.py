@@ -1,4 +1,4 @@
-"""Language identification: a Beam-free detector plus the ``DetectLanguage`` stage.
+"""Language identification: a Beam-free detector and the ``DetectLanguage`` stage's core.
 
 How it decides (all data ships in ``transforms/langid_data``, nothing is downloaded):
 
@@ -41,12 +41,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import apache_beam as beam
 import numpy as np
-from apache_beam.metrics import Metrics
 
 from khabar.transforms import metrics as M
-from khabar.transforms.common import run_stage
+from khabar.transforms.common import Count, no_count
 from khabar.transforms.langid_kernel import score_ngrams, word_keys, word_sums
 
 DATA_DIR = Path(__file__).resolve().parent / "langid_data"
@@ -726,15 +724,14 @@ def words_of(cps: np.ndarray, letters: np.ndarray) -> list[str]:
     return spaced.tobytes().decode("utf-32-le").split()
 
 
-# --------------------------------------------------------------------------- Beam stage
+# --------------------------------------------------------------------------- stage core
 
 
-def detect_language_core() -> Callable[[dict], dict]:
+def detect_language_core(count: Count = no_count) -> Callable[[dict], dict]:
     """Factory called once per worker: returns a function that takes an article dict with str
     keys 'title','lead','body' and returns it with 'language','language_confidence','script'
-    set."""
+    set, counted per language (PTransform: ``khabar.pipeline.stages.language``)."""
     detector = LanguageDetector()
-    counters: dict[str, Any] = {}
 
     def core(article: dict) -> dict:
         result = detector.detect_article(
@@ -743,17 +740,7 @@ def detect_language_core() -> Callable[[dict], dict]:
         article["language"] = result.language
         article["language_confidence"] = result.confidence
         article["script"] = result.script
-        counter = counters.get(result.language)
-        if counter is None:
-            counter = counters[result.language] = Metrics.counter(M.LANGUAGE, result.language)
-        counter.inc()
+        count(M.LANGUAGE, result.language)
         return article
 
     return core
-
-
-class DetectLanguage(beam.PTransform):
-    """Set 'language', 'language_confidence' and 'script' on every article."""
-
-    def expand(self, pcoll):
-        return run_stage(pcoll, "DetectLanguage", "language", detect_language_core)

@@ -14,11 +14,8 @@ import re
 import unicodedata
 from collections.abc import Callable
 
-import apache_beam as beam
-from apache_beam.metrics import Metrics
-
 from khabar.transforms import metrics as M
-from khabar.transforms.common import Article, run_stage
+from khabar.transforms.common import Article, Count, no_count
 from khabar.transforms.persian import PersianNormalizer
 
 PERSIAN = "fa"
@@ -55,20 +52,14 @@ class Normalizer:
         return out
 
 
-def normalize_core() -> Callable[[Article], Article]:
+def normalize_core(count: Count = no_count) -> Callable[[Article], Article]:
+    """The normalize stage's core, counting Persian and NFC-only articles (PTransform:
+    ``khabar.pipeline.stages.normalize``)."""
     normalizer = Normalizer()
-    persian = Metrics.counter(M.NORMALIZE, M.PERSIAN_NORMALIZED)
-    other = Metrics.counter(M.NORMALIZE, M.NFC_ONLY)
 
     def core(article: Article) -> Article:
-        (persian if article.get("language") == PERSIAN else other).inc()
+        persian = article.get("language") == PERSIAN
+        count(M.NORMALIZE, M.PERSIAN_NORMALIZED if persian else M.NFC_ONLY)
         return normalizer.normalize_article(article)
 
     return core
-
-
-class NormalizeArticles(beam.PTransform):
-    """Articles with ``language`` -> normalized articles; failures -> dead letters."""
-
-    def expand(self, pcoll):
-        return run_stage(pcoll, "Normalize", "normalize", normalize_core)

@@ -1,18 +1,18 @@
-"""Parse stage: raw bytes in any supported format -> one ``Article`` shape with provenance.
+"""Parse stage's core: one raw record in any supported format -> one ``Article`` shape
+with provenance. Beam-free.
 
-Beam-free core:
+Its input comes from the read stage's core (:mod:`transforms.split`: format detection and
+splitting); parsing never goes back to it.
 
 * :func:`decode` - any encoding Python or WHATWG knows, declared or detected
   (:mod:`transforms.encodings`); :class:`DecodeError` only when no decoding is credible
   (the bytes go to the dead letters intact).
-* :func:`detect_format` - by extension, else by sniffing the content; overridable.
-* :func:`split_records` - a file's bytes -> raw records (JSON Lines: one per line;
-  feeds: one per item, read with feedparser behind khabar's refusal of entity
-  declarations and deep nesting (:mod:`transforms.feeds`); text and HTML: the whole file).
+* :func:`parse_text`, :func:`parse_json_line`, :func:`parse_html`,
+  :func:`parse_feed_item` - the fields of one record of each format.
 * :func:`parse_record` - one raw record -> an article dict (title, lead, body, url,
   source, published_at, provenance).
-
-The PTransform :class:`ParseArticles` wraps :func:`parse_record`.
+* :func:`parse_core` - the stage's core (``parse_record``, counted); its PTransform is
+  ``khabar.pipeline.stages.parse.ParseArticles``.
 """
 
 from __future__ import annotations
@@ -21,137 +21,25 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import apache_beam as beam
-from apache_beam.metrics import Metrics
-
 from khabar.transforms import metrics as M
-from khabar.transforms.common import Article, StageError, dead_letter_from_raw, run_stage
+from khabar.transforms.common import (
+    DEFAULT_MAX_RECORD_BYTES,
+    Article,
+    Count,
+    EmptyInput,
+    InvalidRecord,
+    StageError,
+    TooLarge,
+    no_count,
+)
 from khabar.transforms.dates import DateParseError, parse_date
-from khabar.transforms.encodings import DecodeError, decode_text, sniff_wide
-from khabar.transforms.feeds import (
-    DEFAULT_MAX_ITEMS,
-    entry_payload,
-    item_article,
-    kind_of,
-    read_feed,
-)
-from khabar.transforms.feeds import (
-    MalformedXML as MalformedXML,
-)
-from khabar.transforms.feeds import (
-    XMLSecurityError as XMLSecurityError,
-)
+from khabar.transforms.encodings import DecodeError, decode_text
+from khabar.transforms.feeds import ENTRY_PAYLOAD_MARK, MalformedXML, read_feed
 from khabar.transforms.records import RawRecordDict
-
-FORMATS = ("text", "jsonl", "html", "rss", "atom")
-FEED_FORMATS = ("rss", "atom", "feed")
-
-EXTENSIONS = {
-    ".txt": "text",
-    ".text": "text",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-    ".html": "html",
-    ".htm": "html",
-    ".xhtml": "html",
-    ".rss": "feed",
-    ".atom": "feed",
-    ".xml": "feed",
-}
-
-DEFAULT_MAX_RECORD_BYTES = 5 * 1024 * 1024
-
-
-class TooLarge(StageError):
-    """The record is above the configured size limit."""
-
-
-class EmptyInput(StageError):
-    """An empty file or an article without text."""
-
-
-class InvalidRecord(StageError):
-    """A record with the wrong shape (e.g. a JSON line that is not an object)."""
-
-
-class UnsupportedFormat(StageError):
-    """A file of a type khabar does not read (PDF, CSV, office documents, images, archives,
-    other binary data): one dead letter, never a "text" article."""
-
-
-#: Extensions of files khabar does not read (a directory walk skips them; named
-#: explicitly or by a glob, each becomes an UnsupportedFormat dead letter).
-UNSUPPORTED_EXTENSIONS = {
-    ".pdf": "PDF",
-    ".csv": "CSV",
-    ".tsv": "TSV",
-    ".doc": "Word document",
-    ".docx": "Word document",
-    ".odt": "OpenDocument text",
-    ".rtf": "RTF",
-    ".xls": "spreadsheet",
-    ".xlsx": "spreadsheet",
-    ".ods": "spreadsheet",
-    ".ppt": "presentation",
-    ".pptx": "presentation",
-    ".epub": "EPUB",
-    ".zip": "ZIP archive",
-    ".tar": "tar archive",
-    ".7z": "7-Zip archive",
-    ".rar": "RAR archive",
-    ".png": "image",
-    ".jpg": "image",
-    ".jpeg": "image",
-    ".gif": "image",
-    ".webp": "image",
-    ".mp3": "audio",
-    ".mp4": "video",
-    ".avro": "Avro",
-    ".parquet": "Parquet",
-}
-
-#: Leading bytes of binary formats (checked whatever the file's name).
-MAGIC = (
-    (b"%PDF-", "PDF"),
-    (b"PK\x03\x04", "ZIP archive or office document"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "office document (OLE)"),
-    (b"\x89PNG\r\n\x1a\n", "image"),
-    (b"\xff\xd8\xff", "image"),
-    (b"GIF8", "image"),
-    (b"Obj\x01", "Avro"),
-    (b"PAR1", "Parquet"),
-    (b"\x7fELF", "executable"),
-    (b"7z\xbc\xaf\x27\x1c", "7-Zip archive"),
-    (b"Rar!", "RAR archive"),
-    (b"{\\rtf", "RTF"),
-)
-
-
-@dataclass
-class RawRecord:
-    """One record as read from an input, before parsing."""
-
-    input_uri: str
-    position: int
-    format: str
-    payload: bytes
-    attributes: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "input_uri": self.input_uri,
-            "position": self.position,
-            "format": self.format,
-            "payload": self.payload,
-            "attributes": dict(self.attributes),
-        }
-
 
 # --------------------------------------------------------------------------- decoding
 
@@ -160,144 +48,6 @@ def decode(data: bytes) -> str:
     """Decode any text encoding (see :mod:`transforms.encodings`); ``DecodeError`` when
     no decoding is credible."""
     return decode_text(data)
-
-
-# --------------------------------------------------------------------------- formats
-
-
-def detect_format(uri: str, head: bytes, override: str | None = None) -> str:
-    """Format of a file: ``override`` if given, else by extension, else by content.
-    Raises :class:`UnsupportedFormat` for a file khabar does not read (by its magic bytes,
-    its extension, or binary content), unless ``override`` forces a format."""
-    if override and override != "auto":
-        return override
-    name = uri.rsplit("/", 1)[-1].lower()
-    for ext in (".gz", ".bz2", ".zst"):
-        if name.endswith(ext):
-            name = name[: -len(ext)]
-    dot = name.rfind(".")
-    ext = name[dot:] if dot > 0 else ""
-    unsupported = unsupported_kind(ext, head)
-    if unsupported:
-        raise UnsupportedFormat(
-            f"{unsupported} file: khabar reads text, JSON Lines, HTML and RSS/Atom "
-            "(--format forces one)"
-        )
-    if ext in EXTENSIONS:
-        return EXTENSIONS[ext]
-    return sniff_format(head)
-
-
-def unsupported_kind(ext: str, head: bytes) -> str | None:
-    """What kind of unreadable file this is (``"PDF"``, ``"CSV"``, ...), or None."""
-    for magic, kind in MAGIC:
-        if head.startswith(magic):
-            return kind
-    if ext in UNSUPPORTED_EXTENSIONS:
-        return UNSUPPORTED_EXTENSIONS[ext]
-    if (
-        b"\x00" in head[:4096]
-        and not head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff"))
-        and sniff_wide(head[:4096]) is None
-    ):
-        return "binary"
-    return None
-
-
-def sniff_format(head: bytes) -> str:
-    sample = head[:2048]
-    try:
-        text = decode(sample)
-    except DecodeError:
-        text = sample.decode("utf-8", errors="ignore")
-    start = text.lstrip("\ufeff \t\r\n")[:512].lower()
-    if start.startswith("{"):
-        return "jsonl"
-    if start.startswith("<!doctype html") or start.startswith("<html"):
-        return "html"
-    if start.startswith(("<?xml", "<rss", "<feed", "<rdf:rdf", "<channel")):
-        if "<html" in start:
-            return "html"
-        return "feed"
-    if start.startswith("<") and ("<body" in start or "<head" in start):
-        return "html"
-    return "text"
-
-
-# --------------------------------------------------------------------------- splitting
-
-
-def split_records(
-    uri: str,
-    data: bytes,
-    fmt: str,
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-    max_items: int = DEFAULT_MAX_ITEMS,
-) -> Iterator[RawRecord]:
-    """Split a whole file into raw records. Raises a StageError for a file that is
-    unusable as a whole (empty, not a feed, refused XML)."""
-    if fmt == "jsonl":
-        yield from split_jsonl(uri, data, max_items)
-        return
-    if fmt in FEED_FORMATS:
-        yield from split_feed(uri, data, max_items)
-        return
-    if not data.strip():
-        raise EmptyInput("empty file")
-    yield RawRecord(uri, 0, fmt, data)
-
-
-class RecordCap(StageError):
-    """A file with more records than the per-file cap: the rest are not read."""
-
-
-def split_jsonl(uri: str, data: bytes, max_items: int = DEFAULT_MAX_ITEMS) -> Iterator[RawRecord]:
-    if not data.strip():
-        raise EmptyInput("empty file")
-    count = 0
-    for lineno, line in enumerate(data.split(b"\n"), start=1):
-        if line.strip():
-            if count >= max_items:
-                raise RecordCap(
-                    f"more than {max_items} records; line {lineno} and after were not read"
-                )
-            count += 1
-            yield RawRecord(uri, lineno, "jsonl", line.rstrip(b"\r"))
-
-
-def split_all(
-    uri: str,
-    data: bytes,
-    fmt: str,
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-    max_items: int = DEFAULT_MAX_ITEMS,
-) -> tuple[list[RawRecord], BaseException | None]:
-    """:func:`split_records` that never raises: the records split before any failure,
-    and the failure (any exception: a bad file, a cap, RecursionError, MemoryError...)."""
-    records: list[RawRecord] = []
-    try:
-        for record in split_records(uri, data, fmt, max_record_bytes, max_items):
-            records.append(record)
-    except Exception as exc:  # noqa: BLE001 - one bad file never stops a job
-        return records, exc
-    return records, None
-
-
-def split_feed(uri: str, data: bytes, max_items: int = DEFAULT_MAX_ITEMS) -> Iterator[RawRecord]:
-    """Any feed dialect (feedparser): one raw record per item, its payload the item's
-    fields as canonical JSON (see :mod:`transforms.feeds`). Items beyond ``max_items``
-    raise :class:`FeedItemCap` after the first ``max_items`` are yielded."""
-    if not data.strip():
-        raise EmptyInput("empty file")
-    feed = read_feed(data, max_items)
-    fmt = kind_of(feed.version)
-    attrs = {"feed_title": feed.feed_title} if feed.feed_title else {}
-    for index, entry in enumerate(feed.entries):
-        yield RawRecord(uri, index, fmt, entry_payload(entry), dict(attrs))
-    if feed.dropped:
-        raise RecordCap(
-            f"feed has {feed.dropped} items beyond the cap of {max_items}; they were not read"
-        )
 
 
 # --------------------------------------------------------------------------- parsing
@@ -512,9 +262,86 @@ def _split_list(value: Any) -> list[str]:
     return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
 
 
+PLAIN = "text/plain"
+
+
+class EmptyFeedItem(StageError):
+    """A feed item without title and text."""
+
+
+def _wrap_item(payload: bytes, fmt: str) -> bytes:
+    """A bare ``<item>``/``<entry>`` (older payloads) inside a minimal feed."""
+    text = decode_text(payload)
+    text = re.sub(r"^\s*<\?xml[^>]*\?>", "", text.lstrip("\ufeff"), count=1)
+    if fmt == "atom":
+        doc = f'<feed xmlns="http://www.w3.org/2005/Atom">{text}</feed>'
+    else:
+        doc = f'<rss version="2.0"><channel>{text}</channel></rss>'
+    return doc.encode("utf-8", "surrogatepass")
+
+
+def _entry_from_payload(payload: bytes, fmt: str) -> dict[str, Any]:
+    """The entry a payload holds: the read stage's JSON, or (older payloads) a bare item
+    read as a one-item feed, the one use parsing makes of the feed reader."""
+    if payload.lstrip()[:1] == b"{":
+        try:
+            obj = json.loads(payload)
+        except (ValueError, RecursionError):
+            obj = None
+        if isinstance(obj, dict) and obj.get(ENTRY_PAYLOAD_MARK):
+            return obj
+    items = read_feed(_wrap_item(payload, fmt), max_items=2)
+    if len(items.entries) != 1:
+        raise MalformedXML(f"expected one feed item, found {len(items.entries)}")
+    return items.entries[0]
+
+
+def _markup(detail: dict[str, str] | None) -> tuple[str | None, bool]:
+    """(value, is_plain_text)."""
+    if not detail:
+        return None, False
+    return detail["value"], detail.get("type") == PLAIN
+
+
 def parse_feed_item(payload: bytes, fmt: str) -> dict[str, Any]:
-    """One feed item as split by :func:`split_feed` (or a bare ``<item>``/``<entry>``)."""
-    return item_article(payload, fmt)
+    """Article fields of one feed item as split by ``split.split_feed`` (or a bare
+    ``<item>``/``<entry>``). ``plain`` names the fields that are plain text
+    (``type="text"``): the clean stage must not read markup in them."""
+    entry = _entry_from_payload(payload, fmt)
+    plain: list[str] = []
+    title, title_plain = _markup(entry.get("title"))
+    if title_plain:
+        plain.append("title")
+    contents = entry.get("content") or []
+    content = contents[0] if contents else None
+    summary = entry.get("summary")
+    body_detail = content or summary
+    if body_detail is None and entry.get("media_description"):
+        body_detail = {"value": entry["media_description"], "type": PLAIN}
+    body, body_plain = _markup(body_detail)
+    lead = None
+    if content and summary and summary["value"].strip() != content["value"].strip():
+        lead, lead_plain = _markup(summary)
+        if lead_plain:
+            plain.append("lead")
+    if body_plain:
+        plain.append("body")
+    if not (title or "").strip() and not (body or "").strip():
+        raise EmptyFeedItem("feed item without title and text")
+    dates = entry.get("dates") or {}
+    published = dates.get("published") or dates.get("updated") or dates.get("created")
+    return {
+        "title": title or "",
+        "lead": lead,
+        "body": body or "",
+        "url": entry.get("link"),
+        "published": published,
+        "source": entry.get("source"),
+        "guid": entry.get("id"),
+        "feed_title": entry.get("feed_title"),
+        "language": entry.get("language"),
+        "plain": plain,
+    }
 
 
 def record_id(input_uri: str, position: int, payload: bytes) -> str:
@@ -627,27 +454,15 @@ def parse_record(raw: dict[str, Any], max_record_bytes: int = DEFAULT_MAX_RECORD
     }
 
 
-class ParseArticles(beam.PTransform):
-    """Raw records (``RawRecord.to_dict()``) -> articles; failures -> dead letters."""
-
-    def __init__(self, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
-        super().__init__()
-        self.max_record_bytes = max_record_bytes
-
-    def expand(self, pcoll):
-        limit = self.max_record_bytes
-        return run_stage(
-            pcoll, "Parse", "parse", lambda: _raw_to_article_adapter(limit), dead_letter_from_raw
-        )
-
-
-def _raw_to_article_adapter(limit: int):
-    dates_left_empty = Metrics.counter(M.stage(M.PARSE), M.DATE_LEFT_EMPTY)
+def parse_core(
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES, count: Count = no_count
+) -> Callable[[RawRecordDict], Article]:
+    """The parse stage's core: :func:`parse_record`, counting the dates left empty."""
 
     def core(raw: RawRecordDict) -> Article:
-        article = parse_record(raw, limit)
+        article = parse_record(raw, max_record_bytes)
         if article.get("_date_error"):
-            dates_left_empty.inc()
+            count(M.stage(M.PARSE), M.DATE_LEFT_EMPTY)
         return article
 
     return core

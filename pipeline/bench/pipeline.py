@@ -31,7 +31,8 @@ from khabar.transforms.entities import tag_entities_core
 from khabar.transforms.language import detect_language_core
 from khabar.transforms.neardup import NearDupConfig, cluster_in_memory
 from khabar.transforms.normalize import normalize_core
-from khabar.transforms.parse import RawRecord, parse_record
+from khabar.transforms.parse import parse_record
+from khabar.transforms.split import RawRecord
 
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "news-fa"
 

@@ -222,20 +222,14 @@ def format_drift(d: dict[str, Any]) -> str:
     s = d["sources"]
     scope = "" if s["complete"] else " (among each run's top sources only)"
     lines.append(f"sources{scope}:")
-    if s["appeared"]:
-        more = s["appeared_total"] - len(s["appeared"])
-        lines.append(
-            "  appeared: "
-            + ", ".join(f"{x['source']} ({x['new']})" for x in s["appeared"])
-            + (f", and {more} more" if more else "")
-        )
-    if s["disappeared"]:
-        more = s["disappeared_total"] - len(s["disappeared"])
-        lines.append(
-            "  disappeared: "
-            + ", ".join(f"{x['source']} ({x['old']})" for x in s["disappeared"])
-            + (f", and {more} more" if more else "")
-        )
+    for change, run in (("appeared", "new"), ("disappeared", "old")):
+        if s[change]:
+            more = s[f"{change}_total"] - len(s[change])
+            lines.append(
+                f"  {change}: "
+                + ", ".join(f"{x['source']} ({x[run]})" for x in s[change])
+                + (f", and {more} more" if more else "")
+            )
     if s["changed"]:
         lines.append(
             "  changed: "

@@ -62,12 +62,8 @@ from khabar.pipeline.commands.netguard import (
 from khabar.pipeline.commands.spool import Spool, SpooledMessage
 from khabar.pipeline.graph.streaming import message_records
 from khabar.pipeline.stages.sources import escape_glob, expand_inputs
-from khabar.transforms.parse import (
-    UnsupportedFormat,
-    detect_format,
-    parse_feed_item,
-    split_records,
-)
+from khabar.transforms.parse import parse_feed_item
+from khabar.transforms.split import UnsupportedFormat, detect_format, split_records
 
 LOG = logging.getLogger("khabar.poll")
 

@@ -36,7 +36,7 @@ from khabar.pipeline.commands.inspect import (
 from khabar.pipeline.errors import CliError
 from khabar.pipeline.job.options import Parser
 from khabar.pipeline.stages.sinks import DUPLICATES_DIR
-from khabar.pipeline.textsafe import plot_text
+from khabar.pipeline.textsafe import label, plot_text
 
 TOP_SOURCES = 20
 TOP_LANGUAGES = 30
@@ -221,17 +221,6 @@ def resample(*series: Counter[dt.datetime]) -> tuple[str, list[dt.datetime], lis
     return unit, buckets, out
 
 
-FSI, PDI = "\u2068", "\u2069"
-
-
-def isolate(text: str) -> str:
-    """A chart label in its own bidi run (FIRST STRONG ISOLATE ... POP DIRECTIONAL
-    ISOLATE): its direction comes from its first letter, so a Persian label that starts
-    with a digit, "۴ میلیارد دلار", reads right to left and is not reordered by the text
-    around it; invisible when drawn."""
-    return f"{FSI}{text}{PDI}"
-
-
 def _short(text: str | None, n: int = TITLE_CHARS) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= n else text[: n - 1] + "…"
@@ -253,18 +242,17 @@ def _layout(fig: Any, title: str, height: int = 380, **extra: Any) -> Any:
 
 
 def _hbar(labels: list[str], values: list[int], title: str, hover: list[str] | None = None):
+    """A horizontal bar chart; ``labels`` and ``hover`` are made with ``label``."""
     import plotly.graph_objects as go
 
-    labels = [plot_text(label) for label in labels]  # data: shown as text, never markup
-    hover = [plot_text(h) for h in hover] if hover else None
     fig = go.Figure(
         go.Bar(
             x=values[::-1],
-            y=[isolate(label) for label in labels[::-1]],
+            y=labels[::-1],
             orientation="h",
             text=values[::-1],
             textposition="auto",
-            hovertext=[isolate(h) for h in hover[::-1]] if hover else None,
+            hovertext=hover[::-1] if hover else None,
             marker_color=PALETTE[0],
         )
     )
@@ -273,16 +261,16 @@ def _hbar(labels: list[str], values: list[int], title: str, hover: list[str] | N
 
 def fig_languages(d: RunData):
     top = d.languages.most_common(TOP_LANGUAGES)
-    return _hbar([k for k, _ in top], [v for _, v in top], "Articles per language")
+    return _hbar([label(k) for k, _ in top], [v for _, v in top], "Articles per language")
 
 
 def fig_sources(d: RunData):
     top = d.sources.most_common(TOP_SOURCES)
-    labels = [_short(k, 40) for k, _ in top]
+    labels = [label(_short(k, 40)) for k, _ in top]
     values = [v for _, v in top]
     rest = sum(d.sources.values()) - sum(values)
     if rest:
-        labels.append(f"({len(d.sources) - len(top)} other sources)")
+        labels.append(label(f"({len(d.sources) - len(top)} other sources)"))
         values.append(rest)
     return _hbar(labels, values, f"Articles per source (top {TOP_SOURCES})")
 
@@ -339,7 +327,7 @@ def fig_entities(d: RunData):
         fig.add_trace(
             go.Bar(
                 x=[n for _, n in top],
-                y=[isolate(plot_text(_short(t, 30))) for t, _ in top],
+                y=[label(_short(t, 30)) for t, _ in top],
                 orientation="h",
                 name=plot_text(etype),
                 marker_color=PALETTE[i % len(PALETTE)],
@@ -359,9 +347,10 @@ def top_clusters(d: RunData) -> list[tuple[str, Cluster]]:
 
 def fig_clusters(clusters: list[tuple[str, Cluster]]):
     missing = "(survivor not in this output)"
-    labels = [f"{k[:6]} · {isolate(_short(c.title or missing, 50))}" for k, c in clusters]
+    # the key and the title each in its own isolate: a Persian title keeps its order
+    labels = [f"{label(k[:6])} · {label(_short(c.title or missing, 50))}" for k, c in clusters]
     hover = [
-        f"{c.size} copies from {len(c.sources)} source(s): {', '.join(sorted(c.sources))}"
+        label(f"{c.size} copies from {len(c.sources)} source(s): {', '.join(sorted(c.sources))}")
         for _, c in clusters
     ]
     return _hbar(labels, [c.size for _, c in clusters], "Largest story clusters (copies)", hover)

@@ -14,6 +14,11 @@ import apache_beam as beam
 from khabar.pipeline.dedup.compose import NearDupSettings, deduplicate_batch
 from khabar.pipeline.dedup.exact import DEFAULT_TTL_SECONDS
 from khabar.pipeline.job.progress import ProgressChannel, count_progress
+from khabar.pipeline.stages.clean import CleanArticles
+from khabar.pipeline.stages.entities import TagEntities
+from khabar.pipeline.stages.language import DetectLanguage
+from khabar.pipeline.stages.normalize import NormalizeArticles
+from khabar.pipeline.stages.parse import ParseArticles
 from khabar.pipeline.stages.sinks import (
     ARTICLES_DIR,
     DEAD_LETTER_DIR,
@@ -22,12 +27,7 @@ from khabar.pipeline.stages.sinks import (
 )
 from khabar.pipeline.stages.sources import ReadArticleFiles
 from khabar.transforms import metrics as M
-from khabar.transforms.clean import CleanArticles
-from khabar.transforms.common import DEAD_LETTER
-from khabar.transforms.entities import TagEntities
-from khabar.transforms.language import DetectLanguage
-from khabar.transforms.normalize import NormalizeArticles
-from khabar.transforms.parse import DEFAULT_MAX_ITEMS, DEFAULT_MAX_RECORD_BYTES, ParseArticles
+from khabar.transforms.common import DEAD_LETTER, DEFAULT_MAX_ITEMS, DEFAULT_MAX_RECORD_BYTES
 
 
 @dataclass

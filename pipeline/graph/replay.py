@@ -42,17 +42,15 @@ from khabar.pipeline.job.progress import ProgressChannel
 from khabar.pipeline.stages.read import ExpandUnits, ReadFailure
 from khabar.pipeline.stages.sources import iter_lines_limited, open_input, read_limited
 from khabar.transforms import metrics as M
-from khabar.transforms.common import ARTICLES, DEAD_LETTER, StageError
-from khabar.transforms.parse import (
+from khabar.transforms.common import (
+    ARTICLES,
+    DEAD_LETTER,
     DEFAULT_MAX_RECORD_BYTES,
-    FEED_FORMATS,
-    FORMATS,
     EmptyInput,
-    RawRecord,
+    StageError,
     TooLarge,
-    detect_format,
-    split_records,
 )
+from khabar.transforms.split import FEED_FORMATS, FORMATS, RawRecord, detect_format, split_records
 
 REPLAY_COUNT = "replay_count"
 

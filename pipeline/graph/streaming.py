@@ -32,15 +32,15 @@ from khabar.pipeline.stages.sinks import (
     WriteAvroWindowed,
 )
 from khabar.transforms import metrics as M
-from khabar.transforms.common import ARTICLES, DEAD_LETTER, DUPLICATES, StageError
-from khabar.transforms.parse import (
+from khabar.transforms.common import (
+    ARTICLES,
+    DEAD_LETTER,
     DEFAULT_MAX_RECORD_BYTES,
-    FORMATS,
+    DUPLICATES,
     InvalidRecord,
-    RawRecord,
-    detect_format,
-    split_all,
+    StageError,
 )
+from khabar.transforms.split import FORMATS, RawRecord, detect_format, split_all
 
 # Message attributes set by `khabar poll` (any publisher may set them).
 ATTR_URI = "input_uri"

@@ -49,12 +49,6 @@ PROJECT = r"[a-z][-a-z0-9:.]{4,61}[a-z0-9]"
 SUBSCRIPTION = rf"^projects/{PROJECT}/subscriptions/[A-Za-z][-A-Za-z0-9._~+%]{{2,254}}$"
 REGION = r"^[a-z]+-[a-z]+[0-9]+$"
 JOB_NAME = r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
-POSITIVE_INT = r"^[1-9][0-9]*$"
-NON_NEGATIVE_INT = r"^[0-9]+$"
-NON_NEGATIVE_NUMBER = r"^[0-9]+([.][0-9]+)?$"
-MODEL_DIR = r"^(gs://[a-z0-9][-_.a-z0-9]*[a-z0-9](/.*)?|/.+)$"
-FRACTION = r"^(0?[.][0-9]*[1-9][0-9]*|1([.]0+)?)$"
-BOOLEAN = r"^(true|false)$"
 
 #: The environment variable the launcher image sets to the worker image it was built
 #: with (deploy/Dockerfile.launcher), used when ``--sdk_container_image`` is not given.
@@ -100,29 +94,19 @@ BEAM_PARAMETERS = {
     "false or unset for a batch job (reads --input).",
 }
 
-_KIND_REGEX = {
-    "gcs_read": GCS_PATH,
-    "gcs_write": GCS_PATH,
-    "pubsub_subscription": SUBSCRIPTION,
-    "positive_int": POSITIVE_INT,
-    "non_negative_int": NON_NEGATIVE_INT,
-    "non_negative_number": NON_NEGATIVE_NUMBER,
-    "fraction": FRACTION,
-    "boolean": BOOLEAN,
-    "model_dir": MODEL_DIR,
-}
-
-_KIND_PARAM_TYPE = {
-    "gcs_read": "GCS_READ_FOLDER",
-    "gcs_write": "GCS_WRITE_FOLDER",
-    "pubsub_subscription": "PUBSUB_SUBSCRIPTION",
-    "positive_int": "NUMBER",
-    "non_negative_int": "NUMBER",
-    "non_negative_number": "NUMBER",
-    "fraction": "NUMBER",
-    "model_dir": "TEXT",
-    "boolean": "BOOLEAN",
-    "enum": "ENUM",
+#: Each parameter kind: its Flex Template paramType and the regex a value must match
+#: (an enum's regex is made from its choices).
+_KINDS: dict[str, tuple[str, str]] = {
+    "gcs_read": ("GCS_READ_FOLDER", GCS_PATH),
+    "gcs_write": ("GCS_WRITE_FOLDER", GCS_PATH),
+    "pubsub_subscription": ("PUBSUB_SUBSCRIPTION", SUBSCRIPTION),
+    "positive_int": ("NUMBER", r"^[1-9][0-9]*$"),
+    "non_negative_int": ("NUMBER", r"^[0-9]+$"),
+    "non_negative_number": ("NUMBER", r"^[0-9]+([.][0-9]+)?$"),
+    "fraction": ("NUMBER", r"^(0?[.][0-9]*[1-9][0-9]*|1([.]0+)?)$"),
+    "model_dir": ("TEXT", r"^(gs://[a-z0-9][-_.a-z0-9]*[a-z0-9](/.*)?|/.+)$"),
+    "boolean": ("BOOLEAN", r"^(true|false)$"),
+    "enum": ("ENUM", ""),
 }
 
 #: Parameters a template user must give (the others have defaults or depend on the mode).
@@ -176,14 +160,14 @@ def _parameter(action: argparse.Action, group: str, help_text: str | None = None
         "label": _label(name),
         "helpText": text % {"default": action.default} if "%(" in text else text,
         "isOptional": name not in REQUIRED,
-        "paramType": _KIND_PARAM_TYPE[kind],
+        "paramType": _KINDS[kind][0],
     }
     if kind == "enum":
         choices = [str(choice) for choice in action.choices or ()]
         parameter["regexes"] = ["^(" + "|".join(re.escape(c) for c in choices) + ")$"]
         parameter["enumOptions"] = [{"value": choice, "label": choice} for choice in choices]
     else:
-        parameter["regexes"] = [_KIND_REGEX[kind]]
+        parameter["regexes"] = [_KINDS[kind][1]]
     if action.default is not None and action.default is not False:
         parameter["defaultValue"] = str(action.default)
     parameter["groupName"] = group

@@ -8,44 +8,46 @@ Dataflow template can read the same names.
 from __future__ import annotations
 
 import argparse
+import math
 import re
+from collections.abc import Callable
+from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from khabar.pipeline.errors import CliError, did_you_mean
-from khabar.transforms.parse import DEFAULT_MAX_ITEMS, DEFAULT_MAX_RECORD_BYTES
+from khabar.transforms.common import DEFAULT_MAX_ITEMS, DEFAULT_MAX_RECORD_BYTES
 
 FORMAT_CHOICES = ("auto", "text", "jsonl", "html", "feed", "rss", "atom")
 
 
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return number
+def number_in(
+    kind: Callable[[str], float],
+    lo: float,
+    hi: float = math.inf,
+    *,
+    lo_open: bool = False,
+    what: str,
+) -> Callable[[str], Any]:
+    """An argparse ``type``: ``kind`` (int or float) of the value, within [lo, hi] ((lo, hi]
+    with ``lo_open``); otherwise a one-line error that says ``what`` was expected."""
+
+    def parse(value: str) -> Any:
+        try:
+            number = kind(value)
+        except ValueError:
+            noun = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {value!r}") from None
+        if not ((lo < number) if lo_open else (lo <= number)) or number > hi:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+        return number
+
+    return parse
 
 
-def fraction(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not 0.0 < number <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {value}")
-    return number
-
-
-def _rate(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if not 0.0 <= number <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1], got {value}")
-    return number
+positive_int = number_in(int, 1, what="a positive number")
+fraction = number_in(float, 0.0, 1.0, lo_open=True, what="a number in (0, 1]")
+_rate = number_in(float, 0.0, 1.0, what="a fraction in [0, 1]")
 
 
 class KhabarOptions(PipelineOptions):

@@ -21,7 +21,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from khabar.transforms import metrics as M
 from khabar.transforms.common import DEAD_LETTER, make_dead_letter
-from khabar.transforms.parse import RawRecord
+from khabar.transforms.split import RawRecord
 
 
 @dataclass

@@ -78,30 +78,37 @@ def kind_spec(kind: str) -> tuple[dict[str, Any], Callable[[dict], dict], str]:
     return schemas.article_schema(), to_article_record, M.WRITTEN_ARTICLES
 
 
-def counted_records(pcoll: beam.PCollection, kind: str) -> tuple[dict[str, Any], Any]:
-    """(schema, the Avro records of ``kind``, each counted as written): the first two steps
-    of both writers, applied in the caller's scope (step names ``ToRecord``, ``Count``)."""
-    schema, convert, counter = kind_spec(kind)
-    records = pcoll | "ToRecord" >> beam.Map(convert) | "Count" >> beam.ParDo(_Count(counter))
-    return schema, records
+class WriteAvro(beam.PTransform):
+    """What both writers do: ``ToRecord`` (the Avro record of ``kind``), ``Count`` (as
+    written), then ``Write`` with the writer a subclass gives for the schema."""
 
+    #: shards when none are given (0: the runner decides)
+    default_shards = 0
 
-class WriteAvroBatch(beam.PTransform):
-    """Write records to ``DIR/<kind>/<kind>-SSSSS-of-NNNNN.avro`` with the package schema."""
-
-    def __init__(self, output: str, kind: str, num_shards: int = 0) -> None:
+    def __init__(self, output: str, kind: str, shards: int | None = None) -> None:
         super().__init__()
         self.output = output
         self.kind = kind
-        self.num_shards = num_shards
+        self.shards = self.default_shards if shards is None else shards
+
+    def writer(self, schema: dict[str, Any]) -> beam.PTransform:
+        raise NotImplementedError
 
     def expand(self, pcoll):
-        schema, records = counted_records(pcoll, self.kind)
-        return records | "Write" >> beam.io.WriteToAvro(
+        schema, convert, counter = kind_spec(self.kind)
+        records = pcoll | "ToRecord" >> beam.Map(convert) | "Count" >> beam.ParDo(_Count(counter))
+        return records | "Write" >> self.writer(schema)
+
+
+class WriteAvroBatch(WriteAvro):
+    """Write records to ``DIR/<kind>/<kind>-SSSSS-of-NNNNN.avro`` with the package schema."""
+
+    def writer(self, schema: dict[str, Any]) -> beam.PTransform:
+        return beam.io.WriteToAvro(
             join(self.output, self.kind, self.kind),
             schema=schema,
             file_name_suffix=".avro",
-            num_shards=self.num_shards,
+            num_shards=self.shards,
             codec="deflate",
         )
 
@@ -158,19 +165,14 @@ def window_file_naming(output_dir: str, kind: str) -> Callable[..., str]:
     return naming
 
 
-class WriteAvroWindowed(beam.PTransform):
+class WriteAvroWindowed(WriteAvro):
     """Windowed Avro for streaming: ``fileio.WriteToFiles`` with a fastavro sink, one
     file per window, pane and shard (``WriteToAvro`` loses records in streaming)."""
 
-    def __init__(self, output: str, kind: str, shards: int = 1) -> None:
-        super().__init__()
-        self.output = output
-        self.kind = kind
-        self.shards = shards
+    default_shards = 1
 
-    def expand(self, pcoll):
-        schema, records = counted_records(pcoll, self.kind)
-        return records | "Write" >> fileio.WriteToFiles(
+    def writer(self, schema: dict[str, Any]) -> beam.PTransform:
+        return fileio.WriteToFiles(
             path=join(self.output, self.kind),
             file_naming=window_file_naming(self.output, self.kind),
             sink=lambda _dest: AvroFileSink(schema),

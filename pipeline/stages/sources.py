@@ -28,15 +28,19 @@ from apache_beam.metrics import Metrics
 
 from khabar.pipeline.stages.read import ExpandUnits, ReadFailure
 from khabar.transforms import metrics as M
-from khabar.transforms.common import ARTICLES, DEAD_LETTER, StageError
-from khabar.transforms.parse import (
+from khabar.transforms.common import (
+    ARTICLES,
+    DEAD_LETTER,
     DEFAULT_MAX_ITEMS,
     DEFAULT_MAX_RECORD_BYTES,
-    FEED_FORMATS,
     EmptyInput,
+    StageError,
+    TooLarge,
+)
+from khabar.transforms.split import (
+    FEED_FORMATS,
     RawRecord,
     RecordCap,
-    TooLarge,
     UnsupportedFormat,
     detect_format,
     split_all,

@@ -15,7 +15,7 @@ import pytest
 from khabar import schemas
 from khabar.pipeline.cli import main
 from khabar.pipeline.stages.sinks import to_article_record, to_dead_letter_record
-from khabar.pipeline.textsafe import plot_text, visible
+from khabar.pipeline.textsafe import FSI, PDI, label, plot_text, visible
 from khabar.schemas.version import PIPELINE_VERSION
 
 # window title, screen clear, hidden text, C1 CSI, right-to-left override, isolate
@@ -36,6 +36,12 @@ def test_visible_escapes_controls_and_keeps_persian() -> None:
     line = json.dumps({"t": HOSTILE}, ensure_ascii=False)
     assert json.loads(visible(line)) == {"t": HOSTILE}
     assert plot_text(MARKUP).startswith("&lt;b&gt;bold&lt;/b&gt;&lt;span")
+
+
+def test_a_label_is_escaped_then_isolated() -> None:
+    # the data's own isolates are shown as text; the label's isolate is added after
+    shown = label("<b>۴ میلیارد\u2066x\u2069")
+    assert shown == f"{FSI}&lt;b&gt;۴ میلیارد\\u2066x\\u2069{PDI}"
 
 
 def hostile_run(root: Path) -> Path:

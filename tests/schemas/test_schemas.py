@@ -95,7 +95,8 @@ def test_v3_reads_v2_files_and_keeps_what_the_input_carries() -> None:
     assert json.loads((HISTORY / "article.v3.avsc").read_text()) == schemas.load_raw("article")
 
     from khabar.transforms.clean import clean_article
-    from khabar.transforms.parse import RawRecord, parse_record
+    from khabar.transforms.parse import parse_record
+    from khabar.transforms.split import RawRecord
 
     line = json.dumps(
         {

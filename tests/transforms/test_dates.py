@@ -515,7 +515,8 @@ def test_float_epochs() -> None:
 
 
 def test_json_float_epoch_and_implausible_date_keep_the_article() -> None:
-    from khabar.transforms.parse import RawRecord, parse_record
+    from khabar.transforms.parse import parse_record
+    from khabar.transforms.split import RawRecord
 
     def article(published: str) -> dict:
         line = b'{"title": "t", "body": "b", "published": ' + published.encode() + b"}"

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from khabar.transforms.encodings import codec_for, decode
-from khabar.transforms.parse import RawRecord, parse_record, split_records
+from khabar.transforms.parse import parse_record
+from khabar.transforms.split import RawRecord, split_records
 
 # Persian as a cp1256 page holds it: Arabic yeh and kaf (cp1256 has no Persian yeh).
 FA_CP1256 = (

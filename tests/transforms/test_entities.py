@@ -1,4 +1,4 @@
-"""Entity tagging: the shipped models, offsets, the seed's names, Beam wiring, checksums."""
+"""Entity tagging: the shipped models, offsets, the seed's names, the core, checksums."""
 
 from __future__ import annotations
 
@@ -6,16 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
-import apache_beam as beam
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
 
 from khabar.transforms.entities import (
     SHIPPED_MODEL_DIR,
     EntityTagger,
     LanguageModel,
     ModelError,
-    TagEntities,
     iob_spans,
     tag_entities_core,
     tokenize,
@@ -164,44 +161,14 @@ def test_manifest_o_bias_reaches_the_decoder(
     assert covered[1] > covered[0]
 
 
-def test_beam_stage_counts(normalizer: Normalizer) -> None:
-    articles = [
-        seed_article(normalizer) | {"id": "fa1"},
-        {"id": "ar1", "language": "ar", "title": "عنوان", "lead": None, "body": "نص"},
-        {"id": "bad", "language": "en", "title": None, "lead": None, "body": 42},
-    ]
-    pipeline = TestPipeline()
-    out = pipeline | beam.Create(articles) | TagEntities()
-    counts = (
-        out.articles
-        | beam.Map(lambda a: (a["id"], len(a["entities"])))
-        | "Collect" >> beam.combiners.ToList()
-    )
-    letters = out.dead_letter | "Stages" >> beam.Map(lambda d: d["stage"])
-
-    from apache_beam.testing.util import assert_that, equal_to
-
-    def check(rows: list) -> None:
-        got = dict(rows[0])
-        assert set(got) == {"fa1", "ar1"}
-        assert got["ar1"] == 0 and got["fa1"] >= 8
-
-    assert_that(counts, check, label="articles")
-    assert_that(letters, equal_to(["entities"]), label="dead letters")
-    result = pipeline.run()
-    result.wait_until_finish()
-    metrics = result.metrics().query()["counters"]
-    values = {
-        m.key.metric.name: m.committed for m in metrics if m.key.metric.namespace == "entities"
-    }
-    assert values.get("no_model_ar") == 1
-    assert values.get("PERSON", 0) >= 4 and values.get("ORGANIZATION", 0) >= 1
-
-
 def test_core_factory_builds_once() -> None:
-    core = tag_entities_core()
+    counted: list[tuple[str, str]] = []
+    core = tag_entities_core(count=lambda namespace, name: counted.append((namespace, name)))
     out = core({"language": "en", "title": "Hello", "lead": None, "body": "Tony Blair spoke."})
     assert out["entity_model"] and isinstance(out["entities"], list)
+    assert counted == [("entities", e["type"]) for e in out["entities"]]  # through its Count
+    core({"language": "ar", "title": "عنوان", "lead": None, "body": "نص"})
+    assert counted[-1] == ("entities", "no_model_ar")
 
 
 def test_document_vote_gives_one_type_per_name() -> None:

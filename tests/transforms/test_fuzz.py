@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from khabar.transforms.clean import EmptyArticle, clean_article, clean_text
 from khabar.transforms.common import StageError
-from khabar.transforms.parse import FORMATS, RawRecord, parse_record
+from khabar.transforms.parse import parse_record
+from khabar.transforms.split import FORMATS, RawRecord
 
 EXPECTED = (StageError, ValueError)  # DateParseError, JSONDecodeError are ValueErrors
 FUZZ = settings(

@@ -9,24 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from khabar.transforms.common import StageError
+from khabar.transforms.common import EmptyInput, InvalidRecord, StageError, TooLarge
 from khabar.transforms.dates import DateParseError
+from khabar.transforms.feeds import MalformedXML, XMLSecurityError
 from khabar.transforms.parse import (
     DecodeError,
-    EmptyInput,
-    InvalidRecord,
-    MalformedXML,
-    RawRecord,
-    TooLarge,
-    XMLSecurityError,
     decode,
-    detect_format,
     extract_dateline,
     parse_record,
     parse_text,
     record_id,
-    split_records,
 )
+from khabar.transforms.split import RawRecord, detect_format, split_records
 from tests.conftest import ROOT
 
 SEED = ROOT / "seeds" / "000_3016482c832c8a52.txt"

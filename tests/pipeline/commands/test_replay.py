@@ -19,7 +19,8 @@ from khabar.pipeline.commands.replay import main
 from khabar.pipeline.errors import CliError
 from khabar.pipeline.graph.replay import SourceChanged, SourceUnavailable, raw_records_for
 from khabar.pipeline.stages.sources import expand_inputs
-from khabar.transforms.parse import detect_format, record_id, split_records
+from khabar.transforms.parse import record_id
+from khabar.transforms.split import detect_format, split_records
 from tests.conftest import SEEDS, run_khabar
 
 SMALL_LIMIT = "1200"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from khabar.pipeline.commands.report import collect, main, render, top_clusters
+from khabar.pipeline.commands.report import collect, fig_clusters, main, render, top_clusters
 from khabar.pipeline.errors import CliError
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -81,6 +81,8 @@ def test_page_content_from_the_run(page: dict) -> None:
     assert "افتتاح خط دوم قطار شهری تبریز پس از دوازده سال" in titles  # text 001 / 003
     for title in titles:
         assert title in page["html"]
+    # each label's key and title are isolated once, never shown as "\u2068" text
+    assert not any("\\u2068" in y for y in fig_clusters(clusters).data[0].y)
 
 
 def test_entities_chart_or_a_graceful_note(page: dict) -> None:
@@ -151,13 +153,8 @@ def test_chromium_screenshot_is_not_blank(page: dict, tmp_path: Path) -> None:
 def test_labels_isolated_types_all_shown_lengths_clipped(page: dict) -> None:
     from collections import Counter
 
-    from khabar.pipeline.commands.report import (
-        FSI,
-        PDI,
-        entity_types_shown,
-        fig_entities,
-        length_bins,
-    )
+    from khabar.pipeline.commands.report import entity_types_shown, fig_entities, length_bins
+    from khabar.pipeline.textsafe import FSI, PDI
 
     data = collect([str(page["run"])])
     types = ["PERSON", "ORGANIZATION", "LOCATION", "FACILITY", "PRODUCT", "EVENT", "DATE",

@@ -15,7 +15,7 @@ from khabar.pipeline.commands.stream import local_state_paths, prepare_stream_ou
 from khabar.pipeline.errors import CliError
 from khabar.pipeline.stages.sinks import to_article_record, to_dead_letter_record
 from khabar.schemas.version import PIPELINE_VERSION
-from khabar.transforms.parse import split_records
+from khabar.transforms.split import split_records
 from tests.feeds import rss
 
 FEED = "http://feeds.example/a.rss"

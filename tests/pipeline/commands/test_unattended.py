@@ -16,7 +16,7 @@ from pathlib import Path
 import fastavro
 import pytest
 
-from khabar.transforms.parse import UnsupportedFormat, detect_format
+from khabar.transforms.split import UnsupportedFormat, detect_format
 from tests.conftest import ROOT, SEEDS, VENV_BIN, run_khabar, write_news_corpus
 
 

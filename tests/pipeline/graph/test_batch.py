@@ -9,7 +9,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from khabar.pipeline.graph.batch import ProcessArticles
-from khabar.transforms.parse import RawRecord
+from khabar.transforms.split import RawRecord
 
 ZWNJ = "\u200c"
 

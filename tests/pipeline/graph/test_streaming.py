@@ -20,7 +20,7 @@ from khabar.pipeline.graph.streaming import ProcessStream
 from khabar.pipeline.job.options import KhabarOptions
 from khabar.pipeline.job.run import job_settings
 from khabar.transforms.common import ARTICLES, DEAD_LETTER, DUPLICATES
-from khabar.transforms.parse import RawRecord
+from khabar.transforms.split import RawRecord
 
 T0 = int(dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.UTC).timestamp())
 TTL = 1000

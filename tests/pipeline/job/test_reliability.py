@@ -19,7 +19,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from khabar.transforms.common import DEAD_LETTER, run_stage
+from khabar.pipeline.stages.stage import run_stage
+from khabar.transforms.common import DEAD_LETTER
 from tests.conftest import ROOT, VENV_BIN, run_khabar, write_news_corpus
 
 ZWNJ = "\u200c"

@@ -19,7 +19,8 @@ from khabar.pipeline.graph.streaming import MessageReader
 from khabar.pipeline.stages.read import ExpandUnits
 from khabar.pipeline.stages.sources import FileReader, expand_inputs
 from khabar.transforms.common import DEAD_LETTER
-from khabar.transforms.parse import parse_record, split_records
+from khabar.transforms.parse import parse_record
+from khabar.transforms.split import split_records
 
 
 def read_all(path: str, **kwargs) -> tuple[list[dict], list[dict]]:

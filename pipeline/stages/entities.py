@@ -1,0 +1,23 @@
+"""The TagEntities stage, over the core ``transforms.entities.tag_entities_core``."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from khabar.pipeline.stages.stage import beam_count, run_stage
+from khabar.transforms.entities import tag_entities_core
+
+
+class TagEntities(beam.PTransform):
+    """Normalized articles -> articles with ``entities``/``entity_model``; failures -> dead
+    letters. ``model_dir`` plugs in a user's own models (same directory format)."""
+
+    def __init__(self, model_dir: str | None = None) -> None:
+        super().__init__()
+        self.model_dir = model_dir
+
+    def expand(self, pcoll):
+        model_dir = self.model_dir
+        return run_stage(
+            pcoll, "TagEntities", "entities", lambda: tag_entities_core(model_dir, beam_count())
+        )

@@ -1,0 +1,16 @@
+"""The Normalize stage, over the core ``transforms.normalize.normalize_core`` (Persian
+normalizer for ``fa``, NFC for the rest)."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from khabar.pipeline.stages.stage import beam_count, run_stage
+from khabar.transforms.normalize import normalize_core
+
+
+class NormalizeArticles(beam.PTransform):
+    """Articles with ``language`` -> normalized articles; failures -> dead letters."""
+
+    def expand(self, pcoll):
+        return run_stage(pcoll, "Normalize", "normalize", lambda: normalize_core(beam_count()))
