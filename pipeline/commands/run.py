@@ -30,7 +30,9 @@ from khabar.pipeline.job.run import (
     run_batch,
     run_streaming,
 )
+from khabar.pipeline.stages.model_files import check_model_dir
 from khabar.pipeline.stages.sources import InputError, expand_inputs
+from khabar.transforms.entities import ModelError
 
 
 def _run_help() -> str:
@@ -80,6 +82,10 @@ def main(argv: list[str]) -> int:
         return 0
     options, khabar = parse_run_args(argv)
     quiet_logs(khabar.log_format)
+    try:
+        check_model_dir(khabar.entities_model)
+    except ModelError as exc:
+        raise CliError(str(exc)) from None
     if is_dry_run(options):
         return _dry_run(options, khabar)
     if options.view_as(StandardOptions).streaming:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import apache_beam as beam
 
+from khabar.pipeline.stages.model_files import local_model_dir
 from khabar.pipeline.stages.stage import beam_count, run_stage
 from khabar.transforms.entities import tag_entities_core
 
 
 class TagEntities(beam.PTransform):
     """Normalized articles -> articles with ``entities``/``entity_model``; failures -> dead
-    letters. ``model_dir`` plugs in a user's own models (same directory format)."""
+    letters. ``model_dir`` plugs in a user's own models (same directory format), local or
+    on ``gs://`` (copied once per worker process: ``model_files``)."""
 
     def __init__(self, model_dir: str | None = None) -> None:
         super().__init__()
@@ -19,5 +21,8 @@ class TagEntities(beam.PTransform):
     def expand(self, pcoll):
         model_dir = self.model_dir
         return run_stage(
-            pcoll, "TagEntities", "entities", lambda: tag_entities_core(model_dir, beam_count())
+            pcoll,
+            "TagEntities",
+            "entities",
+            lambda: tag_entities_core(local_model_dir(model_dir), beam_count()),
         )

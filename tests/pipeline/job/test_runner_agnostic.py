@@ -260,3 +260,48 @@ def test_the_portable_runner_writes_the_default_runners_records(
     assert "[OK]" in result.stdout
     found = differences(run_records(golden_seeds_run), run_records(out))
     assert not found, "\n".join(found)
+
+
+SHIPPED_MODELS = Path(__file__).resolve().parents[3] / "transforms" / "models" / "ner"
+
+
+def test_an_entity_model_directory_on_gcs_is_read_through_filesystems(
+    bucket: str, golden_seeds_run: Path, tmp_path: Path
+) -> None:
+    """#23 item 4: ``--entities_model gs://...`` (what the Dataflow template accepts) is
+    copied once per worker and gives the records the shipped models give."""
+    from google.cloud import storage
+
+    client = storage.Client.create_anonymous_client()
+    for path in SHIPPED_MODELS.iterdir():
+        client.bucket("khabar-ra-in").blob(f"models/ner/{path.name}").upload_from_filename(
+            str(path)
+        )
+    out = tmp_path / "gcs-model"
+    result = run_khabar(
+        "run",
+        "--input",
+        str(GOLDEN_SEEDS),
+        "--output",
+        str(out),
+        "--emit_duplicates",
+        "--entities_model",
+        "gs://khabar-ra-in/models/ner",
+    )
+    assert result.returncode == 0, result.stderr
+    found = differences(run_records(golden_seeds_run), run_records(out))
+    assert not found, "\n".join(found)
+
+    missing = run_khabar(
+        "run",
+        "--input",
+        str(GOLDEN_SEEDS),
+        "--output",
+        str(tmp_path / "none"),
+        "--entities_model",
+        "gs://khabar-ra-in/models/nothing-here",
+    )
+    assert missing.returncode == 2
+    assert "no manifest.json in entity model directory gs://khabar-ra-in/models/nothing-here" in (
+        missing.stderr
+    )
