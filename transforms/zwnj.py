@@ -192,6 +192,10 @@ def attach(base: str, suffix: str) -> str:
     return base + suffix
 
 
+#: A cache miss (None is a cached answer: "keep the words apart").
+_UNSEEN = object()
+
+
 class ZwnjRestorer:
     """Restores dropped ZWNJ in glued and spaced Persian words (module docstring)."""
 
@@ -301,8 +305,10 @@ class ZwnjRestorer:
         """The joined spelling of two space-separated words, or None to keep them apart
         (cached)."""
         key = (a, b)
-        if key in self._pair_cache:
-            return self._pair_cache[key]
+        # one lookup (not `in` then `[]`): another thread may clear the cache in between
+        joined = self._pair_cache.get(key, _UNSEEN)
+        if joined is not _UNSEEN:
+            return joined  # type: ignore[return-value]
         joined = self._join_pair(a, b)
         if len(self._pair_cache) >= self._cache_size:
             self._pair_cache.clear()

@@ -12,6 +12,11 @@ class DetectLanguage(beam.PTransform):
     """Set 'language', 'language_confidence' and 'script' on every article."""
 
     def expand(self, pcoll):
+        # the detector's tables are read-only once built: one per process
         return run_stage(
-            pcoll, "DetectLanguage", "language", lambda: detect_language_core(beam_count())
+            pcoll,
+            "DetectLanguage",
+            "language",
+            lambda: detect_language_core(beam_count()),
+            thread_safe=True,
         )

@@ -13,4 +13,12 @@ class NormalizeArticles(beam.PTransform):
     """Articles with ``language`` -> normalized articles; failures -> dead letters."""
 
     def expand(self, pcoll):
-        return run_stage(pcoll, "Normalize", "normalize", lambda: normalize_core(beam_count()))
+        # hazm's tables and the ZWNJ lexicon are read-only; the restorer's word caches
+        # are dicts filled idempotently (a lost race recomputes an equal value)
+        return run_stage(
+            pcoll,
+            "Normalize",
+            "normalize",
+            lambda: normalize_core(beam_count()),
+            thread_safe=True,
+        )

@@ -52,6 +52,20 @@ def beam_count() -> Count:
 #: dropped beyond ``MAX_CACHED_CORES``: one job has a handful of stages).
 _CORES = threading.local()
 MAX_CACHED_CORES = 12
+#: Cores that are safe to call from several threads at once, one per process and stage:
+#: a runner's threads and DoFn copies share one language model and one normalizer.
+_SHARED_CORES: OrderedDict[str, Core] = OrderedDict()
+_SHARED_LOCK = threading.Lock()
+
+
+def _cached(cores: OrderedDict[str, Core], key: str, factory: Callable[[], Core]) -> Core:
+    core = cores.get(key)
+    if core is None:
+        core = cores[key] = factory()
+        while len(cores) > MAX_CACHED_CORES:  # pipelines built one after another
+            cores.popitem(last=False)
+    cores.move_to_end(key)
+    return core
 
 
 class StageFn(beam.DoFn):
@@ -67,10 +81,12 @@ class StageFn(beam.DoFn):
         stage: str,
         core_factory: Callable[[], Core],
         dead_letter_of: DeadLetterOf = dead_letter_from_article,
+        thread_safe: bool = False,
     ) -> None:
         self.stage = stage
         self.core_factory = core_factory
         self.dead_letter_of = dead_letter_of
+        self.thread_safe = thread_safe
         self.core: Core | None = None
         # one key per stage as built: every copy of this DoFn unpickled in a process
         # finds the core its thread already built
@@ -83,15 +99,16 @@ class StageFn(beam.DoFn):
         # The local streaming runner (BundleBasedDirectRunner) unpickles a fresh DoFn and
         # calls setup() for every bundle: rebuilding hazm's tables and the models each
         # time was 71% of its CPU (py-spy) and held it to about an item a second. The
-        # core is built once per thread and stage and reused.
+        # core is built once and reused: once per process when it is thread-safe (its
+        # state is read-only after it is built), else once per thread. Beam's
+        # ``utils.shared.Shared`` holds its objects weakly, so a runner that drops its
+        # DoFns after each bundle would rebuild them: this cache holds them strongly.
+        if self.thread_safe:
+            with _SHARED_LOCK:
+                self.core = _cached(_SHARED_CORES, self.cache_key, self.core_factory)
+            return
         cores: OrderedDict[str, Core] = _CORES.__dict__.setdefault("cores", OrderedDict())
-        core = cores.get(self.cache_key)
-        if core is None:
-            core = cores[self.cache_key] = self.core_factory()
-            while len(cores) > MAX_CACHED_CORES:  # pipelines built one after another
-                cores.popitem(last=False)
-        cores.move_to_end(self.cache_key)
-        self.core = core
+        self.core = _cached(cores, self.cache_key, self.core_factory)
 
     def process(self, article: Article) -> Iterable[Any]:
         assert self.core is not None
@@ -123,9 +140,10 @@ def run_stage(
     stage: str,
     core_factory: Callable[[], Core],
     dead_letter_of: DeadLetterOf = dead_letter_from_article,
+    thread_safe: bool = False,
 ):
     """Apply a stage; returns a ``DoOutputsTuple`` with ``.articles`` and ``.dead_letter``.
-    ``dead_letter_of`` builds a failure's dead letter from the stage's input shape."""
-    return pcoll | label >> beam.ParDo(StageFn(stage, core_factory, dead_letter_of)).with_outputs(
-        DEAD_LETTER, main=ARTICLES
-    )
+    ``dead_letter_of`` builds a failure's dead letter from the stage's input shape;
+    ``thread_safe`` cores are built once per process and shared by its threads."""
+    fn = StageFn(stage, core_factory, dead_letter_of, thread_safe)
+    return pcoll | label >> beam.ParDo(fn).with_outputs(DEAD_LETTER, main=ARTICLES)
