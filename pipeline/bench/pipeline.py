@@ -18,13 +18,15 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from khabar.pipeline.job.run import run_batch
 from khabar.transforms.clean import clean_article
 from khabar.transforms.dedup import fingerprint_article
 from khabar.transforms.entities import tag_entities_core
@@ -82,15 +84,30 @@ def make_corpus(data_dir: Path, out_dir: Path, n_articles: int, n_files: int, se
     return {"records": len(lines), **kinds}
 
 
-def plain_loop(files: list[str]) -> dict[str, int]:
-    """The same stage cores, called directly: the baseline."""
+#: The plain loop's steps, in order, each timed in CPU seconds of this thread.
+STEPS = ("parse", "clean", "language", "normalize", "entities", "fingerprint", "near-dup")
+
+
+def plain_loop(files: list[str]) -> tuple[dict[str, int], dict[str, float]]:
+    """The same stage cores, called directly: the baseline. Returns the counts and the
+    CPU seconds spent in each step (``time.thread_time``: this thread only)."""
     detect = detect_language_core()
     normalize = normalize_core()
     entities = tag_entities_core()
+    steps: list[tuple[str, Any]] = [
+        ("parse", parse_record),
+        ("clean", clean_article),
+        ("language", detect),
+        ("normalize", normalize),
+        ("entities", entities),
+        ("fingerprint", fingerprint_article),
+    ]
+    cpu = dict.fromkeys(STEPS, 0.0)
     survivors: list[dict[str, Any]] = []
     seen_fp: set[str] = set()
     seen_url: set[str] = set()
     counts = {"records": 0, "articles": 0, "duplicates": 0, "dead_letters": 0}
+    clock = time.thread_time
     for path in files:
         with open(path, "rb") as handle:
             for lineno, line in enumerate(handle, start=1):
@@ -98,11 +115,12 @@ def plain_loop(files: list[str]) -> dict[str, int]:
                 if not line.strip():
                     continue
                 counts["records"] += 1
+                article: Any = RawRecord(path, lineno, "jsonl", line).to_dict()
                 try:
-                    raw = RawRecord(path, lineno, "jsonl", line).to_dict()
-                    article = fingerprint_article(
-                        entities(normalize(detect(clean_article(parse_record(raw)))))
-                    )
+                    for name, step in steps:
+                        t0 = clock()
+                        article = step(article)
+                        cpu[name] += clock() - t0
                 except Exception:  # noqa: BLE001 - counted like a dead letter
                     counts["dead_letters"] += 1
                     continue
@@ -115,20 +133,39 @@ def plain_loop(files: list[str]) -> dict[str, int]:
                     seen_url.add(url)
                 survivors.append(article)
     # near-duplicate story clusters over the exact survivors, in memory (same algorithm)
+    t0 = clock()
     clusters = cluster_in_memory(survivors, NearDupConfig())
+    cpu["near-dup"] += clock() - t0
     near = sum(1 for a in survivors if clusters.cluster_of.get(a["id"], a["id"]) != a["id"])
     counts["duplicates"] += near
     counts["articles"] = len(survivors) - near
-    return counts
+    return counts, cpu
 
 
 def run_pipeline(files: list[str], output: str, extra: list[str]) -> dict[str, Any]:
-    from apache_beam.options.pipeline_options import PipelineOptions
-
-    argv = ["--output", output, "--runner", "DirectRunner", *extra]
+    """``khabar run`` in a child process, as a user starts it: its summary, wall seconds,
+    CPU seconds (user + system, of it and its worker processes) and the peak resident
+    memory of its largest process."""
+    argv = [sys.executable, "-m", "khabar.pipeline.cli", "run", "--output", output, "--quiet"]
     for path in files:
         argv += ["--input", path]
-    return run_batch(PipelineOptions(argv), files)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run([*argv, *extra], capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"khabar run failed: {done.stderr.strip()[-500:]}")
+    with open(os.path.join(output, "_SUMMARY.json"), encoding="utf-8") as handle:
+        summary = json.load(handle)
+    return {
+        "summary": summary,
+        "wall": wall,
+        "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        # ru_maxrss of RUSAGE_CHILDREN: the largest child so far (KiB on Linux); runs go
+        # from fewer workers to more, so a later run's figure is its own when larger
+        "peak_mb": after.ru_maxrss / 1024,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,30 +186,38 @@ def main(argv: list[str] | None = None) -> int:
     try:
         corpus = make_corpus(args.data, work / "in", args.articles, args.files, args.seed)
         files = sorted(str(p) for p in (work / "in").glob("*.jsonl"))
-        print(f"corpus: {corpus} in {len(files)} files ({os.cpu_count()} CPUs)")
+        n = corpus["records"]
+        threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
+        print(f"corpus: {corpus} in {len(files)} files ({os.cpu_count()} CPUs, BLAS threads "
+              f"{threads})")
         started = time.perf_counter()
-        loop_counts = plain_loop(files)
+        cpu_started = time.process_time()
+        loop_counts, step_cpu = plain_loop(files)
         loop_s = time.perf_counter() - started
-        loop_rate = corpus["records"] / loop_s
+        loop_cpu = time.process_time() - cpu_started
+        loop_rate = n / loop_s
         print(
-            f"plain Python loop over the cores: {loop_s:7.2f} s  {loop_rate:8.1f} articles/s"
-            f"   {loop_counts}"
+            f"plain Python loop over the cores: {loop_s:7.2f} s wall, {loop_cpu:7.2f} s CPU, "
+            f"{loop_rate:8.1f} articles/s   {loop_counts}"
         )
+        print("  CPU per article, by step (ms): " + ", ".join(
+            f"{name} {1000 * step_cpu[name] / n:.2f}" for name in STEPS
+        ) + f"; all {1000 * sum(step_cpu.values()) / n:.2f}")
         for workers in [int(w) for w in args.workers.split(",") if w]:
             extra = [f"--direct_num_workers={workers}"]
             if workers > 1:
                 extra.append("--direct_running_mode=multi_processing")
-            started = time.perf_counter()
-            summary = run_pipeline(files, str(work / f"out-{workers}"), extra)
-            seconds = time.perf_counter() - started
-            rate = corpus["records"] / seconds
+            run = run_pipeline(files, str(work / f"out-{workers}"), extra)
+            summary = run["summary"]
+            rate = n / run["wall"]
             c = summary["counts"]
             verdict = "OK" if summary["conservation"]["ok"] else "MISMATCH"
             print(
-                f"pipeline, DirectRunner, {workers} worker(s): {seconds:7.2f} s  {rate:8.1f} "
-                f"articles/s  ratio to loop {rate / loop_rate:5.2f}  runner {summary['runner']}"
-                f"  (written {c['articles']}, duplicates {c['duplicates']}, dead letters "
-                f"{c['dead_letters']}, conservation {verdict})"
+                f"pipeline, DirectRunner, {workers} worker(s): {run['wall']:7.2f} s wall, "
+                f"{run['cpu']:7.2f} s CPU, {rate:8.1f} articles/s, ratio to loop "
+                f"{rate / loop_rate:5.2f}, peak {run['peak_mb']:.0f} MB (largest process), "
+                f"runner {summary['runner']}  (written {c['articles']}, duplicates "
+                f"{c['duplicates']}, dead letters {c['dead_letters']}, conservation {verdict})"
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)
