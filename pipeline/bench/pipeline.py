@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import shutil
@@ -23,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from khabar.pipeline.job.run import run_batch
 from khabar.transforms.clean import clean_article
@@ -123,8 +126,6 @@ def plain_loop(files: list[str]) -> dict[str, int]:
 
 
 def run_pipeline(files: list[str], output: str, extra: list[str]) -> dict[str, Any]:
-    from apache_beam.options.pipeline_options import PipelineOptions
-
     argv = ["--output", output, "--runner", "DirectRunner", *extra]
     for path in files:
         argv += ["--input", path]
@@ -142,7 +143,6 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.data / "farsnews.jsonl").exists():
         print(f"khabar bench: error: {args.data} has no farsnews.jsonl (pass --data)")
         return 2
-    import logging
 
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     work = Path(tempfile.mkdtemp(prefix="khabar-bench-"))

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import apache_beam as beam
+import fastavro
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
@@ -80,9 +83,6 @@ def remove_temp_files(output: str) -> None:
         except Exception:  # noqa: BLE001 - best effort: a reader never looks there
             pass
     if "://" not in output:
-        import glob
-        import shutil
-
         folders = [os.path.join(output, ".tmp")]
         folders += glob.glob(os.path.join(glob.escape(output), "*", "beam-temp-*"))
         for folder in folders:
@@ -358,8 +358,6 @@ def _summary(
 
 def count_outputs(output: str) -> dict[str, int]:
     """Records in the streaming output files (closed files only; ``.tmp`` is skipped)."""
-    import fastavro
-
     totals = {}
     for kind in (ARTICLES_DIR, DUPLICATES_DIR, DEAD_LETTER_DIR):
         total = 0
