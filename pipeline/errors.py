@@ -7,6 +7,8 @@ cannot be read, an output directory that already holds a run. The dispatcher
 
 from __future__ import annotations
 
+import difflib
+
 
 class CliError(Exception):
     """An error to show as one line, with exit status ``code``."""
@@ -23,8 +25,6 @@ EXIT_DATA_CHECK = 3
 
 def did_you_mean(word: str, choices: object) -> str:
     """``"; did you mean --output?"`` for a misspelt flag or command, else ``""``."""
-    import difflib
-
     stem = word.split("=", 1)[0]
     close = difflib.get_close_matches(stem, list(choices), n=1, cutoff=0.75)  # type: ignore[call-overload]
     return f"; did you mean {close[0]}?" if close else ""

@@ -1,9 +1,14 @@
-"""Shared fixtures: paths, and a real GCS-protocol server on loopback."""
+"""Shared test helpers and fixtures, in one place: paths (the repository, seeds, the
+shared data a fresh clone lacks), reading a run's Avro and summary, starting the installed
+``khabar`` (in the foreground or the background), the seeds runs, and a real
+GCS-protocol server on loopback."""
 
 from __future__ import annotations
 
 import filecmp
+import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -13,12 +18,74 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import fastavro
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SEEDS = ROOT / "seeds"
 VENV_BIN = Path(sys.executable).parent
+
+
+def shared_data(name: str) -> Path:
+    """``../shared/data/NAME`` (a data set with a README there); absent in a fresh clone,
+    so a test that needs it skips with :func:`needs_shared_data`."""
+    return SHARED / "data" / name
+
+
+def needs_shared_data(name: str) -> pytest.MarkDecorator:
+    """Skip (with the reason) where ``../shared/data/NAME`` is absent."""
+    path = shared_data(name)
+    return pytest.mark.skipif(
+        not path.exists(), reason=f"{name} not found at {path} (shared data is not in a clone)"
+    )
+
+
+def read_avro(folder: Path, pattern: str = "*.avro") -> list[dict]:
+    """Every record of the Avro files in ``folder`` matching ``pattern``, files in name
+    order (a batch output kind: ``*.avro``; a streaming one: ``date=*/*.avro``)."""
+    records: list[dict] = []
+    for path in sorted(folder.glob(pattern)):
+        with open(path, "rb") as handle:
+            records += list(fastavro.reader(handle))
+    return records
+
+
+def read_summary(out: Path) -> dict:
+    """A run's ``_SUMMARY.json``."""
+    return json.loads((out / "_SUMMARY.json").read_text(encoding="utf-8"))
+
+
+def khabar_args(*args: str) -> list[str]:
+    """The command line of the installed ``khabar`` console command."""
+    return [str(VENV_BIN / "khabar"), *args]
+
+
+def stream_args(url: str, out: Path, *extra: str) -> list[str]:
+    """``khabar stream`` of one loopback feed as the stream tests run it: polled every
+    second, 5 s windows, output in ``out``."""
+    return khabar_args(
+        "stream",
+        "--feed",
+        url,
+        "--allow-address-range",
+        "127.0.0.1/32",
+        "--interval",
+        "1",
+        "--window_seconds",
+        "5",
+        "--output",
+        str(out),
+        *extra,
+    )
+
+
+def start_khabar(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``args`` (from :func:`khabar_args`) in the background, stdout and stderr
+    piped as text, to be signalled or waited for."""
+    return subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
 def free_port() -> int:
@@ -72,9 +139,6 @@ def write_news_corpus(folder: Path, files: int = 4, per_file: int = 500) -> int:
     from the repository's seeds (words of each body shuffled by a seeded generator), so
     tests that need a corpus that takes a while to process need no ../shared. Returns the
     number of records."""
-    import json
-    import random
-
     seeds = []
     for line in (SEEDS / "jsonl" / "news.jsonl").read_text(encoding="utf-8").splitlines():
         try:
@@ -105,7 +169,7 @@ def write_news_corpus(folder: Path, files: int = 4, per_file: int = 500) -> int:
 def run_khabar(*args: str, env: dict[str, str] | None = None, timeout: int = 300):
     """Run the installed ``khabar`` console command in a subprocess."""
     return subprocess.run(
-        [str(VENV_BIN / "khabar"), *args],
+        khabar_args(*args),
         capture_output=True,
         text=True,
         timeout=timeout,

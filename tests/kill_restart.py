@@ -29,7 +29,7 @@ from pathlib import Path
 
 import fastavro
 
-from tests.conftest import VENV_BIN
+from tests.conftest import stream_args
 from tests.feeds import FeedServer, rss
 
 WORDS = (
@@ -125,24 +125,6 @@ class Trial:
     doubled: int = 0
 
 
-def stream_cmd(url: str, out: Path, extra: list[str]) -> list[str]:
-    return [
-        str(VENV_BIN / "khabar"),
-        "stream",
-        "--feed",
-        url,
-        "--allow-address-range",
-        "127.0.0.1/32",
-        "--interval",
-        "1",
-        "--window_seconds",
-        "5",
-        "--output",
-        str(out),
-        *extra,
-    ]
-
-
 def run_trial(
     work: Path,
     runs: int,
@@ -163,7 +145,7 @@ def run_trial(
         url = server.url("/live.rss")
         for index in range(runs):
             with open(work / f"run{index}.log", "wb") as logfile:
-                proc = subprocess.Popen(stream_cmd(url, out, []), stdout=logfile, stderr=logfile)
+                proc = subprocess.Popen(stream_args(url, out), stdout=logfile, stderr=logfile)
                 wait = rng.uniform(*kill_after)
                 time.sleep(wait)
                 kids = children(proc.pid)
@@ -186,8 +168,8 @@ def run_trial(
         # messages not in closed files: the local runner is slow on a loaded machine)
         for _ in range(final_runs):
             final = subprocess.run(
-                stream_cmd(
-                    url, out, ["--max-runtime", str(final_runtime), "--drain-timeout", "240"]
+                stream_args(
+                    url, out, "--max-runtime", str(final_runtime), "--drain-timeout", "240"
                 ),
                 capture_output=True,
                 text=True,

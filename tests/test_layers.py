@@ -9,7 +9,8 @@ Read from the source with ``ast`` (nothing is imported):
   are imported by nothing but the dispatcher's table;
 * nothing under ``transforms`` or ``schemas`` imports ``apache_beam`` (the cores are
   Beam-free; their thin PTransforms are in ``pipeline/stages``);
-* no in-function imports of khabar's own modules (they hid the circle);
+* no in-function imports of khabar's own modules (they hid the circle), and of other
+  modules only the optional or heavy ones the README lists (``LAZY``);
 * benchmarks and trainers use only public names of the modules they import.
 """
 
@@ -43,6 +44,20 @@ FORBIDDEN = [
     ("khabar.pipeline.job", ("khabar.pipeline.commands",)),
 ]
 APART = ("khabar.pipeline.bench", "khabar.pipeline.train")
+#: Third-party packages that may be imported inside a function (README, "Imported on
+#: first use"): optional, or heavy and needed by one command or one kind of input.
+LAZY = {
+    "plotly", "pyarrow", "google", "urllib3", "apache_beam", "zstandard", "trafilatura",
+    "lxml", "pycrfsuite", "lingua", "pycld2", "langdetect", "datasketch", "rensa", "shekar",
+    "parsivar", "msgpack", "babel", "brotli", "gensim",
+}  # fmt: skip
+#: Standard-library imports still inside functions of files another change is reshaping
+#: (the stream work); hoisted when it lands.
+PENDING = {
+    ("khabar.pipeline.commands.poller", "tempfile"),
+    ("khabar.pipeline.commands.stream", "hashlib"),
+    ("khabar.pipeline.commands.stream", "datetime"),
+}
 
 
 def modules() -> dict[str, Path]:
@@ -159,6 +174,19 @@ def test_no_in_function_imports_of_khabar_modules() -> None:
         for mod, path in MODULES.items()
         for m, _, inner in imports(path)
         if inner and m.startswith("khabar")
+    ]
+    assert not found, found
+
+
+def test_other_in_function_imports_are_the_listed_optional_ones() -> None:
+    found = [
+        f"{mod}: {m}"
+        for mod, path in MODULES.items()
+        for m, _, inner in imports(path)
+        if inner
+        and not m.startswith("khabar")
+        and m.split(".")[0] not in LAZY
+        and (mod, m) not in PENDING
     ]
     assert not found, found
 

@@ -8,18 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import fastavro
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def read(folder: Path) -> list[dict]:
-    out: list[dict] = []
-    for path in sorted(folder.glob("*.avro")):
-        with open(path, "rb") as handle:
-            out += list(fastavro.reader(handle))
-    return out
+from tests.conftest import ROOT, read_avro
 
 
 @pytest.mark.slow
@@ -39,7 +30,7 @@ def test_wheel_without_extras_parses_html(tmp_path: Path) -> None:
     run(*pip, str(wheel), timeout=900)
     out = tmp_path / "out"
     run(str(venv / "bin" / "khabar"), "run", "--input", str(ROOT / "seeds"), "--output", str(out))
-    dead = read(out / "dead_letter")
+    dead = read_avro(out / "dead_letter")
     assert not [d for d in dead if d["error_type"] in ("ImportError", "ModuleNotFoundError")]
-    html = [a for a in read(out / "articles") if a["input_format"] == "html"]
+    html = [a for a in read_avro(out / "articles") if a["input_format"] == "html"]
     assert len(html) >= 2

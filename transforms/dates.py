@@ -39,6 +39,13 @@ import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jdatetime
+from feedparser.datetimes import (
+    _parse_date_greek,
+    _parse_date_hungarian,
+    _parse_date_nate,
+    _parse_date_onblog,
+    _parse_date_perforce,
+)
 
 __all__ = ["MAX_FUTURE", "MAX_INPUT_CHARS", "MIN_YEAR", "DateParseError", "parse_date"]
 
@@ -364,14 +371,6 @@ def _parse_other(s: str) -> _dt.datetime | None:
     """The other forms feedparser's date handlers know (Korean, Greek, Hungarian,
     Perforce). Its RFC 822 and asctime handlers are not used (they read an unknown zone
     as UTC), nor its ISO 8601/W3DTF ones (they accept a date followed by garbage)."""
-    from feedparser.datetimes import (
-        _parse_date_greek,
-        _parse_date_hungarian,
-        _parse_date_nate,
-        _parse_date_onblog,
-        _parse_date_perforce,
-    )
-
     for handler in (
         _parse_date_onblog,
         _parse_date_nate,

@@ -22,6 +22,9 @@ import codecs
 import re
 from dataclasses import dataclass
 
+import charset_normalizer
+import webencodings
+
 from khabar.transforms.common import StageError
 
 __all__ = ["DecodeError", "Decoded", "codec_for", "decode", "decode_text"]
@@ -73,7 +76,6 @@ def codec_for(label: str | bytes | None) -> str | None:
         return codecs.lookup(label).name
     except LookupError:
         pass
-    import webencodings
 
     enc = webencodings.lookup(label)
     if enc is None or enc.name in ("replacement", "x-user-defined"):
@@ -161,8 +163,6 @@ _MAX_CHAOS = 0.5
 
 
 def _detect(data: bytes) -> Decoded | None:
-    import charset_normalizer
-
     matches = charset_normalizer.from_bytes(data[:_DETECT_SAMPLE], threshold=_MAX_CHAOS)
     ranked = sorted(
         matches,

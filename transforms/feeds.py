@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import feedparser
+
 from khabar.transforms.common import DEFAULT_MAX_ITEMS, StageError
 from khabar.transforms.encodings import decode
 
@@ -185,8 +187,6 @@ def read_feed(
 ) -> FeedItems:
     """A whole feed -> its entries. Raises a ``StageError`` only for the feed as a whole
     (refused, undecodable, or not a feed at all)."""
-    import feedparser
-
     text = decode(data).text
     check_safe(text, max_depth)
     result = feedparser.parse(io.BytesIO(_as_utf8(text)), sanitize_html=True)

@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
+import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import apache_beam as beam
 import numpy as np
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from khabar.pipeline.bench.syndicate import (
     DEFAULT_DATA_DIR,
@@ -289,12 +293,6 @@ def sweep(articles: Sequence[dict[str, Any]], base: NearDupConfig) -> None:
 def run_direct(articles: Sequence[dict[str, Any]], config: NearDupConfig) -> tuple[dict, float]:
     """DeduplicateNear on the DirectRunner: (id -> cluster_id, seconds). Results are
     written as text and read back (the wall time includes that small write)."""
-    import json
-    import tempfile
-
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
-
     records = [{k: v for k, v in a.items() if k not in ("story", "level")} for a in articles]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

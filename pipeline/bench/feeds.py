@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import feedparser
+
 
 def _core(name: str) -> Any:
     """A core module by its name now (``khabar.transforms.X``) or before (``transforms.X``)."""
@@ -142,8 +144,6 @@ def _compare_date_core(
 
 
 def compare(corpus: Path) -> dict[str, Any]:
-    import feedparser
-
     agree = collections.Counter()
     total = collections.Counter()
     reasons: dict[str, list[str]] = collections.defaultdict(list)

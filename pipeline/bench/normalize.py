@@ -53,6 +53,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hazm import Normalizer as HazmNormalizer
+
 from khabar.pipeline.errors import CliError
 from khabar.pipeline.train.zwnj_lexicon import DEFAULT_DATA, held_out, read_news
 from khabar.transforms.normalize import Normalizer
@@ -165,7 +167,6 @@ def normalizers(only: Sequence[str] | None) -> list[tuple[str, Callable[[str], s
 
     khabar = Normalizer()
     out.append(("khabar", lambda text: khabar.normalize(text, "fa")))
-    from hazm import Normalizer as HazmNormalizer
 
     out.append(("hazm (default)", HazmNormalizer().normalize))
     try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import resource
@@ -179,8 +180,6 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.data / "farsnews.jsonl").exists():
         print(f"khabar bench: error: {args.data} has no farsnews.jsonl (pass --data)")
         return 2
-    import logging
-
     logging.getLogger("apache_beam").setLevel(logging.ERROR)
     work = Path(tempfile.mkdtemp(prefix="khabar-bench-"))
     try:

@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 import json
 import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
 import fastavro
+import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from khabar import schemas
@@ -169,8 +171,6 @@ def iso_utc(value: dt.datetime) -> str:
 def float32_value(value: float) -> float:
     """An Avro ``float`` (32-bit) as the shortest decimal that reads back to the same
     32-bit value: ``0.9857``, not ``0.9857000112533569``."""
-    import numpy as np
-
     return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
 
 
@@ -342,8 +342,6 @@ def main(argv: list[str]) -> int:
         return 0
     if args.out:
         with FileSystems.create(args.out) as raw:
-            import io
-
             text = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
             n = write_jsonl(records, text)
             text.flush()

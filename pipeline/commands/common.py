@@ -4,6 +4,7 @@ long-running commands."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -51,8 +52,6 @@ class JsonLogFormatter(logging.Formatter):
     """A log record as one JSON object (``--log-format json``)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        import datetime as dt
-
         payload = {
             "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="seconds"),
             "level": record.levelname,

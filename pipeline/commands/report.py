@@ -23,6 +23,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from khabar.pipeline.commands.inspect import (
@@ -392,8 +393,6 @@ LENGTH_CLIP_QUANTILE = 0.99
 def length_bins(word_counts: Counter[int]) -> dict[str, Any]:
     """Histogram of text lengths clipped at the 99th percentile (a 9,000-word tail would
     squash every other bar): bin edges, counts, and what the last bar holds."""
-    import numpy as np
-
     values = np.array(sorted(word_counts), dtype=float)
     weights = np.array([word_counts[int(v)] for v in values], dtype=float)
     cumulative = np.cumsum(weights) / weights.sum()

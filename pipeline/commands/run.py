@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import hashlib
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -152,8 +155,6 @@ def _dry_run(options: Any, khabar: Any) -> int:
 
 
 def _run_batch_job(options: Any, khabar: Any, files: list[str], stdin_file: str | None) -> int:
-    import datetime as dt
-
     started_at = dt.datetime.now(dt.UTC)
     started = time.time()
     progress = Progress(
@@ -232,8 +233,6 @@ def _json_result(summary: dict[str, Any], failures: list[str]) -> dict[str, Any]
 def _log_line(log_format: str, text: str, **fields: Any) -> None:
     """One line on stderr: the text, or a JSON object with it (``--log-format json``)."""
     if log_format == "json":
-        import datetime as dt
-
         record = {"ts": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **fields}
         record["message"] = text
         text = json.dumps(record, ensure_ascii=False)
@@ -255,8 +254,6 @@ class stdin_input:  # noqa: N801 - used as a context manager, like open()
             return None
         if inputs.count("-") > 1:
             raise CliError("--input - (standard input) can be given once")
-        import hashlib
-        import tempfile
 
         if sys.stdin is None or sys.stdin.isatty():
             raise CliError("--input - reads standard input, but it is a terminal; pipe data in")

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+import fastavro
 from apache_beam.io.filesystems import FileSystems
 
 from khabar.pipeline.graph.streaming import message_records
@@ -88,7 +89,6 @@ class Landed:
 
 def landed_in(output: str) -> Landed:
     """Read every closed Avro file of a streaming output (``date=*`` folders only)."""
-    import fastavro
     landed = Landed()
     for kind in (ARTICLES_DIR, DUPLICATES_DIR, DEAD_LETTER_DIR):
         for path in streaming_files(output, kind):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 
 from khabar.pipeline.dedup.compose import NearDupSettings, deduplicate_batch
 from khabar.pipeline.dedup.exact import DEFAULT_TTL_SECONDS
@@ -142,8 +143,6 @@ def _order_of_tagged(item: tuple[str, dict]) -> tuple[str, int]:
 
 
 def _count_cut(total: int, limit: int) -> None:
-    from apache_beam.metrics import Metrics
-
     Metrics.counter(M.RUN, M.CUT_BY_LIMIT).inc(max(total - limit, 0))
 
 
@@ -213,6 +212,4 @@ def process_and_write(
 
 
 def _count_skipped_duplicate(article) -> None:
-    from apache_beam.metrics import Metrics
-
     Metrics.counter(M.RUN, M.SKIPPED_DUPLICATES).inc()

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.avroio import ReadAllFromAvro
 from apache_beam.metrics import Metrics
 
 from khabar.pipeline.graph.batch import JobSettings, process_and_write
@@ -183,8 +184,6 @@ def build_replay(
 ) -> None:
     """Dead-letter Avro ``files`` -> the same stages and sinks as ``build_batch``;
     replayed copies of the articles in ``known_files`` (an earlier run's) are duplicates."""
-    from apache_beam.io.avroio import ReadAllFromAvro
-
     settings = settings or JobSettings()
     known = None
     if known_files:

@@ -24,6 +24,14 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from apache_beam.options.pipeline_options import (
+    DebugOptions,
+    GoogleCloudOptions,
+    SetupOptions,
+    StandardOptions,
+    WorkerOptions,
+)
+
 from khabar.pipeline.errors import CliError
 from khabar.pipeline.job.options import (
     KhabarOptions,
@@ -184,8 +192,6 @@ def _grouped_actions(register: Callable[[argparse.ArgumentParser], None]):
 
 
 def template_parameters() -> list[dict[str, Any]]:
-    from apache_beam.options.pipeline_options import StandardOptions
-
     parameters = []
     for group, action in _grouped_actions(KhabarOptions._add_argparse_args):
         if _flag(action) in NOT_PARAMETERS:
@@ -215,8 +221,6 @@ def metadata_json() -> str:
 
 
 def is_dataflow(options: Any) -> bool:
-    from apache_beam.options.pipeline_options import StandardOptions
-
     runner = options.view_as(StandardOptions).runner or ""
     return runner.rsplit(".", 1)[-1].lower() in DATAFLOW_NAMES
 
@@ -242,14 +246,6 @@ def validate_run_options(options: Any) -> None:
     gs:// input and output (workers cannot read the launching machine's disk), and no
     local-only streaming options. Nothing here talks to a service.
     """
-    from apache_beam.options.pipeline_options import (
-        DebugOptions,
-        GoogleCloudOptions,
-        SetupOptions,
-        StandardOptions,
-        WorkerOptions,
-    )
-
     khabar = options.view_as(KhabarOptions)
     cloud = options.view_as(GoogleCloudOptions)
     streaming = bool(options.view_as(StandardOptions).streaming)

@@ -29,6 +29,8 @@ the process at once, with the same exit status.
 
 from __future__ import annotations
 
+import ctypes
+import faulthandler
 import logging
 import os
 import signal
@@ -99,8 +101,6 @@ class Interruptible:
 
     def _give_up(self) -> None:
         if os.environ.get("KHABAR_DEBUG"):
-            import faulthandler
-
             faulthandler.dump_traceback(all_threads=True)
         try:
             if self.on_give_up is not None:
@@ -138,8 +138,6 @@ class Interruptible:
 
 def _raise_in_thread(thread_id: int | None, exc: type[BaseException] | None) -> None:
     """Raise ``exc`` asynchronously in a thread (``None`` clears a pending one)."""
-    import ctypes
-
     if thread_id is None:
         return
     ctypes.pythonapi.PyThreadState_SetAsyncExc(

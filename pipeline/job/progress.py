@@ -40,6 +40,7 @@ the graph gets no counting steps at all. Usage::
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -53,6 +54,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 
 #: What the line counts; each counting step reports one of these.
 KINDS = ("read", "written", "dead_letters", "duplicates")
@@ -284,8 +286,6 @@ def input_size(files: list[str]) -> int | None:
     if not files or any(f.lower().endswith(COMPRESSED) for f in files):
         return None
     try:
-        from apache_beam.io.filesystems import FileSystems
-
         total = 0
         for result in FileSystems.match(list(files)):
             total += sum(int(m.size_in_bytes or 0) for m in result.metadata_list)
@@ -452,8 +452,6 @@ class Progress:
 
     def log(self, text: str, fields: dict[str, Any]) -> None:
         """One log line: ``2026-12-02T14:00:00Z khabar run: ...`` or a JSON object."""
-        import datetime as dt
-
         stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         if self.log_format == "json":
             out = json.dumps({"ts": stamp, "logger": self.label, **fields}, ensure_ascii=False)

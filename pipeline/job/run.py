@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -84,9 +86,6 @@ def remove_temp_files(output: str) -> None:
         except Exception:  # noqa: BLE001 - best effort: a reader never looks there
             pass
     if "://" not in output:
-        import glob
-        import shutil
-
         folders = [os.path.join(output, ".tmp")]
         folders += glob.glob(os.path.join(glob.escape(output), "*", "beam-temp-*"))
         for folder in folders:

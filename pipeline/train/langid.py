@@ -39,6 +39,7 @@ the user-interface text, the tesseract word list and CLDR, keyed with yeh/kaf fo
 from __future__ import annotations
 
 import argparse
+import gettext
 import gzip
 import importlib.util
 import io
@@ -227,8 +228,6 @@ def build_ckb_test(out: Path, tmp: Path) -> int:
     markup, mnemonics and placeholders removed; distinct, sorted, at most CKB_TEST_LINES
     (evenly spaced).
     """
-    import gettext
-
     root = apt_download(DEBIAN_CKB_TRANSLATIONS, tmp / "ckb")
     lines: set[str] = set()
     for mo in sorted((root / "usr" / "share" / "locale" / "ckb").rglob("*.mo")):
@@ -289,8 +288,6 @@ def tesseract_pashto_words(tmp: Path) -> list[str]:
 
 def debian_pashto_strings(tmp: Path) -> list[str]:
     """Pashto translations (msgstr) of the user interfaces listed above."""
-    import gettext
-
     root = apt_download(DEBIAN_PS_TRANSLATIONS, tmp / "l10n")
     strings: list[str] = []
     for mo in sorted((root / "usr" / "share" / "locale" / "ps").rglob("*.mo")):

@@ -38,6 +38,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from importlib.resources import files
 from pathlib import Path
 
 from hazm import Lemmatizer
@@ -84,8 +85,6 @@ def article_text(article: dict) -> str:
 
 def hazm_words() -> dict[str, tuple[int, str]]:
     """hazm's words.dat: word -> (frequency, parts of speech)."""
-    from importlib.resources import files
-
     out: dict[str, tuple[int, str]] = {}
     text = files("hazm").joinpath("data/words.dat").read_text(encoding="utf-8")
     for line in text.splitlines():

@@ -18,7 +18,7 @@ from khabar.transforms.entities import (
     tokenize,
 )
 from khabar.transforms.normalize import Normalizer
-from tests.conftest import SEEDS, SHARED
+from tests.conftest import SEEDS, shared_data
 
 SEED = SEEDS / "000_3016482c832c8a52.txt"
 SEED_PERSONS = ("اسماعیل هنیه", "میخائیل بوگدانف", "خالد مشعل", "موسی ابو مرزوق")
@@ -115,7 +115,7 @@ def test_accuracy_on_nsurl_sample(tagger: EntityTagger, normalizer: Normalizer) 
     """Strict F1 on the first 200 sentences of the NSURL-2019 test set (each sentence alone)
     does not regress: the shipped models measure 0.761 here (0.810 on the whole test set
     tagged as documents, see transforms/models/ner/README.md)."""
-    path = SHARED / "data" / "ner-peyma" / "nsurl_test.txt"
+    path = shared_data("ner-peyma") / "nsurl_test.txt"
     if not path.exists():
         pytest.skip("shared NER data not available")
     from khabar.pipeline.train.ner import PEYMA_TYPES, make_example, read_conll, score, tag_name

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from khabar.transforms.normalize import Normalizer
-from tests.conftest import SEEDS, SHARED
+from tests.conftest import SEEDS, shared_data
 
 ZWNJ = "\u200c"
-NEWS_FA = SHARED / "data" / "news-fa"
+NEWS_FA = shared_data("news-fa")
 
 
 @pytest.fixture(scope="module")

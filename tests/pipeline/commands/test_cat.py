@@ -16,15 +16,7 @@ import pytest
 
 from khabar.pipeline.commands.cat import main
 from khabar.pipeline.errors import CliError
-from tests.conftest import ROOT
-
-
-def read_avro(folder: Path) -> list[dict]:
-    records: list[dict] = []
-    for file in sorted(folder.glob("*.avro")):
-        with open(file, "rb") as handle:
-            records += list(fastavro.reader(handle))
-    return records
+from tests.conftest import ROOT, read_avro
 
 
 @pytest.fixture(scope="module")

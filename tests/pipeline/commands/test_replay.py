@@ -21,19 +21,11 @@ from khabar.pipeline.graph.replay import SourceChanged, SourceUnavailable, raw_r
 from khabar.pipeline.stages.sources import expand_inputs
 from khabar.transforms.parse import record_id
 from khabar.transforms.split import detect_format, split_records
-from tests.conftest import SEEDS, run_khabar
+from tests.conftest import SEEDS, read_avro, read_summary, run_khabar
 
 SMALL_LIMIT = "1200"
 BAD = 2  # seeds' own dead letters: empty HTML app shell, invalid JSON (an unreadable date
 # leaves published_at empty and keeps the article)
-
-
-def read_dir(path: Path) -> list[dict]:
-    records: list[dict] = []
-    for file in sorted(path.glob("*.avro")):
-        with open(file, "rb") as handle:
-            records += list(fastavro.reader(handle))
-    return records
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +69,11 @@ def replayed(small_run: dict) -> Path:
 
 def test_replay_recovers_everything_but_the_truly_bad(small_run: dict, replayed: Path) -> None:
     out = small_run["out"]
-    first = read_dir(out / "articles") + read_dir(out / "duplicates")
-    dead = read_dir(out / "dead_letter")
+    first = read_avro(out / "articles") + read_avro(out / "duplicates")
+    dead = read_avro(out / "dead_letter")
     assert sum(d["stage"] == "read" and d["error_type"] == "TooLarge" for d in dead) >= 10
 
-    summary = json.loads((replayed / "_SUMMARY.json").read_text())
+    summary = read_summary(replayed)
     assert summary["conservation"]["ok"] and summary["replay"]["records_in_ok"]
     assert summary["replay"]["dead_letters_in"] == len(dead)
     assert summary["replay"]["refetched"] >= 10
@@ -91,7 +83,7 @@ def test_replay_recovers_everything_but_the_truly_bad(small_run: dict, replayed:
     )
     assert counts["dead_letters"] == BAD
 
-    second = read_dir(replayed / "articles") + read_dir(replayed / "duplicates")
+    second = read_avro(replayed / "articles") + read_avro(replayed / "duplicates")
     assert len(second) == counts["articles"] + counts["duplicates"]
     ids_first = {r["id"] for r in first}
     ids_second = {r["id"] for r in second}
@@ -99,7 +91,7 @@ def test_replay_recovers_everything_but_the_truly_bad(small_run: dict, replayed:
     # every good record of seeds/ is now written once, with the id a clean run gives it
     expected = expected_ids(small_run["inputs"])
     assert len(expected) == 32
-    still = {(d["input_uri"], d["position"]) for d in read_dir(replayed / "dead_letter")}
+    still = {(d["input_uri"], d["position"]) for d in read_avro(replayed / "dead_letter")}
     assert ids_first | ids_second == {i for i, where in expected.items() if where not in still}
     assert len(ids_first | ids_second) == 32 - BAD
     for record in second:  # provenance kept
@@ -115,10 +107,10 @@ def test_still_dead_letters_keep_their_provenance(small_run: dict, replayed: Pat
     # budget as containers, their items the per-article limit; the replay recovers them)
     original = {
         (d["input_uri"], d["position"]): d
-        for d in read_dir(small_run["out"] / "dead_letter")
+        for d in read_avro(small_run["out"] / "dead_letter")
         if d["stage"] != "read" and d["error_type"] != "TooLarge"
     }
-    still = read_dir(replayed / "dead_letter")
+    still = read_avro(replayed / "dead_letter")
     assert len(still) == BAD == len(original)
     for d in still:
         was = original[(d["input_uri"], d["position"])]
@@ -133,7 +125,7 @@ def test_truncated_inputs_that_changed_or_vanished_stay_dead(
 ) -> None:
     dead = [
         d
-        for d in read_dir(small_run["out"] / "dead_letter")
+        for d in read_avro(small_run["out"] / "dead_letter")
         if d["stage"] == "read" and d["error_type"] == "TooLarge" and d["position"] is None
     ]
     changed_file = tmp_path / "changed.txt"
@@ -154,7 +146,7 @@ def test_truncated_inputs_that_changed_or_vanished_stay_dead(
     out = tmp_path / "out"
     # these two, and the replay's own still-dead letters replayed a second time
     assert main([str(folder), str(replayed / "dead_letter"), "--output", str(out)]) == 0
-    still = read_dir(out / "dead_letter")
+    still = read_avro(out / "dead_letter")
     rebuilt_failed = sorted(
         (d for d in still if d["stage"] == "read"), key=lambda d: d["error_type"]
     )
@@ -163,7 +155,7 @@ def test_truncated_inputs_that_changed_or_vanished_stay_dead(
     assert {d["attributes"]["replay_count"] for d in rebuilt_failed} == {"1"}
     again = [d for d in still if d["stage"] != "read"]
     assert len(again) == BAD and {d["attributes"]["replay_count"] for d in again} == {"2"}
-    summary = json.loads((out / "_SUMMARY.json").read_text())
+    summary = read_summary(out)
     assert summary["conservation"]["ok"] and summary["replay"]["not_rebuilt"] == 2
     assert summary["counts"]["records_in"] == 2 + BAD
 
@@ -211,29 +203,29 @@ def test_replay_deduplicates_against_the_run_it_replays(tmp_path: Path) -> None:
         "run", "--input", str(inputs), "--output", str(run), "--max_article_bytes", "700"
     )
     assert first.returncode == 0, first.stderr
-    (kept,) = read_dir(run / "articles")
-    assert len(read_dir(run / "dead_letter")) == 2
+    (kept,) = read_avro(run / "articles")
+    assert len(read_avro(run / "dead_letter")) == 2
 
     out = tmp_path / "replay"
     assert main([str(run / "dead_letter"), "--output", str(out), "--emit_duplicates"]) == 0
-    summary = json.loads((out / "_SUMMARY.json").read_text())
+    summary = read_summary(out)
     assert summary["conservation"]["ok"]
     assert summary["replay"]["duplicates_of_earlier_run"] == 1
     known = sorted(str(p) for p in (run / "articles").glob("*.avro"))
     assert summary["replay"]["deduplicated_against"] == known
-    (dup,) = read_dir(out / "duplicates")
+    (dup,) = read_avro(out / "duplicates")
     assert (dup["title"], dup["duplicate_of"], dup["duplicate_reason"]) == (
         "Harbour open again",
         kept["id"],
         "content",
     )
     assert dup["cluster_id"] == kept["cluster_id"] == kept["id"]
-    assert [a["title"] for a in read_dir(out / "articles")] == ["Schools go online"]
+    assert [a["title"] for a in read_avro(out / "articles")] == ["Schools go online"]
 
     alone = tmp_path / "alone"
     args = [str(run / "dead_letter"), "--output", str(alone), "--dedup_against", "none"]
     assert main(args) == 0
-    assert sorted(a["title"] for a in read_dir(alone / "articles")) == [
+    assert sorted(a["title"] for a in read_avro(alone / "articles")) == [
         "Harbour open again",
         "Schools go online",
     ]

@@ -5,21 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import fastavro
 import pytest
 
-from tests.conftest import SEEDS, run_khabar
+from tests.conftest import SEEDS, read_avro, read_summary, run_khabar
 
 ZWNJ = "\u200c"
 SEED_NAME = "000_3016482c832c8a52.txt"
-
-
-def read_dir(path: Path) -> list[dict]:
-    records: list[dict] = []
-    for file in sorted(path.glob("*.avro")):
-        with open(file, "rb") as handle:
-            records += list(fastavro.reader(handle))
-    return records
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +19,10 @@ def demo(seeds_run: dict) -> dict:
     return {
         "out": out,
         "stdout": seeds_run["stdout"],
-        "articles": read_dir(out / "articles"),
-        "duplicates": read_dir(out / "duplicates"),
-        "dead": read_dir(out / "dead_letter"),
-        "summary": json.loads((out / "_SUMMARY.json").read_text()),
+        "articles": read_avro(out / "articles"),
+        "duplicates": read_avro(out / "duplicates"),
+        "dead": read_avro(out / "dead_letter"),
+        "summary": read_summary(out),
     }
 
 
@@ -160,7 +151,7 @@ def test_inspect_reads_the_run(demo: dict) -> None:
 def test_rerun_gives_same_ids_and_refuses_to_mix(demo: dict, tmp_path: Path) -> None:
     again = run_khabar("run", "--input", str(SEEDS), "--output", str(tmp_path / "again"))
     assert again.returncode == 0, again.stderr
-    assert {a["id"] for a in read_dir(tmp_path / "again" / "articles")} == {
+    assert {a["id"] for a in read_avro(tmp_path / "again" / "articles")} == {
         a["id"] for a in demo["articles"]
     }
     refused = run_khabar("run", "--input", str(SEEDS), "--output", str(tmp_path / "again"))

@@ -9,11 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import fastavro
 import pytest
 
 from khabar.pipeline.commands.emulator import find_emulator
-from tests.conftest import VENV_BIN
+from tests.conftest import VENV_BIN, read_avro
 from tests.feeds import FeedServer, atom, rss
 
 pytestmark = pytest.mark.skipif(
@@ -36,14 +35,6 @@ SCHOOL = (
     "Primary schools in the capital will move classes online on Monday because air "
     "pollution reached unhealthy levels across most districts, the governor's office said."
 )
-
-
-def read_all(folder: Path) -> list[dict]:
-    records: list[dict] = []
-    for path in sorted(folder.glob("date=*/*.avro")):
-        with open(path, "rb") as handle:
-            records += list(fastavro.reader(handle))
-    return records
 
 
 def test_khabar_stream_through_the_emulator(tmp_path: Path) -> None:
@@ -103,9 +94,9 @@ def test_khabar_stream_through_the_emulator(tmp_path: Path) -> None:
     elapsed = time.time() - started
     assert proc.returncode == 0, stderr
     assert "[OK]" in stdout, stdout
-    articles = read_all(out / "articles")
-    duplicates = read_all(out / "duplicates")
-    dead = read_all(out / "dead_letter")
+    articles = read_avro(out / "articles", "date=*/*.avro")
+    duplicates = read_avro(out / "duplicates", "date=*/*.avro")
+    dead = read_avro(out / "dead_letter", "date=*/*.avro")
     titles = sorted(a["title"] for a in articles)
     assert titles == sorted(
         ["Storm closes ports", "Council approves budget", "Bridge reopens", "Schools go online"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -18,14 +17,13 @@ from khabar.pipeline.commands.emulator import (
     ensure_topic_and_subscription,
     find_emulator,
 )
-from tests.conftest import VENV_BIN
+from tests.conftest import khabar_args, start_khabar, stream_args
 from tests.feeds import FeedServer, rss
 from tests.kill_restart import alive, children, landed, story
 
 pytestmark = pytest.mark.skipif(
     find_emulator() is None, reason="Pub/Sub emulator (google-cloud-cli-pubsub-emulator) absent"
 )
-KHABAR = str(VENV_BIN / "khabar")
 
 
 def wait_for(predicate, timeout: float) -> bool:
@@ -44,26 +42,8 @@ def test_sigterm_drains_writes_the_summary_and_exits_0(tmp_path: Path) -> None:
     with FeedServer() as server:
         items = [(f"s{i}", f"Item {i}", story(i)) for i in range(6)]
         server.routes["/f.rss"] = rss("F", items)
-        proc = subprocess.Popen(
-            [
-                KHABAR,
-                "stream",
-                "--feed",
-                server.url("/f.rss"),
-                "--allow-address-range",
-                "127.0.0.1/32",
-                "--interval",
-                "1",
-                "--window_seconds",
-                "5",
-                "--output",
-                str(out),
-                "--drain-timeout",
-                str(drain_timeout),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        proc = start_khabar(
+            stream_args(server.url("/f.rss"), out, "--drain-timeout", str(drain_timeout))
         )
         spool = out / "_spool.jsonl"
         assert wait_for(lambda: spool.exists() and len(spool.read_bytes().splitlines()) >= 6, 90)
@@ -90,9 +70,8 @@ def test_sigint_stops_khabar_poll_with_130_and_its_state_saved(tmp_path: Path) -
         ensure_topic_and_subscription(topic, "projects/khabar-test/subscriptions/poll-sigint")
         server.routes["/f.rss"] = rss("F", [("p1", "One", story(1))])
         env = {**os.environ, "PUBSUB_EMULATOR_HOST": emulator.host}
-        proc = subprocess.Popen(
-            [
-                KHABAR,
+        proc = start_khabar(
+            khabar_args(
                 "poll",
                 "--topic",
                 topic,
@@ -104,10 +83,7 @@ def test_sigint_stops_khabar_poll_with_130_and_its_state_saved(tmp_path: Path) -
                 "1",
                 "--state",
                 str(state),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            ),
             env=env,
         )
         assert wait_for(lambda: state.exists() and json.loads(state.read_text())["seen"], 60)

@@ -13,15 +13,10 @@ import threading
 import time
 from pathlib import Path
 
-import fastavro
 import pytest
 
 from khabar.transforms.split import UnsupportedFormat, detect_format
-from tests.conftest import ROOT, SEEDS, VENV_BIN, run_khabar, write_news_corpus
-
-
-def read(folder: Path) -> list[dict]:
-    return [r for f in sorted(folder.glob("*.avro")) for r in fastavro.reader(open(f, "rb"))]
+from tests.conftest import ROOT, SEEDS, VENV_BIN, read_avro, run_khabar, write_news_corpus
 
 
 def test_files_khabar_does_not_read_are_recognised() -> None:
@@ -59,10 +54,10 @@ def test_exit_codes_for_a_scheduler(tmp_path: Path) -> None:
     # nothing written and dead letters: non-zero, with the reason on stderr
     assert only_bad.returncode == 3, only_bad.stderr
     assert "no article written; all 3 record(s) dead letters" in only_bad.stderr
-    dead = read(tmp_path / "bad" / "dead_letter")
+    dead = read_avro(tmp_path / "bad" / "dead_letter")
     assert sorted(d["error_type"] for d in dead) == ["UnsupportedFormat"] * 3
     assert {d["error_message"].split(" file:")[0] for d in dead} == {"PDF", "CSV", "binary"}
-    assert read(tmp_path / "bad" / "articles") == []
+    assert read_avro(tmp_path / "bad" / "articles") == []
 
     good = str(SEEDS / "text" / "001_tabriz_metro.txt")
     mixed_args = ["run", "--input", good, "--input", bad[0], "--output", str(tmp_path / "mixed")]
@@ -103,11 +98,12 @@ def test_stdin_input_and_limit(tmp_path: Path) -> None:
         assert counts["records_in"] == 5 and summary["conservation"]["ok"]
         lines = [ln for ln in data.splitlines() if ln.strip()]
         assert counts["cut_by_limit"] == len(lines) - 5
-        records = read(out / "articles") + read(out / "duplicates") + read(out / "dead_letter")
+        kinds = ("articles", "duplicates", "dead_letter")
+        records = [r for kind in kinds for r in read_avro(out / kind)]
         positions = sorted(r.get("input_position") or r.get("position") for r in records)
         assert positions == [1, 2, 3, 4, 5]  # the first five lines, in input order
         assert all("khabar-stdin-" in (r["input_uri"]) for r in records)
-        runs.append(sorted(r.get("id") or r["input_uri"] for r in read(out / "articles")))
+        runs.append(sorted(r.get("id") or r["input_uri"] for r in read_avro(out / "articles")))
     assert runs[0] == runs[1]  # same bytes on stdin, same ids
     # the spooled copy of stdin (named by the digest of its bytes) is removed
     spooled = Path(tempfile.gettempdir()) / f"khabar-stdin-{hashlib.sha256(data).hexdigest()[:16]}"

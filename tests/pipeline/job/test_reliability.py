@@ -21,17 +21,9 @@ from hypothesis import strategies as st
 
 from khabar.pipeline.stages.stage import run_stage
 from khabar.transforms.common import DEAD_LETTER
-from tests.conftest import ROOT, VENV_BIN, run_khabar, write_news_corpus
+from tests.conftest import ROOT, VENV_BIN, read_avro, run_khabar, write_news_corpus
 
 ZWNJ = "\u200c"
-
-
-def read(folder: Path) -> list[dict]:
-    out: list[dict] = []
-    for path in sorted(folder.glob("*.avro")):
-        with open(path, "rb") as handle:
-            out += list(fastavro.reader(handle))
-    return out
 
 
 def write_hostile(folder: Path) -> int:
@@ -116,7 +108,7 @@ def test_hostile_input_ends_as_dead_letters_with_bounded_memory(tmp_path: Path) 
     summary = json.loads((out / "_SUMMARY.json").read_text())
     assert summary["counts"]["records_in"] == expected
     assert summary["conservation"]["ok"]
-    articles, dead = read(out / "articles"), read(out / "dead_letter")
+    articles, dead = read_avro(out / "articles"), read_avro(out / "dead_letter")
     by_file = {}
     for d in dead:
         by_file.setdefault(Path(d["input_uri"]).name, []).append(d["error_type"])
@@ -154,7 +146,8 @@ def test_rerun_is_idempotent_apart_from_ingested_at(tmp_path: Path) -> None:
     for name in ("a", "b"):
         result = run_khabar("run", "--input", str(seeds), "--output", str(tmp_path / name))
         assert result.returncode == 0, result.stderr
-        records = read(tmp_path / name / "articles") + read(tmp_path / name / "dead_letter")
+        run = tmp_path / name
+        records = read_avro(run / "articles") + read_avro(run / "dead_letter")
         for r in records:
             r.pop("ingested_at", None)
             r.pop("failed_at", None)
@@ -181,7 +174,7 @@ def test_killed_job_leaves_no_partial_output_and_rerun_completes(tmp_path: Path)
     assert rerun.returncode == 0, rerun.stderr
     summary = json.loads((out / "_SUMMARY.json").read_text())
     assert summary["conservation"]["ok"] and summary["counts"]["records_in"] == 2000
-    assert len(read(out / "articles")) == summary["counts"]["articles"]
+    assert len(read_avro(out / "articles")) == summary["counts"]["articles"]
 
 
 _ATTEMPTS: dict[str, int] = {}
@@ -255,8 +248,8 @@ def test_conservation_property(specs: list[tuple[str, bool]], copies: int) -> No
         c = summary["counts"]
         assert c["records_in"] == len(specs)
         assert summary["conservation"]["ok"]
-        articles = read(out / "articles") + read(out / "duplicates")
-        dead = read(out / "dead_letter")
+        articles = read_avro(out / "articles") + read_avro(out / "duplicates")
+        dead = read_avro(out / "dead_letter")
         assert len(articles) + len(dead) == len(specs)
         for record in articles:
             assert record["input_uri"] in files

@@ -7,23 +7,12 @@ import io
 import json
 from pathlib import Path
 
-import fastavro
 import pytest
 
-from tests.conftest import SHARED, run_khabar
+from tests.conftest import needs_shared_data, read_avro, run_khabar, shared_data
 
-CORPUS = SHARED / "data" / "feeds-feedparser"
-pytestmark = pytest.mark.skipif(
-    not CORPUS.is_dir(), reason=f"feedparser's corpus not found at {CORPUS}"
-)
-
-
-def read(folder: Path) -> list[dict]:
-    out: list[dict] = []
-    for path in sorted(folder.glob("*.avro")):
-        with open(path, "rb") as handle:
-            out += list(fastavro.reader(handle))
-    return out
+CORPUS = shared_data("feeds-feedparser")
+pytestmark = needs_shared_data("feeds-feedparser")
 
 
 @pytest.mark.slow
@@ -40,7 +29,7 @@ def test_whole_corpus_in_one_job(tmp_path: Path) -> None:
     counts = summary["counts"]
     assert summary["conservation"]["ok"]
     assert counts["files"] == len(files) == 2106
-    dead = read(out / "dead_letter")
+    dead = read_avro(out / "dead_letter")
     whole_files = [d for d in dead if d["stage"] == "read"]
     assert counts["files_dead_lettered"] == len(whole_files)
     # every item feedparser finds is a record, but for the two files khabar refuses:
