@@ -11,7 +11,7 @@ PIP := PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet \
 EDITABLE := -e
 
 .PHONY: install install-test install-bench demo test lint bench bench-langid bench-ner \
-	bench-dedup bench-normalize downstream train-env train-ner clean
+	bench-dedup bench-normalize bench-scale downstream train-env train-ner clean
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -55,6 +55,9 @@ downstream: $(VENV)/.installed-downstream
 
 bench: install-bench
 	$(BIN)/khabar bench
+
+bench-scale: install
+	$(BIN)/khabar bench-scale
 
 bench-langid: install-bench
 	$(BIN)/khabar bench-langid

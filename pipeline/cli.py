@@ -35,6 +35,7 @@ commands:
   bench-dedup   benchmark near-duplicate detection against datasketch MinHashLSH
   bench-ner     benchmark entity tagging (PEYMA/NSURL, ARMAN folds, English)
   bench-normalize  Persian normalization beside hazm, shekar, parsivar on news-fa
+  bench-scale   memory and time per article as a batch grows (2k, 16k, 64k articles)
 
 khabar <command> --help shows the options of a command.
 """
@@ -54,6 +55,7 @@ COMMANDS = {
     "bench-dedup": "khabar.pipeline.bench.dedup",
     "bench-ner": "khabar.pipeline.bench.ner",
     "bench-normalize": "khabar.pipeline.bench.normalize",
+    "bench-scale": "khabar.pipeline.bench.scale",
 }
 
 

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -150,22 +149,25 @@ def run_pipeline(files: list[str], output: str, extra: list[str]) -> dict[str, A
     argv = [sys.executable, "-m", "khabar.pipeline.cli", "run", "--output", output, "--quiet"]
     for path in files:
         argv += ["--input", path]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run([*argv, *extra], capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise RuntimeError(f"khabar run failed: {done.stderr.strip()[-500:]}")
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        child = subprocess.Popen([*argv, *extra], stdout=subprocess.DEVNULL, stderr=err)
+        # wait4: this child's own usage, with the worker processes it waited for
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    if child.returncode != 0:
+        raise RuntimeError(f"khabar run failed: {stderr.strip()[-500:]}")
     with open(os.path.join(output, "_SUMMARY.json"), encoding="utf-8") as handle:
         summary = json.load(handle)
     return {
         "summary": summary,
         "wall": wall,
-        "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-        # ru_maxrss of RUSAGE_CHILDREN: the largest child so far (KiB on Linux); runs go
-        # from fewer workers to more, so a later run's figure is its own when larger
-        "peak_mb": after.ru_maxrss / 1024,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        # the largest of the run and its workers (ru_maxrss: KiB on Linux)
+        "peak_mb": usage.ru_maxrss / 1024,
     }
 
 

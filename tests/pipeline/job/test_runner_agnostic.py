@@ -305,3 +305,17 @@ def test_an_entity_model_directory_on_gcs_is_read_through_filesystems(
     assert "no manifest.json in entity model directory gs://khabar-ra-in/models/nothing-here" in (
         missing.stderr
     )
+
+
+def test_a_clean_run_is_checked_although_some_counters_never_moved(tmp_path: Path) -> None:
+    """No dead letter, so ``written_dead_letters`` is never incremented and no runner
+    reports it: that is a 0, not a missing metric."""
+    source = tmp_path / "clean.jsonl"
+    source.write_text(
+        '{"title": "First", "body": "A first article about the weather in Tabriz today."}\n'
+        '{"title": "Second", "body": "A second article about trains between two cities."}\n',
+        encoding="utf-8",
+    )
+    result = run_khabar("run", "--input", str(source), "--output", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "2 in = 2 written + 0 duplicates + 0 dead letters  [OK]" in result.stdout
