@@ -144,6 +144,31 @@ def spaced_forms(spelling: str) -> list[str]:
     return forms
 
 
+#: Clitics written with ZWNJ only after a silent final ``ه`` (``جلسه‌ای``); after a
+#: sounded one they are glued (``راهی``), so seeing one marks the ``ه`` silent.
+SILENT_HEH_SIGNS = ("ای", "اند", "ام", "ایم", "اید", "ی")
+
+
+def silent_heh_yeh(tokens: Counter, words: dict[str, tuple[int, str]]) -> set[str]:
+    """``X‌ی`` (ezafe or indefinite ``ی`` after a silent ``ه``: ``جلسه‌ی``) for each word X
+    of three letters or more whose ``ه`` the counts or hazm's dictionary show silent
+    (``X‌ای``, ``X‌اند``, ... written with ZWNJ) and whose glued ``Xی`` the counts never see
+    and hazm's dictionary does not list as a word (``راهی``, ``آگاهی`` stay whole)."""
+    seen_apart: set[str] = set()
+    for token in list(tokens) + [w for w in words if ZWNJ in w]:
+        parts = token.split(ZWNJ)
+        for i in range(1, len(parts)):
+            if parts[i] in SILENT_HEH_SIGNS and parts[i - 1].endswith(HEH):
+                seen_apart.add(ZWNJ.join(parts[:i]))
+    out = set()
+    for stem in seen_apart:
+        glued = stem.replace(ZWNJ, "") + "ی"
+        freq, pos = words.get(glued, (0, "0"))
+        if len(stem) >= 3 and not tokens.get(glued) and freq == 0 and pos in ("0", ""):
+            out.add(stem + ZWNJ + "ی")
+    return out
+
+
 def build(
     data: Path, spaced_ratio: float = 0.5, join_ratio: float = 0.15, min_news: int = 2
 ) -> list[tuple[str, str, int]]:
@@ -156,8 +181,9 @@ def build(
     zwnj_spellings = {w for w in words if ZWNJ in w}
     zwnj_spellings |= {v for v in verbs if ZWNJ in v}
     zwnj_spellings |= {t for t, c in first_tokens.items() if ZWNJ in t and c >= min_news}
+    zwnj_spellings |= silent_heh_yeh(first_tokens, words)
     targets: dict[str, str] = {}
-    for spelling in zwnj_spellings:
+    for spelling in sorted(zwnj_spellings):
         if spelling.count(ZWNJ) <= 2:
             for form in spaced_forms(spelling):
                 targets.setdefault(form, spelling)
@@ -181,7 +207,7 @@ def build(
         return freq > 0 or pos not in ("0", "")
 
     by_key: dict[str, list[str]] = {}
-    for spelling in zwnj_spellings:
+    for spelling in sorted(zwnj_spellings):
         parts = spelling.split(ZWNJ)
         if parts[-1] in PRONOUN_CLITICS and not parts[-2].endswith("ه"):
             continue  # دستشان, not دست‌شان: pronoun clitics are written joined
