@@ -224,3 +224,23 @@ def test_ambiguity_by_spelling_counts() -> None:
     assert restore(40, 12) == "سرمه" + Z + "ای"  # 40 >= 3 x 12, though سرم is commoner
     assert restore(5, 40) == "سرم" + Z + "های"
     assert restore(30, 12) == "سرمهای"  # 2.5 x: not clear enough, left alone
+
+
+@pytest.mark.parametrize(
+    ("glued", "restored"),
+    [
+        # the counts see these written apart at least twice as often as glued
+        ("حریفمان", "حریف|مان"),
+        ("فوتبالمان", "فوتبال|مان"),
+        # the usual spelling: clitics joined (and words that merely end like one)
+        ("دستشان", "دستشان"),
+        ("کتابشان", "کتابشان"),
+        ("خودشان", "خودشان"),
+        ("سازمان", "سازمان"),
+        ("درمان", "درمان"),
+    ],
+)
+def test_glued_pronoun_clitics_follow_clear_counts(
+    restorer: ZwnjRestorer, glued: str, restored: str
+) -> None:
+    assert restorer.restore(glued) == z(restored)
