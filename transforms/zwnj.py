@@ -15,12 +15,19 @@ Glued words (no ZWNJ inside):
   final ``ه`` (``شده‌اند``, ``رسانه‌ای``), ``تر/ترین`` after an adjective
   (``بزرگ‌تر``; the lexicalized ``بهتر، بیشتر، کمتر، بهترین`` are known whole), and any
   suffix after a ZWNJ compound (``گفت‌وگوی``);
+- the lexicon also carries the count rules of its builder: ``ی`` after a silent ``ه``
+  (``جلسهی`` -> ``جلسه‌ی``) and a pronoun clitic after ZWNJ where the counts clearly
+  see it written so (``حریفمان`` -> ``حریف‌مان``; ``دستشان`` stays);
 - when two readings fit (``نامهای``: ``نامه‌ای`` or ``نام‌های``), the one seen clearly
-  more often in the counts wins; otherwise the word is left as it is.
+  more often in the counts wins (both spellings counted: by their own counts, three
+  times as often); otherwise the word is left as it is.
 
 Spaced words (two words with one space between them):
 
-- ``می``/``نمی`` + a verb form (``می شود`` -> ``می‌شود``; ``ماه می`` stays);
+- ``می``/``نمی`` + a verb form (``می شود`` -> ``می‌شود``; ``ماه می`` stays), also inside
+  a particle verb (``برمی گردد`` -> ``برمی‌گردد``);
+- a pronoun clitic written apart after a word that is not a function word or a verb form
+  (``تیم مان`` -> ``تیم‌مان``; ``در شان`` stays: شأن);
 - a plural suffix written apart (``کتاب ها``), a clitic after final ``ه`` (``شده اند``,
   ``خانه ای``) or ``ی`` (``اصلی اش``), a copula after any word (``مخالف اند``),
   ``تر/ترین`` after an adjective (``بیش تر`` -> ``بیشتر``, which is known

@@ -17,7 +17,11 @@ Decisions, written as flags (``khabar.transforms.zwnj`` reads them):
   counts wins, and it wins over the glued form when it is seen at least ``--join-ratio``
   (0.15) times as often (``آن‌ها``, ``پنج‌شنبه``; ``بیشتر`` at 0.02 stays whole); with
   too few counts, hazm decides: a glued word hazm lists with a frequency stays whole
-  unless its ZWNJ spelling is more frequent there.
+  unless its ZWNJ spelling is more frequent there. Two count rules add or hold back
+  candidates: ``X‌ی`` after a silent ``ه`` (:func:`silent_heh_yeh`: ``جلسهی`` ->
+  ``جلسه‌ی``), and a pronoun clitic after ZWNJ (``حریف‌مان``; normally written joined,
+  ``دستشان``) only when the counts see it so at least three times and ``PRONOUN_RATIO``
+  (2) times as often as glued.
 - ``S``: join this spelling from space-separated words, never when its last part is a
   verb form: a compound hazm's dictionary lists (with a frequency or a part of speech)
   without a function word in it; one with a function word (``بین‌المللی``) only when the counts
