@@ -15,12 +15,19 @@ Glued words (no ZWNJ inside):
   final ``ه`` (``شده‌اند``, ``رسانه‌ای``), ``تر/ترین`` after an adjective
   (``بزرگ‌تر``; the lexicalized ``بهتر، بیشتر، کمتر، بهترین`` are known whole), and any
   suffix after a ZWNJ compound (``گفت‌وگوی``);
+- the lexicon also carries the count rules of its builder: ``ی`` after a silent ``ه``
+  (``جلسهی`` -> ``جلسه‌ی``) and a pronoun clitic after ZWNJ where the counts clearly
+  see it written so (``حریفمان`` -> ``حریف‌مان``; ``دستشان`` stays);
 - when two readings fit (``نامهای``: ``نامه‌ای`` or ``نام‌های``), the one seen clearly
-  more often in the counts wins; otherwise the word is left as it is.
+  more often in the counts wins (both spellings counted: by their own counts, three
+  times as often); otherwise the word is left as it is.
 
 Spaced words (two words with one space between them):
 
-- ``می``/``نمی`` + a verb form (``می شود`` -> ``می‌شود``; ``ماه می`` stays);
+- ``می``/``نمی`` + a verb form (``می شود`` -> ``می‌شود``; ``ماه می`` stays), also inside
+  a particle verb (``برمی گردد`` -> ``برمی‌گردد``);
+- a pronoun clitic written apart after a word that is not a function word or a verb form
+  (``تیم مان`` -> ``تیم‌مان``; ``در شان`` stays: شأن);
 - a plural suffix written apart (``کتاب ها``), a clitic after final ``ه`` (``شده اند``,
   ``خانه ای``) or ``ی`` (``اصلی اش``), a copula after any word (``مخالف اند``),
   ``تر/ترین`` after an adjective (``بیش تر`` -> ``بیشتر``, which is known
@@ -96,6 +103,16 @@ _AFTER_YEH: Final = frozenset({"ام", "ات", "اش", "ای", "شان", "تان
 #: Words that end in ``ه`` but never take a clitic written apart (``که ای کاش``).
 NO_CLITIC: Final = frozenset({"که", "چه", "به", "نه", "ته", "سه"})
 MIN_STEM: Final = 3
+#: A plural against a clitic after ``ه`` (``حرفهای``): both spellings counted this often
+#: together, the one written this many times as often wins.
+AMBIGUOUS_MIN: Final = 10
+AMBIGUOUS_RATIO: Final = 3
+#: Pronoun clitics written apart after a noun (``تیم مان``): joined with ZWNJ.
+SPACED_PRONOUNS: Final = frozenset({"شان", "تان", "مان", "اش"})
+#: Words before which ``شان`` is the noun شأن (``در شان``, ``دون شان``), not a clitic.
+NOT_BEFORE_PRONOUN: Final = frozenset({"دون"})
+#: Verb particles that take ``می`` inside the verb (``برمی‌گردد``, ``درمی‌آید``).
+PARTICLES: Final = ("بر", "باز", "در", "فرو", "فرا", "ور")
 
 _LETTERS = r"\u0621-\u063a\u0641-\u064a\u0671-\u06d3\u06d5\u06ee\u06ef\u06fa-\u06fc\u06ff"
 WORD: Final = re.compile(f"[{_LETTERS}]+(?:{ZWNJ}[{_LETTERS}]+)*")
@@ -211,7 +228,10 @@ class ZwnjRestorer:
             head, _, tail = spelling.rpartition(ZWNJ)
             self._two_part_tails.setdefault(head, set()).add(tail)
         # a pair can join only if its first word is one of these or its second word is
-        self._pair_starts = frozenset(self._two_part_tails) | set(MI_PREFIXES) | {"بی"}
+        self._particle_mi = frozenset(p + "می" for p in PARTICLES)
+        self._pair_starts = (
+            frozenset(self._two_part_tails) | set(MI_PREFIXES) | {"بی"} | self._particle_mi
+        )
         self._pair_ends = _PLURAL_SET | _CLITIC_SET | _COMPARATIVE_SET | COMPOUND_TAILS
 
     # ------------------------------------------------------------------ glued
@@ -281,8 +301,13 @@ class ZwnjRestorer:
         ranked = sorted(candidates.items(), key=lambda item: item[1], reverse=True)
         (best, (best_count, best_stem)), (second, (second_count, second_stem)) = ranked[:2]
         if _plural_or_heh(best, second):
-            # a plural against a clitic after ه (سفرهای: سفر‌های or سفره‌ای): the spelling's
-            # count times its stem's, three times the other's, or left alone
+            # a plural against a clitic after ه (سفرهای: سفر‌های or سفره‌ای). Both spellings
+            # seen in the counts, AMBIGUOUS_MIN times or more together: the one written at
+            # least AMBIGUOUS_RATIO times as often wins (حرفهای -> حرفه‌ای, 189 against
+            # 36), else the word is left alone
+            if best_count and second_count and best_count + second_count >= AMBIGUOUS_MIN:
+                return best if best_count >= AMBIGUOUS_RATIO * second_count else word
+            # otherwise the spelling's count times its stem's, three times the other's
             def weight(item: tuple[str, tuple[int, int]]) -> int:
                 return (item[1][0] + 1) * (item[1][1] + 1)
 
@@ -322,6 +347,11 @@ class ZwnjRestorer:
             if spelled in lex.verbs or lex.joins.get(spelled.replace(ZWNJ, "")) == spelled:
                 return spelled
             return None
+        if a in self._particle_mi:
+            # برمی آید, بازمی گردد: a particle verb, when می + the rest is a verb form
+            if "می" + ZWNJ + b in lex.verbs:
+                return a + ZWNJ + b
+            return None
         if b in _PLURAL_SET:
             return a + ZWNJ + b if len(a) >= 2 else None
         if b in _CLITIC_SET:
@@ -333,6 +363,10 @@ class ZwnjRestorer:
                 return None
             if b in _COPULAS or (a.endswith("ی") and b in _AFTER_YEH):
                 return a + ZWNJ + b  # مخالف اند; اصلی اش, زندگی ام, مالی شان
+            if b in SPACED_PRONOUNS and a not in NOT_BEFORE_PRONOUN and lex.is_word(a) and (
+                not self._verb_guard(a)
+            ):
+                return a + ZWNJ + b  # تیم مان, بازیکنان شان (the writer kept them apart)
             return None
         if b in _COMPARATIVE_SET:
             if a + b in lex.whole or a + b in LEXICALIZED:

@@ -17,7 +17,11 @@ Decisions, written as flags (``khabar.transforms.zwnj`` reads them):
   counts wins, and it wins over the glued form when it is seen at least ``--join-ratio``
   (0.15) times as often (``آن‌ها``, ``پنج‌شنبه``; ``بیشتر`` at 0.02 stays whole); with
   too few counts, hazm decides: a glued word hazm lists with a frequency stays whole
-  unless its ZWNJ spelling is more frequent there.
+  unless its ZWNJ spelling is more frequent there. Two count rules add or hold back
+  candidates: ``X‌ی`` after a silent ``ه`` (:func:`silent_heh_yeh`: ``جلسهی`` ->
+  ``جلسه‌ی``), and a pronoun clitic after ZWNJ (``حریف‌مان``; normally written joined,
+  ``دستشان``) only when the counts see it so at least three times and ``PRONOUN_RATIO``
+  (2) times as often as glued.
 - ``S``: join this spelling from space-separated words, never when its last part is a
   verb form: a compound hazm's dictionary lists (with a frequency or a part of speech)
   without a function word in it; one with a function word (``بین‌المللی``) only when the counts
@@ -61,6 +65,13 @@ from khabar.transforms.zwnj import (
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "news-fa"
 HELD_OUT_BUCKETS = 4  # one article in four is held out
 PRONOUN_CLITICS = frozenset({"شان", "تان", "مان", "ش", "م", "ت"})
+PRONOUN_RATIO = 2.0
+
+
+def pronoun_apart(spelling: str) -> bool:
+    """A pronoun clitic after ZWNJ, not after a final ``ه`` (``دست‌شان``)."""
+    parts = spelling.split(ZWNJ)
+    return parts[-1] in PRONOUN_CLITICS and not parts[-2].endswith(HEH)
 
 
 def held_out(article: dict) -> bool:
@@ -143,6 +154,32 @@ def spaced_forms(spelling: str) -> list[str]:
     return forms
 
 
+#: Clitics written with ZWNJ only after a silent final ``ه`` (``جلسه‌ای``); after a
+#: sounded one they are glued (``راهی``), so seeing one marks the ``ه`` silent.
+SILENT_HEH_SIGNS = ("ای", "اند", "ام", "ایم", "اید", "ی")
+
+
+def silent_heh_yeh(tokens: Counter, words: dict[str, tuple[int, str]]) -> set[str]:
+    """``X‌ی`` (ezafe or indefinite ``ی`` after a silent ``ه``: ``جلسه‌ی``) for each word X
+    of three letters or more whose ``ه`` the counts or hazm's dictionary show silent
+    (``X‌ای``, ``X‌اند``, ... written with ZWNJ or a space) and whose glued ``Xی`` the
+    counts never see and hazm's dictionary does not list as a word (``راهی``, ``آگاهی``
+    stay whole)."""
+    seen_apart: set[str] = set()
+    for token in list(tokens) + [w for w in words if ZWNJ in w]:
+        parts = token.split(ZWNJ)
+        for i in range(1, len(parts)):
+            if parts[i] in SILENT_HEH_SIGNS and parts[i - 1].endswith(HEH):
+                seen_apart.add(ZWNJ.join(parts[:i]))
+    out = set()
+    for stem in seen_apart:
+        glued = stem.replace(ZWNJ, "") + "ی"
+        freq, pos = words.get(glued, (0, "0"))
+        if len(stem) >= 3 and not tokens.get(glued) and freq == 0 and pos in ("0", ""):
+            out.add(stem + ZWNJ + "ی")
+    return out
+
+
 def build(
     data: Path, spaced_ratio: float = 0.5, join_ratio: float = 0.15, min_news: int = 2
 ) -> list[tuple[str, str, int]]:
@@ -155,8 +192,15 @@ def build(
     zwnj_spellings = {w for w in words if ZWNJ in w}
     zwnj_spellings |= {v for v in verbs if ZWNJ in v}
     zwnj_spellings |= {t for t, c in first_tokens.items() if ZWNJ in t and c >= min_news}
+    # the same clitics written apart after the word (نیمه ای) count as ZWNJ spellings
+    apart_signs = {
+        f"{t} {sign}": f"{t}{ZWNJ}{sign}"
+        for t in first_tokens if t.endswith(HEH) for sign in SILENT_HEH_SIGNS
+    }
+    _, signs_spaced = count_news(texts, apart_signs)
+    zwnj_spellings |= silent_heh_yeh(first_tokens + signs_spaced, words)
     targets: dict[str, str] = {}
-    for spelling in zwnj_spellings:
+    for spelling in sorted(zwnj_spellings):
         if spelling.count(ZWNJ) <= 2:
             for form in spaced_forms(spelling):
                 targets.setdefault(form, spelling)
@@ -180,10 +224,7 @@ def build(
         return freq > 0 or pos not in ("0", "")
 
     by_key: dict[str, list[str]] = {}
-    for spelling in zwnj_spellings:
-        parts = spelling.split(ZWNJ)
-        if parts[-1] in PRONOUN_CLITICS and not parts[-2].endswith("ه"):
-            continue  # دستشان, not دست‌شان: pronoun clitics are written joined
+    for spelling in sorted(zwnj_spellings):
         by_key.setdefault(spelling.replace(ZWNJ, ""), []).append(spelling)
 
     flags: dict[str, set[str]] = {}
@@ -200,6 +241,11 @@ def build(
         else:
             whole = strong(key)
             restore = not whole or hazm_freq(best) > hazm_freq(key)
+        if pronoun_apart(best):
+            # دستشان, not دست‌شان: pronoun clitics are written joined, unless the counts
+            # clearly see this word written apart (تیم‌مان: at least three times, and at
+            # least PRONOUN_RATIO times as often as glued)
+            restore = apart(best) >= 3 and apart(best) >= PRONOUN_RATIO * glued
         if restore and best.endswith(HEH + ZWNJ + "ای") and key.endswith("های"):
             # سفرهای: سفره‌ای or سفر‌های? the glued count cannot tell; the restorer's
             # ambiguity rule decides at run time
@@ -212,8 +258,8 @@ def build(
             parts = spelling.split(ZWNJ)
             if len(parts) > 3 or spelling in verbs or parts[-1] in verbs:
                 continue
-            if parts[0] in ("می", "نمی"):
-                continue  # the می rule decides those
+            if parts[0] in ("می", "نمی") or pronoun_apart(spelling):
+                continue  # the می rule and the clitic rule decide those
             c_z, c_s = seen[spelling], spaced[spelling]
             function_part = any(
                 p in FUNCTION_WORDS and not (p == "و" and 0 < i < len(parts) - 1)

@@ -160,3 +160,87 @@ def test_ambiguity_follows_clear_counts() -> None:
 def test_existing_zwnj_is_kept(restorer: ZwnjRestorer) -> None:
     for word in ("می" + Z + "شود", "رئیس" + Z + "جمهور", "بیش" + Z + "تر"):
         assert restorer.restore(word) == word
+
+
+@pytest.mark.parametrize(
+    ("spaced", "joined"),
+    [
+        # a pronoun clitic the writer kept apart, after a noun
+        ("دوستان شان گفتند", "دوستان|شان گفتند"),
+        ("تلاش مان را", "تلاش|مان را"),
+        ("کشور تان", "کشور|تان"),
+        ("پیام اش", "پیام|اش"),
+        # a particle verb with می inside
+        ("درمی آید", "درمی|آید"),
+        ("فرومی ریزد", "فرومی|ریزد"),
+        ("برمی گردند", "برمی|گردند"),
+    ],
+)
+def test_spaced_clitics_and_particle_verbs(
+    restorer: ZwnjRestorer, spaced: str, joined: str
+) -> None:
+    assert restorer.restore(spaced) == z(joined)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "در شان ملت",  # شان is the noun شأن after a preposition
+        "دون شان",
+        "رفتیم مان",  # after a verb form: not a possessive
+        "باز می",  # می at the end: nothing to join
+    ],
+)
+def test_spaced_clitic_guards(restorer: ZwnjRestorer, text: str) -> None:
+    assert restorer.restore(text) == text
+
+
+@pytest.mark.parametrize(
+    ("glued", "restored"),
+    [
+        # ezafe / indefinite ی after a silent ه: the counts write it apart, never glued
+        ("جلسهی", "جلسه|ی"),
+        ("پروژهی", "پروژه|ی"),
+        # a sounded ه takes a glued ی: words the dictionary or the counts know stay
+        ("راهی", "راهی"),
+        ("دستگاهی", "دستگاهی"),
+        ("توجهی", "توجهی"),
+        ("دانشگاهی", "دانشگاهی"),
+    ],
+)
+def test_yeh_after_silent_heh(restorer: ZwnjRestorer, glued: str, restored: str) -> None:
+    assert restorer.restore(glued) == z(restored)
+
+
+def test_ambiguity_by_spelling_counts() -> None:
+    """A plural against ای after ه, both spellings counted: a ratio of 3 decides, by the
+    spellings' own counts (not their stems'); under it the word is left alone."""
+
+    def restore(heh_count: int, plural_count: int) -> str:
+        rows = [("سرم", "W", 500), ("سرمه", "W", 20), ("سرمه" + Z + "ای", "", heh_count),
+                ("سرم" + Z + "های", "", plural_count)]
+        return ZwnjRestorer(Lexicon.from_rows(rows)).restore("سرمهای")
+
+    assert restore(40, 12) == "سرمه" + Z + "ای"  # 40 >= 3 x 12, though سرم is commoner
+    assert restore(5, 40) == "سرم" + Z + "های"
+    assert restore(30, 12) == "سرمهای"  # 2.5 x: not clear enough, left alone
+
+
+@pytest.mark.parametrize(
+    ("glued", "restored"),
+    [
+        # the counts see these written apart at least twice as often as glued
+        ("حریفمان", "حریف|مان"),
+        ("فوتبالمان", "فوتبال|مان"),
+        # the usual spelling: clitics joined (and words that merely end like one)
+        ("دستشان", "دستشان"),
+        ("کتابشان", "کتابشان"),
+        ("خودشان", "خودشان"),
+        ("سازمان", "سازمان"),
+        ("درمان", "درمان"),
+    ],
+)
+def test_glued_pronoun_clitics_follow_clear_counts(
+    restorer: ZwnjRestorer, glued: str, restored: str
+) -> None:
+    assert restorer.restore(glued) == z(restored)
