@@ -20,8 +20,8 @@ LICENCE: models trained on ner-arman / ner-peyma are for RESEARCH USE ONLY (the 
 terms); the manifest and README written here say so.
 
 Tokenization: every corpus sentence is joined with spaces and put through the same
-normalizer the pipeline uses (transforms.persian for Persian; the shipped models were
-trained on hazm's output), then re-tokenized with the tagger's own tokenizer; the gold
+normalizer the pipeline uses (transforms.persian for Persian; the shipped models are
+trained on its output), then re-tokenized with the tagger's own tokenizer; the gold
 entities are projected onto the normalized text by a character alignment, and scoring is
 strict (exact character span and type) on that text, so the scores include every
 tokenization mismatch.
