@@ -8,6 +8,8 @@ file first appears. Per item (items present at the first poll are left out: they
 for the job to start):
 
 * ``latency``: its file appeared - the item appeared (the goal: at most W + 5 s);
+* ``poll``: the feed was first served after the item appeared - the item appeared (the
+  poll interval);
 * ``to_sink``: the record reached the file writer (its ``ingested_at``) - the item
   appeared: poll interval, fetch, spool, publish, Pub/Sub read and the stages;
 * ``close``: its file appeared - the later of its window's end and ``to_sink``: the
@@ -63,6 +65,19 @@ def _stamp(text: str) -> float:
     return calendar.timegm(time.strptime(text, "%Y%m%dT%H%M%SZ"))
 
 
+class ServedRoutes(dict):
+    """The feed server's routes, noting when each route is served (the handler reads
+    its body once per request)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.served: list[float] = []
+
+    def __getitem__(self, key: str) -> bytes:
+        self.served.append(time.time())
+        return super().__getitem__(key)
+
+
 class FileWatcher:
     """Notes when each closed Avro file under ``out`` first appears (every 0.1 s)."""
 
@@ -110,6 +125,7 @@ def measure(
     done = threading.Event()
     load_before = loadavg()
     with FeedServer() as server, FileWatcher(out) as watcher:
+        routes = server.routes = ServedRoutes()
 
         def grow() -> None:
             n = 0
@@ -153,7 +169,7 @@ def measure(
         proc.communicate(timeout=duration + 300)
         time.sleep(0.3)
     appeared = dict(items)
-    latency, to_sink, close = [], [], []
+    latency, poll, to_sink, close = [], [], [], []
     late = 0
     files_per_window: Counter = Counter()
     for path, first_seen in watcher.seen.items():
@@ -171,6 +187,9 @@ def measure(
                 at = appeared[guid]
                 sink = record["ingested_at"].timestamp()
                 latency.append(first_seen - at)
+                polled = next((t for t in routes.served if t >= at), None)
+                if polled is not None:
+                    poll.append(polled - at)
                 to_sink.append(sink - at)
                 close.append(first_seen - max(end, sink))
                 late += pane > 0
@@ -180,6 +199,7 @@ def measure(
         "landed": len(latency),
         "latency": spread(latency),
         "min": round(min(latency), 1) if latency else None,
+        "poll": spread(poll),
         "to_sink": spread(to_sink),
         "close": spread(close),
         "within_window_plus_5": sum(v <= window + 5 for v in latency),
