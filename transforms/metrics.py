@@ -83,12 +83,14 @@ NEAR_DUPLICATES = "duplicates"
 STREAM_CANDIDATES = "stream_candidates"
 STREAM_VERIFIED = "stream_verified"
 
-# --- streaming event time
-EVENT_TIME = "event_time"
-PUBLISHED_AT = "published_at"
-ARRIVAL_NO_DATE = "arrival_no_date"
+# --- streaming windows (arrival time; pipeline/graph/streaming.py, stages/sinks.py)
+WINDOWS = "windows"
+#: records written in a late pane (behind the watermark when they reached the window)
 LATE_RECORDS = "late_records"
-FUTURE_DATED = "future_dated"
+#: late panes written (each one file per window, pane and shard)
+LATE_PANES = "late_panes"
+#: window files written (on-time and late panes)
+PANE_FILES = "pane_files"
 
 # --- replay
 REPLAY = "replay"

@@ -12,9 +12,9 @@ process, made to survive its operator.
   in closed files are published again first. Spooled items count as seen, so the poller
   does not publish them a second time. ``--overwrite`` clears the Avro, the summary, the
   poller state and the spool together.
-* **Latency.** A heartbeat message every second keeps the local Pub/Sub read from
-  blocking 30 s in an idle pull, so the watermark (and with it the windows) keep up
-  with the clock (see ``pipeline.streaming.ATTR_TICK``).
+* **Latency.** The local Pub/Sub read pulls with a 0.5 s deadline, so its watermark
+  (and with it the windows) keeps up with the clock on an idle topic
+  (``pipeline.job.local_pubsub``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from khabar.pipeline.commands.poll import feeds_of, poll_parser
 from khabar.pipeline.commands.poller import Poller, PollStats, PubSubPublisher
 from khabar.pipeline.commands.spool import SPOOL_FILE, Spool
 from khabar.pipeline.errors import CliError
-from khabar.pipeline.graph.streaming import ATTR_TICK, TICK_SECONDS
 from khabar.pipeline.job.run import prepare_output, run_streaming
 from khabar.pipeline.stages.sinks import join
 
@@ -76,30 +75,6 @@ def prepare_stream_output(output: str, overwrite: bool, state_path: str, spool_p
     return False
 
 
-class Ticker:
-    """Publishes a heartbeat message every ``every`` seconds until stopped."""
-
-    def __init__(self, publish: Any, every: float) -> None:
-        self.publish = publish
-        self.every = every
-        self.attribute = ATTR_TICK
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True, name="khabar-tick")
-
-    def _run(self) -> None:
-        while not self.done.wait(self.every):
-            try:
-                self.publish(b"", {self.attribute: "1"})
-            except Exception:  # noqa: BLE001 - a missed tick only delays a window
-                pass
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.done.set()
-
-
 def main(argv: list[str]) -> int:
     if "-h" in argv or "--help" in argv:
         print(poll_parser("khabar stream", topic_required=False).format_help())
@@ -129,7 +104,6 @@ def run_local_stream(args: Any, run_argv: list[str], feeds: list[str]) -> int:
     stop = threading.Event()
     signals = StopSignals(stop).install()
     emulator = None
-    ticker = None
     try:
         if not os.environ.get(EMULATOR_ENV):
             try:
@@ -181,10 +155,8 @@ def run_local_stream(args: Any, run_argv: list[str], feeds: list[str]) -> int:
             daemon=True,
             name="khabar-poller",
         )
-        ticker = Ticker(publisher, TICK_SECONDS)
 
         def started() -> None:
-            ticker.start()
             if pending:
                 replayed.add(poller.replay(pending))
             poll_thread.start()
@@ -215,7 +187,6 @@ def run_local_stream(args: Any, run_argv: list[str], feeds: list[str]) -> int:
             drain_seconds=max(1.0, drain - STOP_OVERHEAD),
         )
         stop.set()
-        ticker.stop()
         poll_thread.join(timeout=1.0)
         elapsed = (time.monotonic() - signals.at) if signals.at else None
         print(format_summary(summary, time.time() - _started_at(summary)))
@@ -230,8 +201,6 @@ def run_local_stream(args: Any, run_argv: list[str], feeds: list[str]) -> int:
         return signals.exit_code(summary["conservation"]["ok"])
     finally:
         stop.set()
-        if ticker:
-            ticker.stop()
         if emulator:
             emulator.stop()
         signals.restore()

@@ -25,6 +25,7 @@ from apache_beam.transforms.userstate import (
     TimerSpec,
     on_timer,
 )
+from apache_beam.typehints import typehints
 
 from khabar.transforms import metrics as M
 from khabar.transforms.common import DUPLICATES, Article
@@ -49,6 +50,8 @@ from khabar.transforms.neardup import (
 )
 
 _SHINGLES = "_nd_shingles"
+#: (string key, anything): keyed PCollections whose key coder is deterministic.
+KeyedValue = typehints.Tuple[str, typehints.Any]
 
 
 class _SketchFn(beam.DoFn):
@@ -484,15 +487,29 @@ class _BandMembersFn(beam.DoFn):
 
 class _DecideFn(beam.DoFn):
     """Per article: wait for its votes from every band, then link it to the most similar
-    earlier article (first seen survives) or let it survive as a new story."""
+    earlier article (first seen survives) or let it survive as a new story.
+
+    The votes of an article arrive with it (same arrival timestamp), so its state is
+    normally cleared at once; what a lost vote would leave behind expires ``ttl``
+    seconds (event time) later, counted."""
 
     SEEN = BagStateSpec("seen", PickleCoder())
+    EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
 
-    def __init__(self) -> None:
+    def __init__(self, ttl_seconds: int) -> None:
+        self.ttl = ttl_seconds
         self.dups = Metrics.counter(M.NEARDUP, M.NEAR_DUPLICATES)
+        self.expired = Metrics.counter(M.NEARDUP, M.state_expired(NEAR))
 
-    def process(self, element: tuple[str, tuple], seen=beam.DoFn.StateParam(SEEN)):
+    def process(
+        self,
+        element: tuple[str, tuple],
+        timestamp=beam.DoFn.TimestampParam,
+        seen=beam.DoFn.StateParam(SEEN),
+        expiry=beam.DoFn.TimerParam(EXPIRY),
+    ):
         _, value = element
+        expiry.set(timestamp + self.ttl)
         seen.add(value)
         items = list(seen.read())
         article = next((v for v in items if v[0] == _ARTICLE), None)
@@ -520,6 +537,12 @@ class _DecideFn(beam.DoFn):
         )
         yield TaggedOutput(DUPLICATES, out)
 
+    @on_timer(EXPIRY)
+    def expire(self, seen=beam.DoFn.StateParam(SEEN)):
+        if list(seen.read()):
+            self.expired.inc()
+        seen.clear()
+
 
 class DeduplicateNearStreaming(beam.PTransform):
     """Near-duplicates in a stream, with bounded state: the batch core (shingles,
@@ -544,15 +567,18 @@ class DeduplicateNearStreaming(beam.PTransform):
         self.ttl_seconds = ttl_seconds
 
     def expand(self, pcoll):
-        sketched = pcoll | "Sketch" >> beam.ParDo(_StreamSketchFn(self.config)).with_outputs(
-            _StreamSketchFn.BANDS, main="articles"
-        )
+        # String keys, declared: a deterministic key coder for the state (Dataflow's
+        # update compatibility and the key hashing both need one).
+        sketched = pcoll | "Sketch" >> beam.ParDo(_StreamSketchFn(self.config)).with_output_types(
+            KeyedValue, **{_StreamSketchFn.BANDS: KeyedValue}
+        ).with_outputs(_StreamSketchFn.BANDS, main="articles")
         votes = sketched[_StreamSketchFn.BANDS] | "CompareInBand" >> beam.ParDo(
             _BandMembersFn(self.config, self.ttl_seconds)
-        )
+        ).with_output_types(KeyedValue)
         decided = (
             (sketched.articles, votes)
-            | "ArticlesAndVotes" >> beam.Flatten()
-            | "Decide" >> beam.ParDo(_DecideFn()).with_outputs(DUPLICATES, main="articles")
+            | "ArticlesAndVotes" >> beam.Flatten().with_output_types(KeyedValue)
+            | "Decide"
+            >> beam.ParDo(_DecideFn(self.ttl_seconds)).with_outputs(DUPLICATES, main="articles")
         )
         return {"articles": decided.articles, DUPLICATES: decided[DUPLICATES]}

@@ -1,10 +1,19 @@
 """The streaming job: Pub/Sub -> the batch stages unchanged -> stateful dedup with a TTL
--> event-time windows -> windowed Avro files.
+-> arrival-time windows -> one Avro file per window, pane and shard.
 
     ReadFromPubSub(with_attributes) -> ExpandUnits(MessageReader) -> CoreStages
-        -> DeduplicateStreaming
-        -> EventTime(published_at, clamped) -> FixedWindows(+ allowed lateness)
-        -> WriteToFiles(fastavro sink): OUTPUT/articles/date=YYYY-MM-DD/...
+        -> DeduplicateStreaming (global window, state with a TTL)
+        -> FixedWindows on the arrival time (late panes batched, counted)
+        -> WritePanes (fastavro): OUTPUT/articles/date=YYYY-MM-DD/...
+
+Windows are on the **arrival time**: the timestamp the read gives each message (its
+Pub/Sub publish time, on Dataflow as locally), the time the read's watermark follows.
+Nothing re-stamps a record, so in normal operation no record is behind the watermark
+and each window is written once, in one file per shard, as soon as the watermark passes
+its end. (Windows on ``published_at`` made every record late whose feed date was older
+than the open window: every item of a real feed, and on a 1 s poll about one in four of
+the items of a live one; each late record then fired a pane, and a file, of its own.)
+``published_at`` stays a field of the record.
 
 Locally this runs on the BundleBasedDirectRunner against the Pub/Sub emulator (real
 streaming: files appear as windows close); on Dataflow against Pub/Sub itself.
@@ -12,15 +21,13 @@ streaming: files appear as windows close); on Dataflow against Pub/Sub itself.
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, window
-from apache_beam.utils.timestamp import Duration, Timestamp
+from apache_beam.utils.timestamp import Duration
 
 from khabar.pipeline.dedup.compose import deduplicate_stream
 from khabar.pipeline.graph.batch import CoreStages, JobSettings
@@ -51,24 +58,8 @@ ATTR_UNIT = "unit"  # "record" (default), "file" (the pipeline splits it) or "re
 #: (publisher retries within 10 minutes are dropped by the service); everywhere the
 #: stateful dedup drops a redelivered record with the same key (``delivery_id``).
 ATTR_ITEM = "khabar_item"
-#: Heartbeat messages ``khabar stream`` publishes every ``TICK_SECONDS`` locally: the
-#: local runner's Pub/Sub read blocks up to 30 s in a pull when the topic is idle and
-#: advances the watermark only after it, so windows closed 0-30 s late. A tick ends each
-#: pull within a second; ticks are dropped before anything else. (KHABAR_TICK_SECONDS
-#: changes the period, for measuring.)
-ATTR_TICK = "khabar_tick"
-TICK_SECONDS = float(os.environ.get("KHABAR_TICK_SECONDS", "1.0"))
 #: Largest file a ``unit=ref`` message may name (the pipeline reads it itself).
 MAX_REFERENCE_BYTES = 512 * 1024 * 1024
-
-#: Published dates more than this far ahead of arrival are not trusted as event time.
-MAX_FUTURE_SKEW = 300
-
-
-def is_data(message: Any) -> bool:
-    """False for a heartbeat tick (see ``ATTR_TICK``)."""
-    return ATTR_TICK not in (getattr(message, "attributes", None) or {})
-
 
 def read_reference(uri: str, limit: int = MAX_REFERENCE_BYTES) -> bytes:
     """The bytes of the file a ``unit=ref`` message names (local path or any FileSystems
@@ -149,43 +140,19 @@ class MessageReader:
             yield ReadFailure(error, data, uri, where, attrs)
 
 
-class AssignEventTime(beam.DoFn):
-    """Event time = ``published_at`` when present and sane, else the arrival time.
-
-    Sane: not more than ``MAX_FUTURE_SKEW`` s ahead of arrival and not older than the
-    allowed lateness. Older records are counted as late and stamped with their arrival
-    time, so they are still written (in the current window), never dropped by windowing.
-    """
-
-    def __init__(self, allowed_lateness: int) -> None:
-        self.allowed_lateness = allowed_lateness
-        self.published = Metrics.counter(M.EVENT_TIME, M.PUBLISHED_AT)
-        self.arrival = Metrics.counter(M.EVENT_TIME, M.ARRIVAL_NO_DATE)
-        self.late = Metrics.counter(M.EVENT_TIME, M.LATE_RECORDS)
-        self.future = Metrics.counter(M.EVENT_TIME, M.FUTURE_DATED)
-
-    def process(self, article: dict, timestamp=beam.DoFn.TimestampParam):
-        published: dt.datetime | None = article.get("published_at")
-        if published is None:
-            self.arrival.inc()
-            yield window.TimestampedValue(article, timestamp)
-            return
-        event = Timestamp.from_utc_datetime(published.astimezone(dt.UTC))
-        if event > timestamp + Duration(seconds=MAX_FUTURE_SKEW):
-            self.future.inc()
-            yield window.TimestampedValue(article, timestamp)
-        elif event < timestamp - Duration(seconds=self.allowed_lateness):
-            self.late.inc()
-            yield window.TimestampedValue(article, timestamp)
-        else:
-            self.published.inc()
-            yield window.TimestampedValue(article, event)
+#: Late records (behind the watermark, within the allowed lateness) that arrive within
+#: this many seconds of the first go into one late pane, written as one file.
+LATE_PANE_SECONDS = 10
 
 
 def windowing(window_seconds: int, allowed_lateness: int) -> beam.WindowInto:
+    """Fixed windows on the element timestamps (arrival). The on-time pane fires when
+    the watermark passes the window's end; late records, if any, are gathered for
+    ``LATE_PANE_SECONDS`` (at most one window) into one more pane per window."""
+    late_delay = min(LATE_PANE_SECONDS, window_seconds)
     return beam.WindowInto(
         window.FixedWindows(window_seconds),
-        trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
+        trigger=trigger.AfterWatermark(late=trigger.AfterProcessingTime(late_delay)),
         allowed_lateness=Duration(seconds=allowed_lateness),
         accumulation_mode=trigger.AccumulationMode.DISCARDING,
     )
@@ -204,15 +171,10 @@ class ProcessStream(beam.PTransform):
     def expand(self, raw):
         articles, dead = raw | "Stages" >> CoreStages(self.settings)
         deduped = deduplicate_stream(articles, self.settings.ttl_seconds, self.settings.near)
-        timed = {
-            kind: deduped[kind]
-            | f"EventTime{kind.title()}" >> beam.ParDo(AssignEventTime(self.allowed_lateness))
-            for kind in ("articles", DUPLICATES)
-        }
         return {
-            ARTICLES: timed["articles"]
+            ARTICLES: deduped[ARTICLES]
             | "WindowArticles" >> windowing(self.window_seconds, self.allowed_lateness),
-            DUPLICATES: timed[DUPLICATES]
+            DUPLICATES: deduped[DUPLICATES]
             | "WindowDuplicates" >> windowing(self.window_seconds, self.allowed_lateness),
             DEAD_LETTER: dead
             | "WindowDeadLetters" >> windowing(self.window_seconds, self.allowed_lateness),
@@ -236,7 +198,6 @@ def build_streaming(
         p
         | "ReadPubSub"
         >> ReadFromPubSub(subscription=subscription, with_attributes=True, id_label=id_label)
-        | "DropTicks" >> beam.Filter(is_data)
         | "Expand"
         >> beam.ParDo(
             ExpandUnits(MessageReader(subscription, settings.max_record_bytes))

@@ -236,7 +236,8 @@ class KhabarOptions(PipelineOptions):
             dest="window_seconds",
             type=positive_int,
             default=60,
-            help="Fixed event-time window of the streaming output files, in seconds. Default 60.",
+            help="Fixed window of the streaming output files, on arrival time, in seconds. "
+            "Default 60.",
         )
         stream.add_argument(
             "--allowed_lateness",
@@ -244,9 +245,9 @@ class KhabarOptions(PipelineOptions):
             dest="allowed_lateness",
             type=positive_int,
             default=3600,
-            help="Seconds a record may arrive after its window closed and still go to that "
-            "window (as a late pane); older records are counted late and written in the "
-            "window of their arrival. Default 3600.",
+            help="Seconds a record behind the watermark (late) still goes to its window: "
+            "late records are gathered for 10 s into one more file per window and counted "
+            "(windows.late_records); in normal operation there are none. Default 3600.",
         )
         stream.add_argument(
             "--dedup_ttl",

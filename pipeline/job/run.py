@@ -22,6 +22,7 @@ from khabar.pipeline.dedup.compose import NearDupSettings
 from khabar.pipeline.errors import CliError
 from khabar.pipeline.graph.batch import JobSettings, build_batch
 from khabar.pipeline.graph.streaming import ATTR_ITEM, build_streaming
+from khabar.pipeline.job import local_pubsub
 from khabar.pipeline.job.options import KhabarOptions
 from khabar.pipeline.job.runner import make_runner
 from khabar.pipeline.job.translate import graph_facts
@@ -523,6 +524,7 @@ def run_streaming(
     khabar = options.view_as(KhabarOptions)
     started = dt.datetime.now(dt.UTC)
     options.view_as(StandardOptions).streaming = True
+    local_pubsub.install()  # the local runner's read: short pulls (Dataflow: untouched)
     pipeline = make_pipeline(options, [])
     if is_dry_run(options):
         return dry_run(options, pipeline, 0)

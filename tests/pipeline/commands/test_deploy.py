@@ -322,7 +322,6 @@ def test_streaming_job_for_dataflow(buckets: str, tmp_path: Path) -> None:
 
     chain = [
         "ReadPubSub",
-        "DropTicks",
         "Expand",
         *STAGE_CHAIN[:-1],
         "Process/Dedup/Fingerprint",
@@ -334,7 +333,6 @@ def test_streaming_job_for_dataflow(buckets: str, tmp_path: Path) -> None:
         "Process/NearDedup/CompareInBand",
         "Process/NearDedup/ArticlesAndVotes",
         "Process/NearDedup/Decide",
-        "Process/EventTimeArticles",
         "Process/WindowArticles",
         "WriteArticles",
     ]
@@ -354,14 +352,35 @@ def test_streaming_job_for_dataflow(buckets: str, tmp_path: Path) -> None:
         # ... and later redeliveries (same item key or record id, within the TTL) are
         # dropped by the dedup state, counted in dedup.redelivered_*, not written.
         assert hasattr(first_seen, "redelivered"), name
-    # near-duplicates: band buckets in state with their TTL timer
-    pardo = graph.by_name["Process/NearDedup/CompareInBand"]
-    assert pardo.spec.urn == common_urns.primitives.PAR_DO.urn
-    spec = beam_runner_api_pb2.ParDoPayload.FromString(pardo.spec.payload)
-    assert "members" in spec.state_specs and spec.timer_family_specs
-    assert pickler.loads(spec.do_fn.payload)[0].ttl == 86400
+    # near-duplicates: band buckets and per-article votes in state with their TTL timer
+    for name, state, owner in (
+        ("Process/NearDedup/CompareInBand", "members", "ttl"),
+        ("Process/NearDedup/Decide", "seen", "ttl"),
+    ):
+        pardo = graph.transform(name)
+        if pardo.spec.urn != common_urns.primitives.PAR_DO.urn:  # a ParDo with outputs
+            pardo = graph.leaf(name, common_urns.primitives.PAR_DO.urn)
+        spec = beam_runner_api_pb2.ParDoPayload.FromString(pardo.spec.payload)
+        assert state in spec.state_specs and spec.timer_family_specs, name
+        assert getattr(pickler.loads(spec.do_fn.payload)[0], owner) == 86400, name
+    # every stateful step: keys with a deterministic coder (state is found by the encoded
+    # key, also across an --update)
+    stateful = [
+        (name, t)
+        for name, t in graph.by_name.items()
+        if t.spec.urn == common_urns.primitives.PAR_DO.urn
+        and beam_runner_api_pb2.ParDoPayload.FromString(t.spec.payload).state_specs
+    ]
+    assert len(stateful) == 4, [name for name, _ in stateful]
+    for name, pardo in stateful:
+        (pcoll_id,) = pardo.inputs.values()
+        kv = graph.proto.components.coders[graph.proto.components.pcollections[pcoll_id].coder_id]
+        assert kv.spec.urn == common_urns.coders.KV.urn, name
+        key = graph.proto.components.coders[kv.component_coder_ids[0]]
+        assert key.spec.urn == common_urns.coders.STRING_UTF8.urn, (name, key.spec.urn)
 
-    # Event-time windows: --window_seconds 120, --allowed_lateness 600, late panes fire.
+    # Arrival-time windows: --window_seconds 120, --allowed_lateness 600; late records (if
+    # any) gathered for a while into one more pane, not a pane each.
     for name in ("Process/WindowArticles", "Process/WindowDuplicates", "WindowReadDead"):
         strategy = graph.windowing(name)
         assert strategy.window_fn.urn == common_urns.fixed_windows.urn
@@ -369,7 +388,15 @@ def test_streaming_job_for_dataflow(buckets: str, tmp_path: Path) -> None:
         assert fixed.size.seconds == 120, name
         assert strategy.allowed_lateness == 600_000, name
         assert strategy.trigger.HasField("after_end_of_window"), name
-        assert strategy.trigger.after_end_of_window.HasField("late_firings"), name
+        late = strategy.trigger.after_end_of_window.late_firings
+        assert late.HasField("after_processing_time"), name
+        (delay,) = late.after_processing_time.timestamp_transforms
+        assert delay.delay.delay_millis == 10_000, name
+    # one grouping per firing, one file per window, pane and shard
+    for kind in ("WriteArticles", "WriteDuplicates", "WriteDeadLetters"):
+        assert graph.feeds(f"{kind}/Shard", f"{kind}/GroupPanes"), kind
+        assert graph.feeds(f"{kind}/GroupPanes", f"{kind}/WritePanes"), kind
+        assert not any(n.startswith(f"{kind}/Write/") for n in graph.by_name), kind
 
 
 class _Built(Exception):

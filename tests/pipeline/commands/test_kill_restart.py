@@ -29,4 +29,5 @@ def test_kill_9_and_restart_lose_nothing_and_write_nothing_twice(tmp_path: Path)
     assert sum(r["items"] for r in trial.runs[:2]) >= 5, trial.runs
     assert (trial.lost, trial.doubled) == (0, 0), trial.runs
     summary = json.loads((tmp_path / "out" / "_SUMMARY.json").read_text())
-    assert summary["stream"]["resumed"] and summary["stream"]["spool_pending"] == 0, summary
+    stream = summary["stream"]
+    assert stream["resumed"] and stream["spool_pending"] == 0, stream

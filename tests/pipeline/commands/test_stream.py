@@ -114,6 +114,13 @@ def test_khabar_stream_through_the_emulator(tmp_path: Path) -> None:
     # windowed file names: articles-<start>-<end>-P<pane>-SS-of-NN.avro
     names = [p.name for p in (out / "articles").glob("date=*/*.avro")]
     assert names and all("-P" in n and n.endswith("-of-01.avro") for n in names)
+    # arrival-time windows: no record is late, so each window of each kind is one file,
+    # its on-time pane (these items' feed dates are days old: under windows on
+    # published_at every one of them was late)
+    for kind in ("articles", "duplicates", "dead_letter"):
+        files = [p.name for p in (out / kind).glob("date=*/*.avro")]
+        windows = [name.split("-P")[0] for name in files]
+        assert len(windows) == len(set(windows)) and all("-P0-" in n for n in files), files
     # latency: second-round items were in closed files before the job ended
     newest = max(p.stat().st_mtime for p in (out / "articles").glob("date=*/*.avro"))
     print(
