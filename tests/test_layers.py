@@ -51,13 +51,6 @@ LAZY = {
     "lxml", "pycrfsuite", "lingua", "pycld2", "langdetect", "datasketch", "rensa", "shekar",
     "parsivar", "msgpack", "babel", "brotli", "gensim",
 }  # fmt: skip
-#: Standard-library imports still inside functions of files another change is reshaping
-#: (the stream work); hoisted when it lands.
-PENDING = {
-    ("khabar.pipeline.commands.poller", "tempfile"),
-    ("khabar.pipeline.commands.stream", "hashlib"),
-    ("khabar.pipeline.commands.stream", "datetime"),
-}
 
 
 def modules() -> dict[str, Path]:
@@ -186,7 +179,6 @@ def test_other_in_function_imports_are_the_listed_optional_ones() -> None:
         if inner
         and not m.startswith("khabar")
         and m.split(".")[0] not in LAZY
-        and (mod, m) not in PENDING
     ]
     assert not found, found
 

@@ -37,6 +37,7 @@ import logging
 import os
 import ssl
 import stat
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -134,8 +135,6 @@ class PollerState:
             with FileSystems.create(path) as handle:
                 handle.write(payload)
             return
-        import tempfile
-
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".poller-state-")

@@ -19,6 +19,8 @@ process, made to survive its operator.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import logging
 import os
 import signal
@@ -52,8 +54,6 @@ def local_state_paths(output: str, state: str | None) -> tuple[str, str]:
     is fsynced): for a ``gs://`` output it lives in the user's state folder."""
     state_path = state or join(output, STATE_FILE)
     if "://" in output:
-        import hashlib
-
         base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
         digest = hashlib.sha256(output.encode()).hexdigest()[:12]
         return state_path, os.path.join(base, "khabar", f"spool-{digest}.jsonl")
@@ -207,6 +207,4 @@ def run_local_stream(args: Any, run_argv: list[str], feeds: list[str]) -> int:
 
 
 def _started_at(summary: dict[str, Any]) -> float:
-    import datetime as dt
-
     return dt.datetime.fromisoformat(summary["started_at"]).timestamp()

@@ -86,7 +86,10 @@ def test_dataflow_dry_run_of_the_streaming_job_exits_0(bucket: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "dry run (streaming, runner DataflowRunner)" in result.stdout
-    assert "stateful steps" in result.stdout
+    # dedup state: keys Dataflow can route and update by, and state that is cleared
+    assert "stateful steps 4" in result.stdout
+    assert "stateful keys: all deterministic" in result.stdout
+    assert "stateful state cleared by timers: all" in result.stdout
     assert _objects("khabar-ra-out") == []
 
 
