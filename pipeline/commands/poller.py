@@ -330,12 +330,9 @@ class PollStats:
             setattr(self, key, getattr(self, key) + value)
 
 
-@dataclass
-class Outgoing:
-    key: str
-    data: bytes
-    attributes: dict[str, str]
-    records: int = 1
+#: A message on its way to Pub/Sub is what the spool keeps of it (key, data, attributes,
+#: records): one shape, so spooling it is no conversion.
+Outgoing = SpooledMessage
 
 
 class Poller:
@@ -389,7 +386,7 @@ class Poller:
         if not items:
             return True
         if self.spool is not None:
-            self.spool.append(SpooledMessage(i.key, i.data, i.attributes, i.records) for i in items)
+            self.spool.append(items)
         sent = []
         for item in items:
             try:
