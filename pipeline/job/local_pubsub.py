@@ -18,6 +18,12 @@ answers an idle pull with nothing one second before its deadline (deadline 2 s: 
 1.06 s; 1.5 s: 0.5 s; below 1 s: at once, which would spin), so the deadline asked for
 is ``PULL_SECONDS + EMULATOR_MARGIN``.
 
+The runner also asks for at most 10 messages a pull and then sets the watermark to the
+clock: in a burst of more than 10 (a feed's first poll, the chunks of a big file), the
+rest, published before that watermark, would be late if a window ended in between. The
+wrapped pull asks for up to ``PULL_MESSAGES`` (measured: the emulator returns a burst of
+60 in one answer), which also puts a burst in one bundle instead of one per 10.
+
 Only the local runner is touched (Dataflow reads Pub/Sub natively), by wrapping the
 ``pull`` of the subscriber client that runner caches per read; ``install`` checks
 the private names it relies on and says so when a Beam upgrade moved them.
@@ -35,6 +41,8 @@ from google.api_core import exceptions as api_exceptions
 PULL_SECONDS = 0.5
 #: How long before a pull's deadline the emulator gives up waiting for messages.
 EMULATOR_MARGIN = 1.0
+#: Messages one pull may return (the runner asks for 10).
+PULL_MESSAGES = 100
 
 
 class LocalReadUnpatchable(RuntimeError):
@@ -55,13 +63,14 @@ def _evaluator() -> Any:
 
 def short_pull(pull: Any, seconds: float) -> Any:
     """``pull`` waiting at most about ``seconds`` for a message (deadline ``seconds +
-    EMULATOR_MARGIN``, no retries); an expired deadline returns an empty
-    ``PullResponse``."""
+    EMULATOR_MARGIN``, no retries) and returning up to ``PULL_MESSAGES``; an expired
+    deadline returns an empty ``PullResponse``."""
     from google.cloud.pubsub_v1 import types
 
     @functools.wraps(pull)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         kwargs["timeout"] = seconds + EMULATOR_MARGIN
+        kwargs["max_messages"] = max(int(kwargs.get("max_messages") or 0), PULL_MESSAGES)
         kwargs["retry"] = None
         try:
             return pull(*args, **kwargs)

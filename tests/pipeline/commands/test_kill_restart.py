@@ -20,8 +20,16 @@ pytestmark = pytest.mark.skipif(
 @pytest.mark.slow
 def test_kill_9_and_restart_lose_nothing_and_write_nothing_twice(tmp_path: Path) -> None:
     lines: list[str] = []
+    # each kill 3-8 s after the run's first poll: every killed run has published, so the
+    # last run must resume (the killed runs' spool) and leave nothing pending
     trial = run_trial(
-        tmp_path, runs=2, seed=7, kill_after=(6.0, 14.0), final_runtime=8.0, log=lines.append
+        tmp_path,
+        runs=2,
+        seed=7,
+        kill_after=(3.0, 8.0),
+        final_runtime=8.0,
+        log=lines.append,
+        from_first_poll=True,
     )
     print("\n".join(lines), trial.runs)
     assert trial.orphans == 0, lines

@@ -1,6 +1,7 @@
 """The local runner's Pub/Sub read pulls with a short wait (pipeline/job/local_pubsub.py):
 the Beam names it wraps exist, an idle pull answers empty after about PULL_SECONDS
-instead of 30 s, and a message published meanwhile ends the pull at once."""
+instead of 30 s, a message published meanwhile ends the pull at once, and a burst above
+the runner's 10 messages comes in one answer."""
 
 from __future__ import annotations
 
@@ -32,13 +33,12 @@ def test_install_wraps_the_local_read_once() -> None:
 
 
 @pytest.mark.skipif(find_emulator() is None, reason="Pub/Sub emulator absent")
-def test_short_pull_answers_empty_soon_and_a_message_at_once(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_short_pull_answers_empty_soon_and_a_message_at_once() -> None:
     from google.cloud import pubsub
 
     with PubSubEmulator() as emulator:
-        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulator.host)
+        # set by the emulator while it runs, and removed after (no monkeypatch: it would
+        # put the dead emulator's address back at teardown, for every later test)
         assert os.environ["PUBSUB_EMULATOR_HOST"] == emulator.host
         ensure_topic_and_subscription(TOPIC, SUBSCRIPTION)
         client = pubsub.SubscriberClient()
@@ -61,3 +61,11 @@ def test_short_pull_answers_empty_soon_and_a_message_at_once(
         later.join()
         assert [m.message.data for m in got.received_messages] == [b"x"]
         assert waited < 1.5, waited
+
+        # a burst above the runner's 10 messages comes in one answer (one bundle, one
+        # watermark step after all of it)
+        sent = [publisher.publish(TOPIC, f"b{i}".encode()) for i in range(30)]
+        for future in sent:
+            future.result()
+        burst = pull(subscription=SUBSCRIPTION, max_messages=10, timeout=30)
+        assert len(burst.received_messages) == 30

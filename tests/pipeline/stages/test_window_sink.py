@@ -61,14 +61,13 @@ def wait_for(predicate, timeout: float) -> bool:
 
 
 @pytest.mark.slow
-def test_late_records_share_a_pane_file_on_time_ones_one_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_late_records_share_a_pane_file_on_time_ones_one_file(tmp_path: Path) -> None:
     from google.cloud import pubsub
 
     out = str(tmp_path / "out")
     with PubSubEmulator() as emulator:
-        monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emulator.host)
+        # set by the emulator while it runs, and removed after (no monkeypatch: it would
+        # put the dead emulator's address back at teardown, for every later test)
         assert os.environ["PUBSUB_EMULATOR_HOST"] == emulator.host
         ensure_topic_and_subscription(TOPIC, SUBSCRIPTION)
         local_pubsub.install()
@@ -105,6 +104,7 @@ def test_late_records_share_a_pane_file_on_time_ones_one_file(
             assert wait_for(lambda: written() == 5, 60), written()
         finally:
             result.cancel()
+    assert "PUBSUB_EMULATOR_HOST" not in os.environ
     files: dict[str, list[tuple[str, list[str]]]] = defaultdict(list)
     for path in streaming_files(out, DEAD_LETTER_DIR):
         name = os.path.basename(path)
