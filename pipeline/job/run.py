@@ -204,22 +204,26 @@ def summarize(
     }
 
 
+def avro_records(paths: list[str]) -> int:
+    """Records in these Avro files, counted from their block headers (nothing decoded)."""
+    total = 0
+    for path in paths:
+        with FileSystems.open(path) as handle:
+            total += sum(block.num_records for block in fastavro.block_reader(handle))
+    return total
+
+
 def count_written(output: str) -> dict[str, int]:
     """Records in a finished batch output's Avro files, by kind (``beam-temp-`` skipped):
     what a run that reported no metrics is accounted from."""
     totals: dict[str, int] = {}
     for kind in OUTPUT_DIRS:
-        total = 0
         try:
             matches = FileSystems.match([join(output, kind, "**")])[0].metadata_list
         except Exception:  # noqa: BLE001 - nothing written there
             matches = []
-        for meta in matches:
-            if not meta.path.endswith(".avro") or "/beam-temp-" in meta.path:
-                continue
-            with FileSystems.open(meta.path) as handle:
-                total += sum(block.num_records for block in fastavro.block_reader(handle))
-        totals[kind] = total
+        paths = [m.path for m in matches if m.path.endswith(".avro")]
+        totals[kind] = avro_records([p for p in paths if "/beam-temp-" not in p])
     return totals
 
 
@@ -285,7 +289,7 @@ def is_dry_run(options: PipelineOptions) -> bool:
     return bool(options.view_as(TestOptions).dry_run)
 
 
-def dry_run(options: PipelineOptions, pipeline: beam.Pipeline, files: int) -> dict[str, Any]:
+def dry_run(pipeline: beam.Pipeline, files: int) -> dict[str, Any]:
     """Build and translate the job, run nothing, write nothing: what ``--dry_run True``
     means for every runner. Dataflow's runner translates (and checks) the graph and
     returns without submitting; a local runner would run the job, so for it the graph is
@@ -311,7 +315,7 @@ def run_batch(
     started = dt.datetime.now(dt.UTC)
     pipeline = make_pipeline(options, files, progress)
     if is_dry_run(options):
-        return dry_run(options, pipeline, len(files))
+        return dry_run(pipeline, len(files))
     result = pipeline.run()
     result.wait_until_finish()
     return finish_summary(options, result, started, {"files": len(files)})
@@ -446,14 +450,7 @@ def _summary(
 
 def count_outputs(output: str) -> dict[str, int]:
     """Records in the streaming output files (closed files only; ``.tmp`` is skipped)."""
-    totals = {}
-    for kind in (ARTICLES_DIR, DUPLICATES_DIR, DEAD_LETTER_DIR):
-        total = 0
-        for path in streaming_files(output, kind):
-            with FileSystems.open(path) as handle:
-                total += sum(block.num_records for block in fastavro.block_reader(handle))
-        totals[kind] = total
-    return totals
+    return {kind: avro_records(streaming_files(output, kind)) for kind in OUTPUT_DIRS}
 
 
 def drain_until_accounted(
@@ -527,7 +524,7 @@ def run_streaming(
     local_pubsub.install()  # the local runner's read: short pulls (Dataflow: untouched)
     pipeline = make_pipeline(options, [])
     if is_dry_run(options):
-        return dry_run(options, pipeline, 0)
+        return dry_run(pipeline, 0)
     result = pipeline.run()
     if "dataflow" in type(result).__module__:
         return {"runner": "DataflowRunner", "job_id": getattr(result, "job_id", lambda: None)()}

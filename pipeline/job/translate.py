@@ -6,8 +6,6 @@ the Dataflow graph tests check.
   key's state by its encoded bytes: a pickling coder may encode one key two ways, and an
   in-place update re-reads state under the new encoding) and whether it sets a timer
   (state without a timer is never cleared: it grows for as long as the job runs);
-* whether the records are redistributed (a Reshuffle) after they are read, so one big
-  file does not keep the whole job on one worker.
 """
 
 from __future__ import annotations
@@ -25,11 +23,9 @@ class _Facts(PipelineVisitor):
         self.leaves = 0
         self.group_by_keys = 0
         self.stateful: list[dict[str, Any]] = []
-        self.labels: list[str] = []
 
     def visit_transform(self, node: AppliedPTransform) -> None:
         self.leaves += 1
-        self.labels.append(node.full_label)
         transform = node.transform
         if isinstance(transform, beam.GroupByKey):
             self.group_by_keys += 1
@@ -49,7 +45,6 @@ class _Facts(PipelineVisitor):
     def enter_composite_transform(self, node: AppliedPTransform) -> None:
         if isinstance(node.transform, beam.GroupByKey):
             self.group_by_keys += 1
-        self.labels.append(node.full_label)
 
 
 def _key_coder_deterministic(node: AppliedPTransform) -> bool:
@@ -69,7 +64,4 @@ def graph_facts(pipeline: beam.Pipeline) -> dict[str, Any]:
         "transforms": facts.leaves,
         "group_by_keys": facts.group_by_keys,
         "stateful_steps": facts.stateful,
-        "reshuffled_after_read": any(
-            "Reshuffle" in label and label.startswith("Read") for label in facts.labels
-        ),
     }
