@@ -74,12 +74,6 @@ def load_runner_options(argv: Sequence[str]) -> str | None:
     return path
 
 
-def is_local(options: PipelineOptions) -> bool:
-    """Whether ``options`` run the job in this process (the DirectRunner family)."""
-    name = (options.view_as(StandardOptions).runner or "DirectRunner").rsplit(".", 1)[-1]
-    return name.lower() in DIRECT_NAMES
-
-
 def make_runner(options: PipelineOptions) -> PipelineRunner | None:
     """A runner instance for ``options``, or ``None`` to let Beam create it by name.
 
