@@ -92,6 +92,13 @@ LATE_PANES = "late_panes"
 #: window files written (on-time and late panes)
 PANE_FILES = "pane_files"
 
+# --- batch work files (pipeline/stages/spill.py): articles set aside while dedup decides
+WORK = "work"
+WORK_RECORDS = "records_written"
+WORK_BYTES = "bytes_written"
+WORK_RECORDS_READ = "records_read"
+WORK_FILES = "files"
+
 # --- replay
 REPLAY = "replay"
 DEAD_LETTERS_IN = "dead_letters_in"

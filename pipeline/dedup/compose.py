@@ -7,16 +7,23 @@ not composites), so the step names of the graph stay ``Process/Dedup``,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 
 from khabar.pipeline.dedup.exact import DeduplicateExact, DeduplicateStreaming, DropKnownCopies
 from khabar.pipeline.dedup.near import (
+    SHINGLES,
     DeduplicateNear,
     DeduplicateNearStreaming,
     LinkExactDuplicates,
+    packed_shingles,
 )
-from khabar.transforms.common import ARTICLES, DUPLICATES
+from khabar.transforms import metrics as M
+from khabar.transforms.common import ARTICLES, DUPLICATES, Article
+from khabar.transforms.dedup import fingerprint_article
+from khabar.transforms.neardup import NearDupConfig
 
 
 @dataclass(frozen=True)
@@ -37,16 +44,88 @@ class NearDupSettings:
         }
 
 
+#: What batch dedup needs of an article (besides its shingles): its id and date (the
+#: survivor rule), its keys, and the fields that dedup sets.
+KEY_FIELDS = (
+    "id",
+    "published_at",
+    "canonical_url",
+    "content_fingerprint",
+    "canonical_id",
+    "duplicate_of",
+    "duplicate_reason",
+)
+#: The fields dedup decides, carried back from the keys to the articles.
+DECIDED_FIELDS = ("canonical_id", "duplicate_of", "duplicate_reason", "cluster_id", "similarity")
+
+
+class DedupKey:
+    """Article -> (the article fingerprinted, its dedup key): :data:`KEY_FIELDS` and,
+    with near-duplicates on, the packed shingles (so that batch dedup shuffles a few
+    hundred bytes per article, not the article)."""
+
+    def __init__(self, near: NearDupSettings) -> None:
+        self.near = near
+        self.config = NearDupConfig(ngram=near.ngram)
+        self._counters: tuple[Any, Any] | None = None
+
+    def __call__(self, article: Article) -> tuple[Article, dict[str, Any]]:
+        stored = fingerprint_article(article)
+        key = {name: stored.get(name) for name in KEY_FIELDS}
+        if self.near.enabled:
+            if self._counters is None:
+                self._counters = (
+                    Metrics.counter(M.NEARDUP, M.SHORT_BODY),
+                    Metrics.counter(M.NEARDUP, M.TOO_SHORT),
+                )
+            key[SHINGLES] = packed_shingles(stored, self.config, *self._counters)
+        return stored, key
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"near": self.near, "config": self.config, "_counters": None}
+
+
+class SurvivorFields:
+    """The decided fields of a survivor that is alone in its story (most of them): only
+    the others' decisions travel to the articles (``decision``)."""
+
+    def __init__(self, near: bool) -> None:
+        self.near = near
+
+    def __call__(self, article: Article) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "canonical_id": article["id"],
+            "duplicate_of": None,
+            "duplicate_reason": None,
+        }
+        if self.near:
+            fields.update(cluster_id=article["id"], similarity=1.0)
+        return fields
+
+
+def decision(key: dict[str, Any], is_duplicate: bool, defaults: SurvivorFields):
+    """A decided key -> ``(id, (is_duplicate, fields))``, or nothing for a survivor whose
+    fields are ``defaults``."""
+    fields = {name: key[name] for name in DECIDED_FIELDS if name in key}
+    if not is_duplicate and fields == defaults(key):
+        return
+    yield key["id"], (is_duplicate, fields)
+
+
 def deduplicate_batch(
-    articles: beam.PCollection, near: NearDupSettings, known: beam.PCollection | None = None
+    articles: beam.PCollection,
+    near: NearDupSettings,
+    known: beam.PCollection | None = None,
+    keys: bool = False,
 ) -> tuple[beam.PCollection, beam.PCollection]:
     """Articles -> (survivors, duplicates) over the whole input. With ``known`` (the
-    articles an earlier run wrote), copies of those are linked to them first."""
+    articles an earlier run wrote), copies of those are linked to them first. ``keys``:
+    the input is already fingerprinted (``DedupKey``'s keys)."""
     earlier = []
     if known is not None:
-        checked = articles | "DropKnown" >> DropKnownCopies(known)
+        checked = articles | "DropKnown" >> DropKnownCopies(known, fingerprinted=keys)
         articles, earlier = checked[ARTICLES], [checked[DUPLICATES]]
-    deduped = articles | "Dedup" >> DeduplicateExact()
+    deduped = articles | "Dedup" >> DeduplicateExact(fingerprinted=keys)
     if not near.enabled:
         duplicates = (deduped[DUPLICATES], *earlier) | "AllDuplicates" >> beam.Flatten()
         return deduped[ARTICLES], duplicates

@@ -81,12 +81,16 @@ class DeduplicateExact(beam.PTransform):
     duplicates also ``duplicate_of`` and ``duplicate_reason`` (``content`` or ``url``).
     """
 
-    def __init__(self, by_url: bool = True) -> None:
+    def __init__(self, by_url: bool = True, fingerprinted: bool = False) -> None:
         super().__init__()
         self.by_url = by_url
+        #: the input is already fingerprinted (batch dedup keys, ``DedupKey``)
+        self.fingerprinted = fingerprinted
 
     def expand(self, pcoll):
-        keyed = pcoll | "Fingerprint" >> beam.Map(fingerprint_article)
+        keyed = pcoll if self.fingerprinted else pcoll | "Fingerprint" >> beam.Map(
+            fingerprint_article
+        )
         by_content = (
             keyed
             | "KeyByFingerprint" >> beam.Map(_key_by_fingerprint).with_output_types(KeyedArticle)
@@ -119,10 +123,6 @@ class DeduplicateExact(beam.PTransform):
 # --------------------------------------------------------------------------- earlier runs
 
 
-
-
-
-
 class _KnownCopiesFn(beam.DoFn):
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -146,15 +146,18 @@ class DropKnownCopies(beam.PTransform):
     to the run's own deduplication. Used by ``khabar replay`` so that a replayed record
     that another copy of already made it into the first run is not written twice."""
 
-    def __init__(self, known) -> None:
+    def __init__(self, known, fingerprinted: bool = False) -> None:
         super().__init__()
         self.known = known
+        self.fingerprinted = fingerprinted
 
     def expand(self, pcoll):
         refs = self.known | "KnownKeys" >> beam.FlatMap(known_keys).with_output_types(
             KeyedArticle
         )
-        articles = pcoll | "Fingerprint" >> beam.Map(fingerprint_article)
+        articles = pcoll if self.fingerprinted else pcoll | "Fingerprint" >> beam.Map(
+            fingerprint_article
+        )
         duplicates = []
         for reason, key in (("content", _key_by_fingerprint), ("url", _key_by_url)):
             tag = reason.title()

@@ -49,7 +49,9 @@ from khabar.transforms.neardup import (
     similarity,
 )
 
-_SHINGLES = "_nd_shingles"
+#: The field that carries an article's packed shingles (uint32 bytes) through the batch
+#: steps; set by :func:`packed_shingles` ahead of dedup (batch keys) or by ``Sketch``.
+SHINGLES = "_nd_shingles"
 #: (string key, anything): keyed PCollections whose key coder is deterministic.
 KeyedValue = typehints.Tuple[str, typehints.Any]
 
@@ -71,21 +73,31 @@ class _SketchFn(beam.DoFn):
 
     def process(self, article: Article) -> Iterator[Any]:
         assert self.hasher is not None
-        result = shingle_set(article, self.config.ngram, self.config.min_body_tokens)
-        if result.mode == "title_lead":
-            self.short.inc()
-        elif result.mode == "none":
-            self.none.inc()
-        packed = result.shingles.tobytes()
-        out = dict(article)
-        out[_SHINGLES] = packed
+        if SHINGLES in article:  # computed ahead (batch dedup keys: packed_shingles)
+            out = article
+            shingles = _unpack(article[SHINGLES])
+        else:
+            out = dict(article)
+            out[SHINGLES] = packed_shingles(article, self.config, self.short, self.none)
+            shingles = _unpack(out[SHINGLES])
         yield (article["id"], out)
-        if result.shingles.size == 0:
+        if shingles.size == 0:
             return
-        bands = self.hasher.band_hashes(self.hasher.signature(result.shingles))
+        bands = self.hasher.band_hashes(self.hasher.signature(shingles))
         node = node_of(article)
         for j, h in enumerate(bands):
             yield TaggedOutput(self.BANDS, ((j, h), node))
+
+
+def packed_shingles(article: Article, config: NearDupConfig, short=None, none=None) -> bytes:
+    """An article's shingles, packed for shuffles (empty when it has too few tokens);
+    ``short`` / ``none``: counters of articles shingled on title + lead / not at all."""
+    result = shingle_set(article, config.ngram, config.min_body_tokens)
+    if result.mode == "title_lead" and short is not None:
+        short.inc()
+    elif result.mode == "none" and none is not None:
+        none.inc()
+    return result.shingles.tobytes()
 
 
 def _unpack(packed: bytes) -> np.ndarray:
@@ -145,8 +157,8 @@ class _VerifyPairsFn(beam.DoFn):
 
 def _node_shingles(element: tuple[str, Article]) -> Iterator[tuple[Node, bytes]]:
     _, article = element
-    if article[_SHINGLES]:
-        yield (node_of(article), article[_SHINGLES])
+    if article[SHINGLES]:
+        yield (node_of(article), article[SHINGLES])
 
 
 def _both_ways(edge: tuple[Node, Node]) -> Iterator[tuple[Node, Node]]:
@@ -273,7 +285,7 @@ class _ResolveClusterFn(beam.DoFn):
         _, group = element
         ordered = sorted(group, key=survivor_key)
         survivor = dict(ordered[0])
-        base = _unpack(survivor.pop(_SHINGLES))
+        base = _unpack(survivor.pop(SHINGLES))
         sid = survivor["id"]
         survivor.update(cluster_id=sid, canonical_id=sid, similarity=1.0)
         self.clusters.inc()
@@ -282,7 +294,7 @@ class _ResolveClusterFn(beam.DoFn):
         yield survivor
         for article in ordered[1:]:
             dup = dict(article)
-            shingles = _unpack(dup.pop(_SHINGLES))
+            shingles = _unpack(dup.pop(SHINGLES))
             dup.update(
                 cluster_id=sid,
                 canonical_id=sid,

@@ -1,18 +1,34 @@
-"""Wire khabar's graph from options: one function for the whole job.
+"""Wire khabar's batch graph: read, process, write.
 
-    files -> Read/Split -> Parse -> Clean -> DetectLanguage -> Normalize -> DeduplicateExact
-                 |           |        |            |               |              |
-                 +-----------+--------+-- dead letters ------------+              +--> duplicates
+    files -> Read -> Parse -> Clean -> Language -> Normalize -> SetAside --keys--> Dedup
+               |       |       |         |            |           |                 |
+               +-------+-------+--- dead letters -----+       work files        decisions
+                                                                  |                 |
+                       sinks <- Entities <- survivors/duplicates <- ApplyDecisions <-+
+
+Whole articles never cross a shuffle: each is written once to a work file
+(``pipeline/stages/spill.py``), deduplication (exact, then near-duplicate clusters) runs
+on small keys (id, date, URL, fingerprint, shingles), and the decisions are applied when
+the work files are read back, so memory does not grow with the batch (issue #23). Entity
+tagging, the costliest stage, runs only on what will be written.
 """
 
 from __future__ import annotations
 
+import tempfile
+import uuid
 from dataclasses import dataclass, field
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from khabar.pipeline.dedup.compose import NearDupSettings, deduplicate_batch
+from khabar.pipeline.dedup.compose import (
+    DedupKey,
+    NearDupSettings,
+    SurvivorFields,
+    decision,
+    deduplicate_batch,
+)
 from khabar.pipeline.dedup.exact import DEFAULT_TTL_SECONDS
 from khabar.pipeline.job.progress import ProgressChannel, count_progress
 from khabar.pipeline.stages.clean import CleanArticles
@@ -27,8 +43,14 @@ from khabar.pipeline.stages.sinks import (
     WriteAvroBatch,
 )
 from khabar.pipeline.stages.sources import ReadArticleFiles
+from khabar.pipeline.stages.spill import WORK_FILES, ApplyDecisions, RemoveWorkDir, SetAside
 from khabar.transforms import metrics as M
-from khabar.transforms.common import DEAD_LETTER, DEFAULT_MAX_ITEMS, DEFAULT_MAX_RECORD_BYTES
+from khabar.transforms.common import (
+    DEAD_LETTER,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MAX_RECORD_BYTES,
+    DUPLICATES,
+)
 
 
 @dataclass
@@ -68,46 +90,89 @@ class JobSettings:
 
 class CoreStages(beam.PTransform):
     """Raw records -> normalized articles and dead letters: every per-record stage
-    (parse, clean, language, normalize). Batch and streaming share it unchanged; only
-    deduplication (global in batch, stateful with a TTL in streaming) and sinks differ."""
+    (parse, clean, language, normalize, and entities unless ``entities=False``). Batch and
+    streaming share it; streaming tags entities here, batch after deduplication."""
 
-    def __init__(self, settings: JobSettings | None = None) -> None:
+    def __init__(self, settings: JobSettings | None = None, entities: bool = True) -> None:
         super().__init__()
         self.settings = settings or JobSettings()
+        self.entities = entities
 
     def expand(self, raw):
         parsed = raw | "Parse" >> ParseArticles(self.settings.max_record_bytes)
         cleaned = parsed.articles | "Clean" >> CleanArticles()
         detected = cleaned.articles | "Language" >> DetectLanguage()
         normalized = detected.articles | "Normalize" >> NormalizeArticles()
-        tagged = normalized.articles | "Entities" >> TagEntities(self.settings.entities_model)
-        dead = (
+        dead = [
             parsed[DEAD_LETTER],
             cleaned[DEAD_LETTER],
             detected[DEAD_LETTER],
             normalized[DEAD_LETTER],
-            tagged[DEAD_LETTER],
-        ) | "StageDeadLetters" >> beam.Flatten()
-        return tagged.articles, dead
+        ]
+        articles = normalized.articles
+        if self.entities:
+            tagged = articles | "Entities" >> TagEntities(self.settings.entities_model)
+            articles = tagged.articles
+            dead.append(tagged[DEAD_LETTER])
+        return articles, tuple(dead) | "StageDeadLetters" >> beam.Flatten()
+
+
+def work_dir_under(output: str) -> str:
+    """A fresh work directory for one run's set-aside articles, inside ``output`` (so it
+    is on the same file system, local or ``gs://``); removed when the run ends."""
+    return f"{output.rstrip('/')}/.khabar-work-{uuid.uuid4().hex[:12]}"
 
 
 class ProcessArticles(beam.PTransform):
     """Raw records -> survivors, duplicates and dead letters (every stage after reading),
     deduplicating over the whole input (batch): exact copies first (URL, fingerprint),
     then near-duplicate story clusters among the exact survivors. With ``known`` (the
-    articles an earlier run wrote), copies of those are linked to them first."""
+    articles an earlier run wrote), copies of those are linked to them first.
+
+    Articles wait in work files under ``work_dir`` while dedup decides on their keys
+    (see the module's diagram); entities are tagged on the survivors, and on the
+    duplicates only when they are written (``emit_duplicates``)."""
 
     def __init__(
-        self, settings: JobSettings | None = None, known: beam.PCollection | None = None
+        self,
+        settings: JobSettings | None = None,
+        known: beam.PCollection | None = None,
+        work_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.settings = settings or JobSettings()
         self.known = known
+        # Default: a local temporary directory, which only a local runner's workers share;
+        # the jobs pass one under their output (``work_dir_under``), local or gs://.
+        self.work_dir = work_dir or work_dir_under(tempfile.gettempdir())
 
     def expand(self, raw):
-        articles, dead = raw | "Stages" >> CoreStages(self.settings)
-        survivors, duplicates = deduplicate_batch(articles, self.settings.near, self.known)
-        return ProcessedOutputs(survivors, duplicates, dead)
+        settings = self.settings
+        articles, dead = raw | "Stages" >> CoreStages(settings, entities=False)
+        aside = articles | "SetAside" >> SetAside(self.work_dir, DedupKey(settings.near))
+        survivors, duplicates = deduplicate_batch(
+            aside["keys"], settings.near, self.known, keys=True
+        )
+        defaults = SurvivorFields(settings.near.enabled)
+        decisions = (
+            survivors | "KeepDecision" >> beam.FlatMap(decision, False, defaults),
+            duplicates | "CopyDecision" >> beam.FlatMap(decision, True, defaults),
+        ) | "Decisions" >> beam.Flatten()
+        applied = (
+            aside[WORK_FILES]
+            | "SpreadWorkFiles" >> beam.Reshuffle()
+            | "Apply" >> ApplyDecisions(decisions, defaults)
+        )
+        tagged = applied["articles"] | "Entities" >> TagEntities(settings.entities_model)
+        dead_letters = [dead, tagged[DEAD_LETTER]]
+        duplicates = applied[DUPLICATES]
+        if settings.emit_duplicates:
+            copies = duplicates | "CopyEntities" >> TagEntities(settings.entities_model)
+            duplicates = copies.articles
+            dead_letters.append(copies[DEAD_LETTER])
+        _ = applied[WORK_FILES] | "RemoveWorkDir" >> RemoveWorkDir(self.work_dir)
+        dead = tuple(dead_letters) | "DeadLetters" >> beam.Flatten()
+        return ProcessedOutputs(tagged.articles, duplicates, dead)
 
 
 def build_batch(
@@ -195,7 +260,7 @@ def process_and_write(
     earlier run, whose copies become duplicates (see ``DropKnownCopies``)."""
     settings = settings or JobSettings()
     num_shards = settings.num_shards
-    out = articles | "Process" >> ProcessArticles(settings, known)
+    out = articles | "Process" >> ProcessArticles(settings, known, work_dir_under(output))
     dead = (read_dead, out.dead_letters) | "AllDeadLetters" >> beam.Flatten()
     count_progress(articles, "ProgressRead", progress, "read")
     count_progress(read_dead, "ProgressReadDead", progress, "read")
