@@ -101,9 +101,7 @@ class SetAsideFn(beam.DoFn):
         self._stream.close()
         self._stream = None
         self.files.inc()
-        yield TaggedOutput(
-            WORK_FILES, WindowedValue(self._path, MIN_TIMESTAMP, [GlobalWindow()])
-        )
+        yield TaggedOutput(WORK_FILES, WindowedValue(self._path, MIN_TIMESTAMP, [GlobalWindow()]))
 
 
 class SetAside(beam.PTransform):

@@ -209,6 +209,24 @@ STAGE_CHAIN = [
     "Process/Stages/Entities",
     "Process/Dedup",
 ]
+#: Batch: articles wait in work files while dedup decides on their keys; entities are
+#: tagged on the survivors, once the decisions are applied.
+BATCH_CHAIN = [
+    *STAGE_CHAIN[:4],
+    "Process/SetAside",
+    "Process/Dedup",
+    "Process/NearDedup",
+    "Process/KeepDecision",
+    "Process/Decisions",
+]
+#: ... and the articles set aside get the decisions (a side input) when read back.
+APPLY_CHAIN = [
+    "Process/SetAside",
+    "Process/SpreadWorkFiles",
+    "Process/Apply",
+    "Process/Entities",
+    "WriteArticles",
+]
 
 
 # --------------------------------------------------------------------------- 1 metadata
@@ -283,17 +301,22 @@ def test_batch_job_for_dataflow(buckets: str, tmp_path: Path) -> None:
     assert graph.options["output"] == f"gs://{OUTPUT}/khabar-batch-test"
     assert_runs_on_image_only(graph)
 
-    for step in ["Read/Split", *STAGE_CHAIN, "AllDeadLetters", "WriteArticles", "WriteDeadLetters"]:
+    for step in ["Read/Split", *BATCH_CHAIN, *APPLY_CHAIN, "AllDeadLetters", "WriteDeadLetters"]:
         graph.transform(step)
     assert "CountDuplicates" in graph.by_name  # --emit_duplicates off: counted, not written
     assert "WriteDuplicates" not in graph.by_name
-    chain = ["Read/Split", *STAGE_CHAIN, "Process/NearDedup", "WriteArticles"]
-    for upstream, downstream in zip(chain, chain[1:], strict=False):
-        assert graph.feeds(upstream, downstream), f"{upstream} does not feed {downstream}"
+    # the decisions reach the reading step as its side input
+    side = "Process/Apply/Read/ParDo(ApplyDecisionsFn)"
+    for chain in (["Read/Split", *BATCH_CHAIN, side], APPLY_CHAIN):
+        for upstream, downstream in zip(chain, chain[1:], strict=False):
+            assert graph.feeds(upstream, downstream), f"{upstream} does not feed {downstream}"
     assert graph.feeds("Process/Dedup", "Process/LinkExact")  # exact copies follow clusters
     assert graph.feeds("Process/NearOutputs", "Process/LinkExact")
     assert graph.feeds("Read/Split", "AllDeadLetters")
-    assert graph.feeds("Process/Stages/StageDeadLetters", "AllDeadLetters")
+    assert graph.feeds("Process/Apply", "Process/RemoveWorkDir")
+    assert "Process/Stages/Entities" not in graph.by_name  # tagged after dedup only
+    assert graph.feeds("Process/Stages/StageDeadLetters", "Process/DeadLetters")
+    assert graph.feeds("Process/DeadLetters", "AllDeadLetters")
     assert graph.feeds("AllDeadLetters", "WriteDeadLetters")
     # The inputs were expanded on the launcher (against the bucket) and baked into the job.
     for rel in SEED_FILES:

@@ -1,0 +1,145 @@
+"""Work files: articles set aside while batch dedup decides on their keys (#23)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from pathlib import Path
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from khabar.pipeline.dedup.compose import (
+    KEY_FIELDS,
+    DedupKey,
+    NearDupSettings,
+    SurvivorFields,
+    decision,
+)
+from khabar.pipeline.dedup.near import SHINGLES
+from khabar.pipeline.graph.batch import ProcessArticles
+from khabar.pipeline.stages.spill import read_records, remove_work_dir, write_record
+from khabar.transforms.split import RawRecord
+
+from ..graph.test_batch import records
+
+
+def test_work_file_round_trip_keeps_every_value() -> None:
+    articles = [
+        {"id": "a", "published_at": dt.datetime(2026, 12, 3, 6, 0, tzinfo=dt.UTC), "n": None},
+        {"id": "b", "body": "متن\u200cفارسی " * 1000, "raw": b"\x00\xff", "entities": []},
+    ]
+    stream = io.BytesIO()
+    written = sum(write_record(stream, a) for a in articles)
+    assert written == len(stream.getvalue())
+    stream.seek(0)
+    assert list(read_records(stream)) == articles
+
+
+@pytest.mark.parametrize("cut", [2, 10])
+def test_a_truncated_work_file_is_an_error_not_a_short_read(cut: int) -> None:
+    stream = io.BytesIO()
+    write_record(stream, {"id": "a", "body": "x" * 100})
+    broken = io.BytesIO(stream.getvalue()[:cut])
+    with pytest.raises(OSError, match="truncated"):
+        list(read_records(broken))
+
+
+def test_the_key_is_small_and_carries_what_dedup_needs() -> None:
+    body = " ".join(f"واژه{i}" for i in range(400))
+    article = {"id": "x1", "title": "عنوان", "lead": "", "body": body, "url": "https://A.ir/n/1"}
+    stored, key = DedupKey(NearDupSettings())(article)
+    assert set(key) == {*KEY_FIELDS, SHINGLES}
+    assert key["canonical_url"] == stored["canonical_url"] == "https://a.ir/n/1"
+    assert key["content_fingerprint"] == stored["content_fingerprint"]
+    assert stored["body"] == body  # the article itself is set aside whole
+    assert len(key[SHINGLES]) == 4 * (400 - 2)  # one uint32 per 3-token shingle
+    _, no_near = DedupKey(NearDupSettings(enabled=False))(article)
+    assert SHINGLES not in no_near
+
+
+def test_only_decisions_that_differ_from_a_lone_survivor_travel() -> None:
+    defaults = SurvivorFields(near=True)
+    lone = {
+        "id": "a",
+        "canonical_id": "a",
+        "duplicate_of": None,
+        "duplicate_reason": None,
+        "cluster_id": "a",
+        "similarity": 1.0,
+    }
+    assert list(decision(lone, False, defaults)) == []
+    head = dict(lone, cluster_id="a")  # heads a cluster: same fields as a lone survivor
+    assert list(decision(head, False, defaults)) == []
+    copy = dict(
+        lone, id="b", canonical_id="a", duplicate_of="a", duplicate_reason="near", similarity=0.8
+    )
+    assert list(decision(copy, True, defaults)) == [
+        (
+            "b",
+            (
+                True,
+                {
+                    k: copy[k]
+                    for k in (
+                        "canonical_id",
+                        "duplicate_of",
+                        "duplicate_reason",
+                        "cluster_id",
+                        "similarity",
+                    )
+                },
+            ),
+        )
+    ]
+    odd = dict(lone, canonical_id="z")  # a survivor that is not its own canonical: sent
+    assert list(decision(odd, False, defaults))[0][1][1]["canonical_id"] == "z"
+
+
+def test_remove_work_dir_takes_files_a_retried_bundle_left(tmp_path: Path) -> None:
+    work = tmp_path / ".khabar-work-x"
+    work.mkdir()
+    for name in ("part-1.pkl", "part-2.pkl", "part-orphan.pkl"):
+        (work / name).write_bytes(b"x")
+    remove_work_dir(None, str(work), [str(work / "part-1.pkl"), str(work / "part-2.pkl")])
+    assert not work.exists()
+    remove_work_dir(None, str(tmp_path / "never-made"), [])  # nothing set aside: no error
+
+
+def test_every_article_set_aside_is_read_back_and_the_work_dir_goes(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    extra = [
+        RawRecord(
+            "mem://c.jsonl",
+            i,
+            "jsonl",
+            json.dumps(
+                {"title": f"خبر {i}", "body": f"متن خبر شماره {i} درباره موضوعی تازه است " * 5},
+                ensure_ascii=False,
+            ).encode(),
+        ).to_dict()
+        for i in range(1, 40)
+    ]
+    p = TestPipeline()
+    out = p | beam.Create(records() + extra) | ProcessArticles(work_dir=str(work))
+    ids = (
+        (out.articles, out.duplicates)
+        | beam.Flatten()
+        | beam.Map(lambda a: (a["input_uri"], a["input_position"]))
+    )
+    expected = [("mem://a.jsonl", 1), ("mem://a.jsonl", 2), ("mem://a.jsonl", 3)]
+    expected += [("mem://c.jsonl", i) for i in range(1, 40)]
+    assert_that(ids, equal_to(expected))
+    result = p.run()
+    result.wait_until_finish()
+    counters = {
+        c.key.metric.name: c.committed
+        for c in result.metrics().query()["counters"]
+        if c.key.metric.namespace == "work"
+    }
+    assert counters["records_written"] == counters["records_read"] == 42
+    assert counters["files"] >= 1
+    assert not work.exists()
