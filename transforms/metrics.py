@@ -27,6 +27,9 @@ OK = "ok"
 DEAD_LETTER = "dead_letter"
 RETRIED = "retried"
 READ = "read"
+#: stage.read: JSON Lines files read as byte ranges, and the ranges
+FILES_SPLIT = "files_split"
+RANGES = "ranges"
 PARSE = "parse"
 DATE_LEFT_EMPTY = "date_left_empty"  # stage.parse: an unreadable date, the article kept
 

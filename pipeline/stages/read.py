@@ -76,7 +76,7 @@ class ExpandUnits(beam.DoFn):
 def _unit_uri(unit: Any) -> str:
     if isinstance(unit, str):
         return unit
-    path = getattr(getattr(unit, "metadata", None), "path", None)
+    path = getattr(getattr(unit, "metadata", None), "path", None) or getattr(unit, "path", None)
     if path:
         return str(path)
     attributes = getattr(unit, "attributes", None) or (

@@ -18,7 +18,8 @@ import posixpath
 import stat
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -49,6 +50,9 @@ from khabar.transforms.split import (
 #: Containers (feeds) get this many times the per-article limit; their items are then
 #: held to the per-article limit one by one.
 FEED_BUDGET_FACTOR = 10
+#: An uncompressed JSON Lines file larger than this is read as ranges of about this many
+#: bytes, each on whichever worker takes it (issue #23: one big file uses every worker).
+DEFAULT_RANGE_BYTES = 1 << 20
 
 # Files picked up when a directory is given; any file can be named explicitly or by glob.
 DIRECTORY_EXTENSIONS = (
@@ -292,6 +296,88 @@ def open_input(path: str) -> Any:
     return raw
 
 
+@dataclass(frozen=True)
+class LineRange:
+    """Part of a JSON Lines file: bytes ``[start, end)`` (``end`` None: to the end),
+    whole lines, the first numbered ``first_lineno``, after ``seen_before`` records
+    (non-blank lines) of the file; ``index`` 0 is the file's first range."""
+
+    path: str
+    start: int
+    end: int | None
+    first_lineno: int
+    seen_before: int
+    index: int
+
+
+class RangePlanner:
+    """A listed path -> the units to read it as: the path itself, or, for an uncompressed
+    JSON Lines file above ``range_bytes``, its :class:`LineRange` s. One pass counts the
+    lines (with the reader's own line rule, so line numbers, record ids and the record
+    cap come out exactly as a whole-file read gives them); anything unusual (an empty
+    file, an error) leaves the file whole, for the reader to report."""
+
+    def __init__(
+        self,
+        format_override: str | None = None,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        max_records_per_file: int = DEFAULT_MAX_ITEMS,
+        range_bytes: int = DEFAULT_RANGE_BYTES,
+    ) -> None:
+        self.format_override = format_override
+        self.max_record_bytes = max_record_bytes
+        self.max_records_per_file = max_records_per_file
+        self.range_bytes = range_bytes
+        self.split = Metrics.counter(M.stage(M.READ), M.FILES_SPLIT)
+        self.ranges = Metrics.counter(M.stage(M.READ), M.RANGES)
+
+    def __call__(self, path: str) -> Iterator[str | LineRange]:
+        try:
+            ranges = self._ranges(path)
+        except Exception:  # noqa: BLE001 - the reader reports it, reading the file whole
+            ranges = None
+        if not ranges or len(ranges) < 2:
+            yield path
+            return
+        self.split.inc()
+        self.ranges.inc(len(ranges))
+        yield from ranges
+
+    def _ranges(self, path: str) -> list[LineRange] | None:
+        if CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED:
+            return None
+        if "://" in path:
+            size = FileSystems.match([escape_glob(path)])[0].metadata_list[0].size_in_bytes
+        else:
+            size = os.path.getsize(path)
+        if size <= self.range_bytes:
+            return None
+        limit, cap = self.max_record_bytes, self.max_records_per_file
+        with open_input(path) as handle:
+            head = handle.read(4096)
+            if detect_format(path, head, self.format_override) != "jsonl":
+                return None
+            handle.seek(0)
+            spans: list[tuple[int, int | None, int, int]] = []
+            start, first, seen_at_start, seen = 0, 1, 0, 0
+            for lineno, line, _ in iter_lines_limited(handle, limit):
+                if line.strip():
+                    seen += 1
+                    if seen > cap:  # the reader stops here with RecordCap
+                        break
+                position = handle.tell()
+                if position - start >= self.range_bytes:
+                    spans.append((start, position, first, seen_at_start))
+                    start, first, seen_at_start = position, lineno + 1, seen
+            if seen == 0:
+                return None  # the whole-file read says "empty file"
+            spans.append((start, None, first, seen_at_start))
+        return [
+            LineRange(path, start, end, first, before, index)
+            for index, (start, end, first, before) in enumerate(spans)
+        ]
+
+
 class FileReader:
     """The reader of files (``stages/read.py``): a listed path -> raw records, or a
     failure for a file (or the rest of one) that cannot be read. Nothing a file holds
@@ -314,6 +400,9 @@ class FileReader:
         self.retried = Metrics.counter(M.stage(M.READ), M.RETRIED)
 
     def __call__(self, path: Any) -> Iterator[RawRecord | ReadFailure]:
+        if isinstance(path, LineRange):
+            yield from self._read_range(path)
+            return
         path = getattr(getattr(path, "metadata", None), "path", path)  # ReadableFile too
         self.files.inc()
         try:
@@ -321,6 +410,18 @@ class FileReader:
         except Exception as exc:  # noqa: BLE001 - one bad file never stops a job
             self.files_failed.inc()
             yield self._dead(path, exc, b"")
+
+    def _read_range(self, part: LineRange) -> Iterator[RawRecord | ReadFailure]:
+        if part.index == 0:
+            self.files.inc()  # a file split in ranges is read once
+        try:
+            with open_input(part.path) as handle:
+                handle.seek(part.start)
+                yield from self._jsonl_lines(
+                    part.path, handle, part.first_lineno - 1, part.seen_before, part.end
+                )
+        except Exception as exc:  # noqa: BLE001 - one bad range never stops a job
+            yield self._dead(part.path, exc, b"", "jsonl", part.first_lineno)
 
     def _read(self, path: str) -> Iterator[RawRecord | ReadFailure]:
         limit = self.max_record_bytes
@@ -391,24 +492,36 @@ class FileReader:
         self, path: str, head: bytes, handle: Any, limit: int
     ) -> Iterator[RawRecord | ReadFailure]:
         stream = io.BufferedReader(_Prefixed(head, handle), buffer_size=1 << 16)
-        seen = 0
-        cap = self.max_records_per_file
-        for lineno, line, truncated in iter_lines_limited(stream, limit):
-            if not line.strip():
-                continue
-            if seen >= cap:
-                exc = RecordCap(f"more than {cap} records; line {lineno} and after were not read")
-                yield self._dead(path, exc, line[:4096], "jsonl", lineno)
-                return
-            seen += 1
-            if truncated:
-                exc = TooLarge(f"JSON line above the limit of {limit} bytes (truncated here)")
-                yield self._dead(path, exc, line, "jsonl", lineno)
-                continue
-            yield RawRecord(path, lineno, "jsonl", line)
+        seen = yield from self._jsonl_lines(path, stream, 0, 0, None)
         if not seen:
             self.files_failed.inc()
             yield self._dead(path, EmptyInput("empty file"), b"", "jsonl")
+
+    def _jsonl_lines(
+        self, path: str, stream: Any, lines_before: int, seen: int, end: int | None
+    ) -> Generator[RawRecord | ReadFailure, None, int]:
+        """The records of JSON Lines from ``stream`` (after ``lines_before`` lines and
+        ``seen`` records of the file), up to the whole line that ends at offset ``end``
+        (None: to the end); returns the file's record count so far."""
+        limit, cap = self.max_record_bytes, self.max_records_per_file
+        for number, line, truncated in iter_lines_limited(stream, limit):
+            lineno = lines_before + number
+            if line.strip():
+                if seen >= cap:
+                    exc = RecordCap(
+                        f"more than {cap} records; line {lineno} and after were not read"
+                    )
+                    yield self._dead(path, exc, line[:4096], "jsonl", lineno)
+                    return seen
+                seen += 1
+                if truncated:
+                    exc = TooLarge(f"JSON line above the limit of {limit} bytes (truncated here)")
+                    yield self._dead(path, exc, line, "jsonl", lineno)
+                else:
+                    yield RawRecord(path, lineno, "jsonl", line)
+            if end is not None and stream.tell() >= end:
+                break
+        return seen
 
     @staticmethod
     def _dead(
@@ -456,9 +569,11 @@ class ReadArticleFiles(beam.PTransform):
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         max_records_per_file: int = DEFAULT_MAX_ITEMS,
         max_feed_bytes: int | None = None,
+        range_bytes: int = DEFAULT_RANGE_BYTES,
     ) -> None:
         super().__init__()
         self.files = files
+        self.range_bytes = range_bytes
         self.format_override = format_override
         self.max_record_bytes = max_record_bytes
         self.max_records_per_file = max_records_per_file
@@ -470,6 +585,16 @@ class ReadArticleFiles(beam.PTransform):
             pbegin
             | "Files" >> beam.Create(self.files)
             | "Reshuffle" >> beam.Reshuffle()
+            | "Plan"
+            >> beam.FlatMap(
+                RangePlanner(
+                    self.format_override,
+                    self.max_record_bytes,
+                    self.max_records_per_file,
+                    self.range_bytes,
+                )
+            )
+            | "SpreadRanges" >> beam.Reshuffle()
             | "Split"
             >> beam.ParDo(
                 ExpandUnits(
