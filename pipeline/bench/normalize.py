@@ -87,6 +87,14 @@ class Scores:
     zwnj: dict[str, Counter] = field(
         default_factory=lambda: {k: Counter() for k in ROUND_TRIPS}
     )
+    #: the oracle ceilings on this normalizer's reference, and the types of its misses
+    #: (glued and spaced round trips from the original)
+    ceiling: dict[str, Ceiling] = field(
+        default_factory=lambda: {"glued": Ceiling(), "spaced": Ceiling()}
+    )
+    missed: dict[str, Counter] = field(
+        default_factory=lambda: {"glued": Counter(), "spaced": Counter()}
+    )
 
     def pr(self, kind: str) -> tuple[float, float]:
         c = self.zwnj[kind]
@@ -122,7 +130,143 @@ def zwnj_positions(text: str) -> tuple[str, set[int]]:
     return "".join(letters), positions
 
 
-def compare_zwnj(reference: str, output: str, counts: Counter) -> None:
+# ---------------------------------------------------------------- oracle ceiling
+#
+# A context-free restorer that decides each candidate site by its word pair alone and
+# knows the answer counts of the very text it is scored on (cheating on purpose): the
+# best any normalizer that decides by the word pair alone can do on this text.
+
+_LETTER_RUN = re.compile(r"[^\W\d_]+")
+_GAP = re.compile(r"[\s\u200c]+")
+#: the key of a ZWNJ that is not between two letters (the oracle never restores it)
+NO_PAIR = ("", "")
+
+
+def _letter_index(text: str) -> list[int]:
+    """For each character of ``text``, its index among the letters of
+    :func:`zwnj_positions` (characters other than spaces and ZWNJs)."""
+    out: list[int] = []
+    n = 0
+    for char in text:
+        out.append(n)
+        if char != ZWNJ and not char.isspace():
+            n += 1
+    out.append(n)
+    return out
+
+
+def spaced_sites(text: str) -> dict[int, tuple[tuple[str, str], bool]]:
+    """Where spaced input may get a ZWNJ: every gap of spaces and ZWNJs between two
+    letters, by the index (as :func:`zwnj_positions`) of the letter after it, with its
+    word pair (the letter runs either side, lowercased) and whether ``text`` has a ZWNJ
+    there (counted as :func:`zwnj_positions` counts it)."""
+    index = _letter_index(text)
+    ends = {m.end(): m.group().lower() for m in _LETTER_RUN.finditer(text)}
+    starts = {m.start(): m.group().lower() for m in _LETTER_RUN.finditer(text)}
+    sites: dict[int, tuple[tuple[str, str], bool]] = {}
+    for gap in _GAP.finditer(text):
+        left, right = gap.start(), gap.end()
+        zwnj = text[right - 1] == ZWNJ and right < len(text)
+        if left in ends and right in starts:
+            sites[index[right]] = ((ends[left], starts[right]), zwnj)
+        elif zwnj:
+            sites[index[right]] = (NO_PAIR, True)
+    return sites
+
+
+def glued_sites(text: str) -> tuple[Counter, dict[int, tuple[str, int]]]:
+    """Glued input: every word written without its ZWNJs (letters joined by ZWNJ, the
+    ZWNJs deleted, lowercased) counted once per occurrence, and each ZWNJ of ``text`` by
+    letter index (as :func:`zwnj_positions`) -> (that glued word, letters before the
+    ZWNJ in it); a ZWNJ not inside such a word maps to ("", 0)."""
+    index = _letter_index(text)
+    words: Counter[str] = Counter()
+    zwnjs: dict[int, tuple[str, int]] = {}
+    _, positions = zwnj_positions(text)
+    for m in re.finditer(r"[^\W\d_]+(?:\u200c+[^\W\d_]+)*", text):
+        word = m.group()
+        glued = word.replace(ZWNJ, "").lower()
+        words[glued] += 1
+        letters = 0
+        for offset, char in enumerate(word):
+            if char == ZWNJ:
+                if word[offset + 1] != ZWNJ:
+                    zwnjs[index[m.start() + offset + 1]] = (glued, letters)
+            else:
+                letters += 1
+    for position in positions - zwnjs.keys():
+        zwnjs[position] = ("", 0)
+    return words, zwnjs
+
+
+@dataclass
+class Ceiling:
+    """Per candidate type, how often the scored text writes it with a ZWNJ and apart
+    (spaced: a word pair; glued: a glued word and the place inside it)."""
+
+    zwnj: Counter = field(default_factory=Counter)
+    apart: Counter = field(default_factory=Counter)
+
+    @property
+    def positives(self) -> int:
+        return sum(self.zwnj.values())
+
+    def chosen(self, threshold: float) -> list:
+        """The types written with ZWNJ in at least ``threshold`` of their occurrences
+        (0.5: the majority rule, ties joined)."""
+        return [
+            t for t, z in self.zwnj.items()
+            if t != NO_PAIR and t[0] and z >= threshold * (z + self.apart[t])
+        ]
+
+    def counts(self, threshold: float = 0.5) -> tuple[int, int, int]:
+        """(tp, fp, fn) of the rule "ZWNJ iff the type's ZWNJ share >= threshold"."""
+        chosen = self.chosen(threshold)
+        tp = sum(self.zwnj[t] for t in chosen)
+        fp = sum(self.apart[t] for t in chosen)
+        return tp, fp, self.positives - tp
+
+    def best_at_precision(self, floor: float = 0.99) -> tuple[float, int, int, int]:
+        """The share threshold with the highest recall at precision >= ``floor`` (types
+        taken in order of falling ZWNJ share, ties together): (threshold, tp, fp, fn)."""
+        shares: dict[float, list[int]] = {}
+        for t, z in self.zwnj.items():
+            if t == NO_PAIR or not t[0]:
+                continue
+            share = z / (z + self.apart[t])
+            tp_fp = shares.setdefault(share, [0, 0])
+            tp_fp[0] += z
+            tp_fp[1] += self.apart[t]
+        best = (1.0, 0, 0, self.positives)
+        tp = fp = 0
+        for share in sorted(shares, reverse=True):
+            tp += shares[share][0]
+            fp += shares[share][1]
+            if tp / (tp + fp) >= floor and tp > best[1]:
+                best = (share, tp, fp, self.positives - tp)
+        return best
+
+    def fixable(self, key: tuple) -> bool:
+        """Whether the majority rule restores this type (ZWNJ at least as often)."""
+        return key != NO_PAIR and bool(key[0]) and self.zwnj[key] >= self.apart[key]
+
+    def add_spaced(self, sites: dict[int, tuple[tuple[str, str], bool]]) -> None:
+        for key, zwnj in sites.values():
+            (self.zwnj if zwnj else self.apart)[key] += 1
+
+    def add_glued(self, zwnjs: dict[int, tuple[str, int]]) -> None:
+        for key in zwnjs.values():
+            self.zwnj[key] += 1
+
+    def finish_glued(self, words: Counter) -> None:
+        """Glued types are (word, place): written apart = the glued word's occurrences
+        without a ZWNJ at that place (only places with a ZWNJ somewhere can be chosen)."""
+        self.apart = Counter(
+            {key: max(words[key[0]] - z, 0) for key, z in self.zwnj.items()}
+        )
+
+
+def compare_zwnj(reference: str, output: str, counts: Counter) -> set[int]:
     ref_letters, ref_pos = zwnj_positions(reference)
     out_letters, out_pos = zwnj_positions(output)
     if ref_letters != out_letters:
@@ -134,6 +278,7 @@ def compare_zwnj(reference: str, output: str, counts: Counter) -> None:
     counts["tp"] += len(ref_pos & out_pos)
     counts["fp"] += len(out_pos - ref_pos)
     counts["fn"] += len(ref_pos - out_pos)
+    return ref_pos - out_pos
 
 
 def score(name: str, normalize: Callable[[str], str], articles: Sequence[dict]) -> Scores:
@@ -141,6 +286,7 @@ def score(name: str, normalize: Callable[[str], str], articles: Sequence[dict]) 
     refs = [[(article[f], normalize(article[f])) for f in FIELDS if article.get(f)]
             for article in articles]
     result.articles = len(articles)
+    glued_words: Counter[str] = Counter()
     for pairs in refs:
         for original, ref in pairs:
             wanted = digit_sequences(original)
@@ -152,13 +298,23 @@ def score(name: str, normalize: Callable[[str], str], articles: Sequence[dict]) 
                 result.addresses_kept += address in ref
             if ZWNJ not in ref:
                 continue
+            spaced = spaced_sites(ref)
+            words, glued = glued_sites(ref)
+            result.ceiling["spaced"].add_spaced(spaced)
+            result.ceiling["glued"].add_glued(glued)
+            glued_words.update(words)
             for kind, (start, replacement) in ROUND_TRIPS.items():
                 source = original if start == "original" else ref
                 if ZWNJ in source:
                     output = normalize(source.replace(ZWNJ, replacement))
                 else:
                     output = ref  # nothing removed: the input is the original itself
-                compare_zwnj(ref, output, result.zwnj[kind])
+                missed = compare_zwnj(ref, output, result.zwnj[kind])
+                if kind == "spaced":
+                    result.missed[kind].update(spaced.get(i, (NO_PAIR,))[0] for i in missed)
+                elif kind == "glued":
+                    result.missed[kind].update(glued.get(i, ("", 0)) for i in missed)
+    result.ceiling["glued"].finish_glued(glued_words)
     return result
 
 
@@ -205,6 +361,56 @@ def table(results: Sequence[Scores]) -> str:
     return "\n".join(lines)
 
 
+def _pr(tp: int, fp: int, fn: int) -> str:
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    return f"recall {recall:.4f} ({tp:,}/{tp + fn:,}), precision {precision:.4f} ({fp:,} wrong)"
+
+
+def _type_name(kind: str, key: tuple) -> str:
+    if kind == "spaced":
+        return f"{key[0]} {key[1]}"
+    word, place = key
+    return word[:place] + ZWNJ + word[place:]
+
+
+def ceiling_report(result: Scores, top: int = 20, floor: float = 0.99) -> str:
+    """The oracle ceilings on ``result``'s reference, and its misses split by whether
+    the ceiling's majority rule restores their type (see the module docstring)."""
+    lines = [
+        f"oracle ceiling on {result.name}'s reference (decides by the word pair alone, "
+        "knowing this text's own counts: ZWNJ iff the pair is written with ZWNJ at least "
+        "as often as apart):"
+    ]
+    for kind in ("glued", "spaced"):
+        ceiling = result.ceiling[kind]
+        share, tp, fp, fn = ceiling.best_at_precision(floor)
+        c = result.zwnj[kind]
+        lines.append(f"  {kind:<7}{result.name} itself: {_pr(c['tp'], c['fp'], c['fn'])}")
+        lines.append(f"  {kind:<7}majority:   {_pr(*ceiling.counts())}")
+        lines.append(
+            f"  {kind:<7}best at precision >= {floor}: ZWNJ share >= {share:.3f}: "
+            f"{_pr(tp, fp, fn)}"
+        )
+    for kind in ("glued", "spaced"):
+        ceiling, missed = result.ceiling[kind], result.missed[kind]
+        fixable = Counter({k: n for k, n in missed.items() if ceiling.fixable(k)})
+        lines.append(
+            f"{result.name}'s {kind} misses: {sum(missed.values()):,}; fixable (ZWNJ the "
+            f"majority for the type here) {sum(fixable.values()):,} in {len(fixable):,} "
+            f"types; unfixable without false joins (apart the majority) "
+            f"{sum(missed.values()) - sum(fixable.values()):,}"
+        )
+        if kind == "spaced" and top:
+            lines.append(f"  top {top} fixable spaced types: missed (here ZWNJ / apart)")
+            for key, n in fixable.most_common(top):
+                lines.append(
+                    f"    {_type_name(kind, key)}  {n}  ({ceiling.zwnj[key]} / "
+                    f"{ceiling.apart[key]})"
+                )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="khabar bench-normalize",
@@ -241,4 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             elapsed = time.perf_counter() - start
             result.seconds = min(result.seconds or elapsed, elapsed)
     print(table(results))
+    for result in results:
+        if result.name == "khabar":
+            print()
+            print(ceiling_report(result))
     return 0
