@@ -281,6 +281,37 @@ def compare_zwnj(reference: str, output: str, counts: Counter) -> set[int]:
     return ref_pos - out_pos
 
 
+def spaced_counts(normalize: Callable[[str], str], articles: Sequence[dict]) -> Ceiling:
+    """Spaced-site counts per word pair on ``normalize``'s output, over the fields that
+    keep a ZWNJ (the fields the round trip scores)."""
+    ceiling = Ceiling()
+    for article in articles:
+        for f in FIELDS:
+            if article.get(f):
+                ref = normalize(article[f])
+                if ZWNJ in ref:
+                    ceiling.add_spaced(spaced_sites(ref))
+    return ceiling
+
+
+def training_support(missed: Counter, here: Ceiling, train: Ceiling) -> dict[str, Counter]:
+    """Misses (type -> count) grouped by whether ``here`` (the scored text) writes the
+    type with ZWNJ at least as often as apart, then by what ``train`` says of it."""
+    out: dict[str, Counter] = {"fixable": Counter(), "unfixable": Counter()}
+    for key, n in missed.items():
+        z, a = train.zwnj.get(key, 0), train.apart.get(key, 0)
+        if z + a == 0:
+            seen = "never seen"
+        elif z == 0:
+            seen = "only apart"
+        elif z < a:
+            seen = "apart more often"
+        else:
+            seen = "ZWNJ at least as often"
+        out["fixable" if here.fixable(key) else "unfixable"][seen] += n
+    return out
+
+
 def score(name: str, normalize: Callable[[str], str], articles: Sequence[dict]) -> Scores:
     result = Scores(name)
     refs = [[(article[f], normalize(article[f])) for f in FIELDS if article.get(f)]
@@ -374,6 +405,26 @@ def _type_name(kind: str, key: tuple) -> str:
     return word[:place] + ZWNJ + word[place:]
 
 
+def support_report(result: Scores, train: Ceiling) -> str:
+    missed, here = result.missed["spaced"], result.ceiling["spaced"]
+    groups = training_support(missed, here, train)
+    order = ("never seen", "only apart", "apart more often", "ZWNJ at least as often")
+    lines = [
+        f"{result.name}'s spaced misses by the same pair's counts in the training three "
+        f"quarters ({train.positives:,} ZWNJs; {result.name}'s output):"
+    ]
+    for group, counts in groups.items():
+        cells = ", ".join(f"{label} {counts[label]:,}" for label in order)
+        lines.append(f"  {group} ({sum(counts.values()):,}): {cells}")
+    c = result.zwnj["spaced"]
+    gain = groups["fixable"]["ZWNJ at least as often"]
+    lines.append(
+        f"  all {gain:,} fixable misses the training counts support, added: recall "
+        f"{(c['tp'] + gain) / (c['tp'] + c['fn']):.4f} ({c['tp'] + gain:,}/{c['tp'] + c['fn']:,})"
+    )
+    return "\n".join(lines)
+
+
 def ceiling_report(result: Scores, top: int = 20, floor: float = 0.99) -> str:
     """The oracle ceilings on ``result``'s reference, and its misses split by whether
     the ceiling's majority rule restores their type (see the module docstring)."""
@@ -447,8 +498,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             elapsed = time.perf_counter() - start
             result.seconds = min(result.seconds or elapsed, elapsed)
     print(table(results))
-    for result in results:
+    for result, (_, normalize) in zip(results, chosen, strict=True):
         if result.name == "khabar":
             print()
             print(ceiling_report(result))
+            if args.split == "held-out":
+                train = [a for a in read_news(args.data) if not held_out(a)]
+                print(support_report(result, spaced_counts(normalize, train)))
     return 0

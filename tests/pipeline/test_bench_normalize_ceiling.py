@@ -9,6 +9,7 @@ from khabar.pipeline.bench.normalize import (
     compare_zwnj,
     glued_sites,
     spaced_sites,
+    training_support,
 )
 
 Z = ZWNJ
@@ -88,3 +89,12 @@ def test_a_miss_maps_to_its_type():
     assert counts == Counter({"tp": 1, "fn": 1})
     sites = spaced_sites(reference)
     assert [sites[i][0] for i in missed] == [("به", "عنوان")]
+
+
+def test_misses_grouped_by_the_scored_and_the_training_counts():
+    here = spaced_ceiling([f"به{Z}عنوان", "به عنوان", "به عنوان", f"زکی{Z}پور", f"تیم{Z}مان"])
+    train = spaced_ceiling(["به عنوان", f"تیم{Z}مان", "تیم مان", f"به{Z}عنوان"])
+    missed = Counter({("به", "عنوان"): 1, ("زکی", "پور"): 1, ("تیم", "مان"): 2})
+    groups = training_support(missed, here, train)
+    assert groups["unfixable"] == Counter({"ZWNJ at least as often": 1})  # به عنوان: 1/1
+    assert groups["fixable"] == Counter({"never seen": 1, "ZWNJ at least as often": 2})
