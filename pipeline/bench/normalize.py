@@ -30,6 +30,27 @@ articles (title, lead and body of each, one call per field), it prints:
   hand-written truth). Writers' own choices bound the recall: a ZWNJ typed inside a
   phrase (``تیم‌ملی``) or a function-word compound (``به‌عنوان``) is not restored from
   ``تیم ملی`` by khabar, by design.
+- **oracle ceiling** (khabar only): a context-free restorer that decides every candidate
+  site by its type alone and knows the answer counts of the very text it is scored on
+  (cheating on purpose), so no normalizer that decides by the word pair alone can do
+  better on that text. Counted on khabar's reference, over the fields the round trip
+  scores (those whose reference has a ZWNJ); the ZWNJs are the round trip's, so its
+  recall reads against khabar's. *Spaced*: a site is every gap of spaces or ZWNJs
+  between two letters, its type the pair of letter runs either side, lowercased
+  (``به عنوان``); *glued*: every place between two letters of a word written without
+  its ZWNJs, its type the glued word and the place (``می|شود``). The majority rule
+  restores a type iff the text writes it with ZWNJ at least as often as apart; the
+  threshold rule restores the types whose ZWNJ share is at least t, t chosen for the
+  highest recall at precision >= .99. Then khabar's misses (round trip from the
+  original) split into *fixable* (the majority rule restores their type) and
+  *unfixable without false joins*, the top 20 fixable spaced types, and, on the
+  held-out split, khabar's spaced misses grouped by the counts of the same pair in the
+  training three quarters (normalized by khabar the same way): a pair rule built from
+  the counts can only learn what those counts see. A caveat the ceiling makes
+  visible: the reference is the normalizer's own output, so a normalizer that joined
+  a pair everywhere (``به‌عنوان``) would put that ZWNJ into its reference too and this
+  round trip would not count one of those joins as wrong; the unit tests, not this
+  bench, hold false joins against it.
 - **ms per article**: wall time of N on the original fields, per article, on one core,
   after a first pass that warms every cache; the normalizers take turns for ``--rounds``
   rounds (3) and each one's fastest round counts, so a round slowed by another job on a
@@ -246,6 +267,10 @@ class Ceiling:
                 best = (share, tp, fp, self.positives - tp)
         return best
 
+    def minority(self) -> list:
+        """The types written with ZWNJ, but apart more often."""
+        return [t for t, z in self.zwnj.items() if t[0] and 0 < z < self.apart[t]]
+
     def fixable(self, key: tuple) -> bool:
         """Whether the majority rule restores this type (ZWNJ at least as often)."""
         return key != NO_PAIR and bool(key[0]) and self.zwnj[key] >= self.apart[key]
@@ -442,6 +467,13 @@ def ceiling_report(result: Scores, top: int = 20, floor: float = 0.99) -> str:
         lines.append(
             f"  {kind:<7}best at precision >= {floor}: ZWNJ share >= {share:.3f}: "
             f"{_pr(tp, fp, fn)}"
+        )
+        minority = ceiling.minority()
+        lines.append(
+            f"  {kind:<7}types written with ZWNJ here but apart more often: {len(minority):,} "
+            f"({sum(ceiling.zwnj[t] for t in minority):,} with ZWNJ, "
+            f"{sum(ceiling.apart[t] for t in minority):,} apart; a normalizer joining them "
+            "always would write the apart ones into its own reference too, unseen here)"
         )
     for kind in ("glued", "spaced"):
         ceiling, missed = result.ceiling[kind], result.missed[kind]

@@ -98,3 +98,8 @@ def test_misses_grouped_by_the_scored_and_the_training_counts():
     groups = training_support(missed, here, train)
     assert groups["unfixable"] == Counter({"ZWNJ at least as often": 1})  # به عنوان: 1/1
     assert groups["fixable"] == Counter({"never seen": 1, "ZWNJ at least as often": 2})
+
+
+def test_minority_types():
+    ceiling = spaced_ceiling([f"به{Z}عنوان", "به عنوان", "به عنوان", f"کتاب{Z}ها", "کتاب ها"])
+    assert ceiling.minority() == [("به", "عنوان")]
