@@ -154,6 +154,12 @@ _ZWNJ_STANDINS = re.compile(
     f"(?<=[{_LETTER}])[{ZWNJ}{_STANDIN_CHARS}]*[{_STANDIN_CHARS}][{ZWNJ}{_STANDIN_CHARS}]*"
     f"(?=[{_LETTER}])"
 )
+# beside a space between two letters they mean nothing (the letters either side set the
+# direction): they go, so the restorer sees the space (``می\u200f گفت``)
+_STANDINS_AT_SPACE = re.compile(
+    f"(?<=[{_LETTER}])(?:[{_STANDIN_CHARS}]+( +)[{_STANDIN_CHARS}]*|( +)[{_STANDIN_CHARS}]+)"
+    f"(?=[{_LETTER}])"
+)
 # a ZWNJ between two protected spans (two numbers) becomes a space, never nothing
 _ZWNJ_BETWEEN_SPANS = re.compile(
     f"(?<=[{PLACEHOLDER}0-9\u06f0-\u06f9\u0660-\u0669]){ZWNJ}+"
@@ -168,11 +174,13 @@ _TATWEEL = re.compile(f"(?<![{_DIGIT_CLASS}\u0640])\u0640+|\u0640+(?![{_DIGIT_CL
 
 
 def clean_zwnj(text: str) -> str:
-    """ZWNJ only between two letters: stand-ins between letters become ZWNJ, a ZWNJ
-    between two digits or protected spans becomes a space, other ZWNJs go. Run before
+    """ZWNJ only between two letters: stand-ins between letters become ZWNJ (beside a
+    space between letters they go), a ZWNJ between two digits or protected spans
+    becomes a space, other ZWNJs go. Run before
     masking too, so that a removed ZWNJ cannot uncover a span on a second pass."""
     if any(char in text for char in _STANDIN_CHARS):
         text = _ZWNJ_STANDINS.sub(ZWNJ, text)
+        text = _STANDINS_AT_SPACE.sub(lambda m: m.group(1) or m.group(2), text)
     if ZWNJ in text:
         text = _ZWNJ_BETWEEN_SPANS.sub(" ", text)
         text = _ZWNJ_RUN.sub(ZWNJ, text)

@@ -91,6 +91,10 @@ def test_hazm_letter_and_punctuation_policy_kept(normalizer: Normalizer) -> None
         ("شنیده می\u200c\u200eشود", "شنیده می\u200cشود"),  # ZWNJ + LRM
         ("عمیق\u00ad\u00adترین", "عمیق\u200cترین"),  # soft hyphens for ZWNJ
         ("سال\u200dهای", "سال\u200cهای"),  # ZWJ for ZWNJ
+        # an RLM or LRM beside a space between letters goes, so the space is restored
+        ("روزه می\u200f گرفت", "روزه می\u200cگرفت"),
+        ("کتاب \u200eها", "کتاب\u200cها"),
+        ("گفت \u200eApple", "گفت \u200eApple"),  # before Latin it sets the direction
         ("همه.. . جدی", "همه … جدی"),
         ("گفت «... فوتبال", "گفت «… فوتبال"),
     ],
