@@ -40,6 +40,9 @@ from khabar.transforms import metrics as M
 from khabar.transforms.common import DUPLICATES, Article
 
 WORK_FILES = "work_files"
+#: A bundle starts a new work file after this many articles, so that reading them back
+#: spreads over the workers even when one bundle set a whole file's articles aside.
+RECORDS_PER_WORK_FILE = 256
 _LENGTH = struct.Struct(">I")
 #: one pickled article at most (a record is capped far below: --max_record_bytes)
 MAX_WORK_RECORD = 1 << 30
@@ -83,6 +86,8 @@ class SetAsideFn(beam.DoFn):
     def start_bundle(self) -> None:
         self._stream: BinaryIO | None = None
         self._path: str | None = None
+        self._in_file = 0
+        self._done: list[str] = []
 
     def process(self, article: Article) -> Iterator[Any]:
         stored, key = self.key_of(article)
@@ -93,15 +98,26 @@ class SetAsideFn(beam.DoFn):
             )
         self.bytes.inc(write_record(self._stream, stored))
         self.records.inc()
+        self._in_file += 1
+        if self._in_file >= RECORDS_PER_WORK_FILE:
+            self._close()
         yield key
 
-    def finish_bundle(self) -> Iterator[Any]:
-        if self._stream is None:
-            return
+    def _close(self) -> None:
+        assert self._stream is not None and self._path is not None
         self._stream.close()
-        self._stream = None
+        self._done.append(self._path)
+        self._stream, self._path, self._in_file = None, None, 0
         self.files.inc()
-        yield TaggedOutput(WORK_FILES, WindowedValue(self._path, MIN_TIMESTAMP, [GlobalWindow()]))
+
+    def finish_bundle(self) -> Iterator[Any]:
+        # Paths go out only now, with the bundle's commit: a retried bundle's files are
+        # never read (RemoveWorkDir deletes them).
+        if self._stream is not None:
+            self._close()
+        for path in self._done:
+            yield TaggedOutput(WORK_FILES, WindowedValue(path, MIN_TIMESTAMP, [GlobalWindow()]))
+        self._done = []
 
 
 class SetAside(beam.PTransform):

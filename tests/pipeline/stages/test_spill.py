@@ -21,6 +21,7 @@ from khabar.pipeline.dedup.compose import (
 )
 from khabar.pipeline.dedup.near import SHINGLES
 from khabar.pipeline.graph.batch import ProcessArticles
+from khabar.pipeline.stages import spill
 from khabar.pipeline.stages.spill import read_records, remove_work_dir, write_record
 from khabar.transforms.split import RawRecord
 
@@ -107,6 +108,21 @@ def test_remove_work_dir_takes_files_a_retried_bundle_left(tmp_path: Path) -> No
     remove_work_dir(None, str(work), [str(work / "part-1.pkl"), str(work / "part-2.pkl")])
     assert not work.exists()
     remove_work_dir(None, str(tmp_path / "never-made"), [])  # nothing set aside: no error
+
+
+def test_a_bundle_rolls_to_a_new_work_file(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(spill, "RECORDS_PER_WORK_FILE", 3)
+    fn = spill.SetAsideFn(str(tmp_path), lambda a: (a, a["id"]))
+    fn.start_bundle()
+    keys = [k for i in range(7) for k in fn.process({"id": f"a{i}"})]
+    paths = [wv.value.value for wv in fn.finish_bundle()]
+    assert keys == [f"a{i}" for i in range(7)]
+    assert len(paths) == 3
+    back = []
+    for path in paths:
+        with open(path, "rb") as stream:
+            back += [a["id"] for a in read_records(stream)]
+    assert back == keys
 
 
 def test_every_article_set_aside_is_read_back_and_the_work_dir_goes(tmp_path: Path) -> None:
