@@ -11,6 +11,8 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+from hypothesis import given
+from hypothesis import strategies as st
 
 from khabar.pipeline.dedup.compose import (
     KEY_FIELDS,
@@ -19,7 +21,7 @@ from khabar.pipeline.dedup.compose import (
     SurvivorFields,
     decision,
 )
-from khabar.pipeline.dedup.near import SHINGLES
+from khabar.pipeline.dedup.near import SHINGLES, pack_node, unpack_node
 from khabar.pipeline.graph.batch import ProcessArticles
 from khabar.pipeline.stages import spill
 from khabar.pipeline.stages.spill import read_records, remove_work_dir, write_record
@@ -159,3 +161,16 @@ def test_every_article_set_aside_is_read_back_and_the_work_dir_goes(tmp_path: Pa
     assert counters["records_written"] == counters["records_read"] == 42
     assert counters["files"] >= 1
     assert not work.exists()
+
+
+NODES = st.tuples(
+    st.sampled_from([0, 1]),
+    st.integers(min_value=-(10**17), max_value=10**17),
+    st.text(min_size=0, max_size=12),
+)
+
+
+@given(st.lists(NODES, min_size=0, max_size=30))
+def test_packed_band_nodes_sort_as_the_nodes_and_come_back_whole(nodes) -> None:
+    packed = [pack_node(n) for n in nodes]
+    assert [unpack_node(p) for p in sorted(packed)] == sorted(nodes)
