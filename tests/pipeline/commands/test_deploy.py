@@ -314,6 +314,13 @@ def test_batch_job_for_dataflow(buckets: str, tmp_path: Path) -> None:
     assert graph.feeds("Process/NearOutputs", "Process/LinkExact")
     assert graph.feeds("Read/Split", "AllDeadLetters")
     assert graph.feeds("Process/Apply", "Process/RemoveWorkDir")
+    # a reshuffle after the read: files, then their line ranges, spread over the workers
+    for upstream, downstream in (
+        ("Read/Reshuffle", "Read/Plan"),
+        ("Read/Plan", "Read/SpreadRanges"),
+        ("Read/SpreadRanges", "Read/Split"),
+    ):
+        assert graph.feeds(upstream, downstream), f"{upstream} does not feed {downstream}"
     assert "Process/Stages/Entities" not in graph.by_name  # tagged after dedup only
     assert graph.feeds("Process/Stages/StageDeadLetters", "Process/DeadLetters")
     assert graph.feeds("Process/DeadLetters", "AllDeadLetters")
