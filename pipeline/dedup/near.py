@@ -58,10 +58,10 @@ KeyedValue = typehints.Tuple[str, typehints.Any]
 
 
 class _SketchFn(beam.DoFn):
-    """Article -> (id, article with shingles) main output; band entries (band, hash) ->
-    node tagged (no shingles: a band entry is shuffled once per band, 32 times)."""
+    """Article -> (id, article with shingles) main output; its sketch (packed node, band
+    hashes) tagged ``sketches`` (no shingles)."""
 
-    BANDS = "bands"
+    SKETCHES = "sketches"
 
     def __init__(self, config: NearDupConfig) -> None:
         self.config = config
@@ -85,9 +85,93 @@ class _SketchFn(beam.DoFn):
         if shingles.size == 0:
             return
         bands = self.hasher.band_hashes(self.hasher.signature(shingles))
-        node = pack_node(node_of(article))
-        for j, h in enumerate(bands):
-            yield TaggedOutput(self.BANDS, ((j, h), node))
+        if bands:
+            yield TaggedOutput(self.SKETCHES, (pack_node(node_of(article)), tuple(bands)))
+
+
+# Band buckets: most hold one article and give no pair, yet grouping them all means
+# holding 32 entries per article (the local runner keeps a shuffle in memory: at 16,000
+# articles that was most of the dedup's memory). So the (band, hash) keys that occur
+# more than once are found first, as compact sorted uint64 arrays combined in shards,
+# and only those entries are grouped: the same buckets with two or more members, so the
+# same candidate pairs.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+#: shards of the repeated-key sets (by the top 8 bits): no one accumulator holds them all
+BAND_SHARDS = 256
+
+
+def band_keys(bands: tuple[int, ...]) -> np.ndarray:
+    """One uint64 per (band, hash): the hash mixed with its band number. Two different
+    (band, hash) may share one (an entry is then grouped needlessly, never lost)."""
+    h = np.asarray(bands, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        return h ^ (np.arange(1, len(bands) + 1, dtype=np.uint64) * _GOLDEN)
+
+
+def _shard(key: int) -> int:
+    return key >> 56
+
+
+def _keys_by_shard(sketch: tuple[bytes, tuple[int, ...]]) -> Iterator[tuple[int, int]]:
+    for key in band_keys(sketch[1]).tolist():
+        yield (_shard(key), key)
+
+
+class RepeatedKeys(beam.CombineFn):
+    """uint64 keys -> the sorted array of those seen at least twice. The accumulator is
+    (seen once, seen twice or more, pending): sorted numpy arrays, folded every
+    ``FOLD`` pending keys, so it costs 8 bytes a key."""
+
+    FOLD = 4096
+
+    def create_accumulator(self):
+        empty = np.empty(0, np.uint64)
+        return (empty, empty, [])
+
+    def add_input(self, acc, key):
+        once, twice, pending = acc
+        pending.append(key)
+        if len(pending) >= self.FOLD:
+            return self._fold(acc)
+        return acc
+
+    def _fold(self, acc):
+        once, twice, pending = acc
+        if not pending:
+            return acc
+        values, counts = np.unique(np.asarray(pending, dtype=np.uint64), return_counts=True)
+        return self._union(once, twice, values[counts == 1], values[counts > 1])
+
+    @staticmethod
+    def _union(once1, twice1, once2, twice2):
+        twice = np.union1d(np.union1d(twice1, twice2), np.intersect1d(once1, once2))
+        once = np.setdiff1d(np.union1d(once1, once2), twice, assume_unique=True)
+        return (once, twice, [])
+
+    def merge_accumulators(self, accumulators):
+        merged = None
+        for acc in accumulators:
+            once, twice, _ = self._fold(acc)
+            merged = (once, twice, []) if merged is None else self._union(
+                merged[0], merged[1], once, twice
+            )
+        return merged if merged is not None else self.create_accumulator()
+
+    def extract_output(self, acc):
+        return self._fold(acc)[1]
+
+
+def _band_entries(
+    sketch: tuple[bytes, tuple[int, ...]], repeated: dict[int, np.ndarray]
+) -> Iterator[tuple[tuple[int, int], bytes]]:
+    """A sketch -> its ((band, hash), packed node) entries whose key is repeated."""
+    node, bands = sketch
+    for j, (h, key) in enumerate(zip(bands, band_keys(bands).tolist(), strict=True)):
+        found = repeated.get(_shard(key))
+        if found is not None and found.size:
+            at = int(np.searchsorted(found, np.uint64(key)))
+            if at < found.size and int(found[at]) == key:
+                yield ((j, h), node)
 
 
 def packed_shingles(article: Article, config: NearDupConfig, short=None, none=None) -> bytes:
@@ -363,10 +447,18 @@ class DeduplicateNear(beam.PTransform):
 
     def expand(self, pcoll):
         sketched = pcoll | "Sketch" >> beam.ParDo(_SketchFn(self.config)).with_outputs(
-            _SketchFn.BANDS, main="articles"
+            _SketchFn.SKETCHES, main="articles"
+        )
+        sketches = sketched[_SketchFn.SKETCHES]
+        repeated = (
+            sketches
+            | "BandKeys" >> beam.FlatMap(_keys_by_shard)
+            | "RepeatedBandKeys" >> beam.CombinePerKey(RepeatedKeys())
         )
         pairs = (
-            sketched[_SketchFn.BANDS]
+            sketches
+            | "BandEntries"
+            >> beam.FlatMap(_band_entries, beam.pvalue.AsDict(repeated))
             | "GroupByBand" >> beam.GroupByKey()
             | "BucketPairs" >> beam.ParDo(_BucketPairsFn(self.max_bucket))
             | "DistinctPairs" >> beam.Distinct()  # a pair shares several bands

@@ -43,7 +43,13 @@ from khabar.pipeline.stages.sinks import (
     WriteAvroBatch,
 )
 from khabar.pipeline.stages.sources import ReadArticleFiles
-from khabar.pipeline.stages.spill import WORK_FILES, ApplyDecisions, RemoveWorkDir, SetAside
+from khabar.pipeline.stages.spill import (
+    WORK_DIR_PREFIX,
+    WORK_FILES,
+    ApplyDecisions,
+    RemoveWorkDir,
+    SetAside,
+)
 from khabar.transforms import metrics as M
 from khabar.transforms.common import (
     DEAD_LETTER,
@@ -120,7 +126,7 @@ class CoreStages(beam.PTransform):
 def work_dir_under(output: str) -> str:
     """A fresh work directory for one run's set-aside articles, inside ``output`` (so it
     is on the same file system, local or ``gs://``); removed when the run ends."""
-    return f"{output.rstrip('/')}/.khabar-work-{uuid.uuid4().hex[:12]}"
+    return f"{output.rstrip('/')}/{WORK_DIR_PREFIX}{uuid.uuid4().hex[:12]}"
 
 
 class ProcessArticles(beam.PTransform):

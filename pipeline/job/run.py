@@ -34,6 +34,7 @@ from khabar.pipeline.stages.sinks import (
     join,
     streaming_files,
 )
+from khabar.pipeline.stages.spill import WORK_DIR_PREFIX
 from khabar.schemas.version import PIPELINE_VERSION
 from khabar.transforms import metrics as M
 
@@ -66,15 +67,18 @@ def read_summary(output: str) -> dict[str, Any] | None:
 
 def temp_paths(output: str) -> list[str]:
     """Files a run leaves behind while writing (``beam-temp-*`` folders of the batch sinks,
-    ``.tmp`` of the streaming ones): nothing a reader looks at."""
+    ``.tmp`` of the streaming ones, the batch's work files ``.khabar-work-*`` of a run
+    that was killed): nothing a reader looks at."""
     found: list[str] = []
     patterns = [join(output, kind, "**") for kind in OUTPUT_DIRS] + [join(output, ".tmp", "**")]
+    patterns.append(join(output, WORK_DIR_PREFIX + "*", "*"))
+    marks = ("/beam-temp-", "/.tmp/", "/" + WORK_DIR_PREFIX)
     for pattern in patterns:
         try:
             matches = FileSystems.match([pattern])[0].metadata_list
         except Exception:  # noqa: BLE001 - nothing there
             continue
-        found += [m.path for m in matches if "/beam-temp-" in m.path or "/.tmp/" in m.path]
+        found += [m.path for m in matches if any(mark in m.path for mark in marks)]
     return found
 
 
@@ -89,6 +93,7 @@ def remove_temp_files(output: str) -> None:
     if "://" not in output:
         folders = [os.path.join(output, ".tmp")]
         folders += glob.glob(os.path.join(glob.escape(output), "*", "beam-temp-*"))
+        folders += glob.glob(os.path.join(glob.escape(output), WORK_DIR_PREFIX + "*"))
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
 

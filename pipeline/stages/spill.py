@@ -40,6 +40,8 @@ from khabar.transforms import metrics as M
 from khabar.transforms.common import DUPLICATES, Article
 
 WORK_FILES = "work_files"
+#: A run's work directory is ``OUTPUT/.khabar-work-<id>`` (``graph/batch.py``).
+WORK_DIR_PREFIX = ".khabar-work-"
 #: A bundle starts a new work file after this many articles, so that reading them back
 #: spreads over the workers even when one bundle set a whole file's articles aside.
 RECORDS_PER_WORK_FILE = 256

@@ -8,12 +8,14 @@ import json
 from pathlib import Path
 
 import apache_beam as beam
+import numpy as np
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given
 from hypothesis import strategies as st
 
+from khabar.pipeline.dedup import near
 from khabar.pipeline.dedup.compose import (
     KEY_FIELDS,
     DedupKey,
@@ -21,7 +23,13 @@ from khabar.pipeline.dedup.compose import (
     SurvivorFields,
     decision,
 )
-from khabar.pipeline.dedup.near import SHINGLES, pack_node, unpack_node
+from khabar.pipeline.dedup.near import (
+    SHINGLES,
+    RepeatedKeys,
+    band_keys,
+    pack_node,
+    unpack_node,
+)
 from khabar.pipeline.graph.batch import ProcessArticles
 from khabar.pipeline.stages import spill
 from khabar.pipeline.stages.spill import read_records, remove_work_dir, write_record
@@ -174,3 +182,37 @@ NODES = st.tuples(
 def test_packed_band_nodes_sort_as_the_nodes_and_come_back_whole(nodes) -> None:
     packed = [pack_node(n) for n in nodes]
     assert [unpack_node(p) for p in sorted(packed)] == sorted(nodes)
+
+
+def test_a_killed_runs_work_files_are_cleared_before_the_next_run(tmp_path: Path) -> None:
+    from khabar.pipeline.job.run import prepare_output, temp_paths
+
+    work = tmp_path / f"{spill.WORK_DIR_PREFIX}0123456789ab"
+    work.mkdir()
+    (work / "part-1.pkl").write_bytes(b"x")
+    assert temp_paths(str(tmp_path)) == [str(work / "part-1.pkl")]
+    prepare_output(str(tmp_path), overwrite=False)  # nothing finalized: no need to ask
+    assert not work.exists()
+
+
+@given(st.lists(st.integers(min_value=0, max_value=40), max_size=300), st.integers(1, 4))
+def test_repeated_keys_are_those_seen_twice_however_the_input_is_split(keys, parts) -> None:
+    fn = RepeatedKeys()
+    fn.FOLD = 7  # fold often: the folding is what is tested
+    accs = []
+    for part in range(parts):
+        acc = fn.create_accumulator()
+        for key in keys[part::parts]:
+            acc = fn.add_input(acc, key)
+        accs.append(acc)
+    repeated = fn.extract_output(fn.merge_accumulators(accs))
+    assert repeated.tolist() == sorted(k for k in set(keys) if keys.count(k) > 1)
+
+
+def test_only_repeated_band_keys_are_grouped_and_big_hashes_survive() -> None:
+    node = pack_node((0, 5, "a"))
+    bands = (1, 2**64 - 1, 7)
+    keys = band_keys(bands)
+    repeated = {near._shard(int(keys[1])): np.array([int(keys[1])], dtype=np.uint64)}
+    assert list(near._band_entries((node, bands), repeated)) == [((1, 2**64 - 1), node)]
+    assert list(near._band_entries((node, bands), {})) == []
