@@ -112,6 +112,24 @@ def decision(key: dict[str, Any], is_duplicate: bool, defaults: SurvivorFields):
     yield key["id"], (is_duplicate, fields)
 
 
+_SHINGLES_TAG = "shingles"
+
+
+def _shingles_aside(key: dict[str, Any]):
+    """A key -> the key without its shingles, and ``(id, shingles)`` tagged."""
+    rest = {name: value for name, value in key.items() if name != SHINGLES}
+    yield rest
+    yield beam.pvalue.TaggedOutput(_SHINGLES_TAG, (key["id"], key[SHINGLES]))
+
+
+def _with_shingles(element: tuple[str, dict[str, list[Any]]]):
+    """(id, {key: [survivor key], shingles: [packed]}) -> the key with its shingles back;
+    nothing for an exact duplicate (no key)."""
+    _, groups = element
+    for key in groups["key"]:
+        yield dict(key, **{SHINGLES: groups["shingles"][0]})
+
+
 def deduplicate_batch(
     articles: beam.PCollection,
     near: NearDupSettings,
@@ -122,6 +140,14 @@ def deduplicate_batch(
     articles an earlier run wrote), copies of those are linked to them first. ``keys``:
     the input is already fingerprinted (``DedupKey``'s keys)."""
     earlier = []
+    shingles = None
+    if keys and near.enabled:
+        # The shingles wait aside while exact dedup shuffles the keys, and join the exact
+        # survivors only: one shuffle holds them, not the two of exact dedup.
+        split = articles | "ShinglesAside" >> beam.ParDo(_shingles_aside).with_outputs(
+            _SHINGLES_TAG, main=ARTICLES
+        )
+        articles, shingles = split[ARTICLES], split[_SHINGLES_TAG]
     if known is not None:
         checked = articles | "DropKnown" >> DropKnownCopies(known, fingerprinted=keys)
         articles, earlier = checked[ARTICLES], [checked[DUPLICATES]]
@@ -129,7 +155,17 @@ def deduplicate_batch(
     if not near.enabled:
         duplicates = (deduped[DUPLICATES], *earlier) | "AllDuplicates" >> beam.Flatten()
         return deduped[ARTICLES], duplicates
-    clustered = deduped[ARTICLES] | "NearDedup" >> DeduplicateNear(**near.params())
+    survivors = deduped[ARTICLES]
+    if shingles is not None:
+        survivors = (
+            {
+                "key": survivors | "KeyById" >> beam.Map(lambda key: (key["id"], key)),
+                "shingles": shingles,
+            }
+            | "JoinShingles" >> beam.CoGroupByKey()
+            | "WithShingles" >> beam.FlatMap(_with_shingles)
+        )
+    clustered = survivors | "NearDedup" >> DeduplicateNear(**near.params())
     near_all = (clustered[ARTICLES], clustered[DUPLICATES]) | "NearOutputs" >> beam.Flatten()
     # exact copies of an article that lost to a near-duplicate follow it to its cluster
     exact = (deduped[DUPLICATES], near_all) | "LinkExact" >> LinkExactDuplicates()

@@ -214,7 +214,11 @@ STAGE_CHAIN = [
 BATCH_CHAIN = [
     *STAGE_CHAIN[:4],
     "Process/SetAside",
+    "Process/ShinglesAside",
     "Process/Dedup",
+    "Process/KeyById",
+    "Process/JoinShingles",
+    "Process/WithShingles",
     "Process/NearDedup",
     "Process/KeepDecision",
     "Process/Decisions",
