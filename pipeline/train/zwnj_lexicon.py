@@ -128,6 +128,19 @@ def source_words(names: Sequence[str], folder: Path = SOURCES_DIR) -> set[str]:
     return out
 
 
+def verb_like(part: str, verbs: set[str]) -> bool:
+    """A verb form that :func:`hazm_verbs` leaves out: an infinitive (``گرفتن``), a past
+    participle (``داشته``) or a second person singular (``داری``). The other packages'
+    lists spell compound verbs as one word (``قرار‌گرفتن``, ``دوست‌داری``); hazm's and
+    the counts' compounds need no such guard."""
+    return part in verbs or (
+        len(part) >= 3 and (
+            (part[-1] in "نه" and part[:-1] in verbs)
+            or (part[-1] == "ی" and part[:-1] + "د" in verbs)
+        )
+    )
+
+
 def hazm_verbs() -> set[str]:
     """Single-token verb forms from hazm's conjugations, less the second person singular
     in ``ی`` (``ریزی``, ``بینی``, ``گیری``), which is spelled like the nouns that end
@@ -219,7 +232,10 @@ def build(
     zwnj_spellings |= silent_heh_yeh(first_tokens + signs_spaced, words)
     # spellings only the other packages' lists give (a dictionary's word, but no hazm
     # entry and no news count to back it): see the S and J rules below
-    listed = source_words(sources) - zwnj_spellings
+    listed = {
+        s for s in source_words(sources) - zwnj_spellings
+        if not verb_like(s.split(ZWNJ)[-1], verbs)
+    }
     zwnj_spellings |= listed
     targets: dict[str, str] = {}
     for spelling in sorted(zwnj_spellings):
