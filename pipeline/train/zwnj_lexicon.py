@@ -8,7 +8,8 @@ Sources (see ``transforms/normalize_data/README.md`` for the licences):
   ZWNJ) and its verb conjugations (``Lemmatizer().verbs``: the single-token forms);
 - ZWNJ spellings of other packages' word lists (``pipeline/train/zwnj_sources``, see its
   README): shekar's compound words and vocabulary, parsivar's normalizer dictionaries,
-  and the Persian spell-checker dictionaries (aspell-fa, myspell-fa); ``--sources``;
+  and, with ``--sources ... spell-fa``, the Persian spell-checker dictionaries
+  (aspell-fa, myspell-fa; GPL-2.0-or-later, so not by default);
 - word and word n-gram counts of the *training* part of news-fa: articles whose URL hash
   puts them outside the held-out quarter (:func:`held_out`) that ``khabar
   bench-normalize`` reports on.
@@ -66,7 +67,8 @@ from khabar.transforms.zwnj import (
 )
 
 SOURCES_DIR = Path(__file__).resolve().parent / "zwnj_sources"
-DEFAULT_SOURCES = ("shekar", "parsivar", "spell-fa")
+#: spell-fa (GPL-2.0-or-later) adds little (see the README) and is left to --sources
+DEFAULT_SOURCES = ("shekar", "parsivar")
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "news-fa"
 HELD_OUT_BUCKETS = 4  # one article in four is held out
 PRONOUN_CLITICS = frozenset({"شان", "تان", "مان", "ش", "م", "ت"})
