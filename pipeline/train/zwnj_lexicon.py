@@ -6,6 +6,10 @@ Sources (see ``transforms/normalize_data/README.md`` for the licences):
 
 - hazm's ``words.dat`` (193,751 words with frequencies and parts of speech, 13,278 with
   ZWNJ) and its verb conjugations (``Lemmatizer().verbs``: the single-token forms);
+- ZWNJ spellings of other packages' word lists (``pipeline/train/zwnj_sources``, see its
+  README): shekar's compound words and vocabulary, parsivar's normalizer dictionaries,
+  and, with ``--sources ... spell-fa``, the Persian spell-checker dictionaries
+  (aspell-fa, myspell-fa; GPL-2.0-or-later, so not by default);
 - word and word n-gram counts of the *training* part of news-fa: articles whose URL hash
   puts them outside the held-out quarter (:func:`held_out`) that ``khabar
   bench-normalize`` reports on.
@@ -62,6 +66,9 @@ from khabar.transforms.zwnj import (
     ZWNJ,
 )
 
+SOURCES_DIR = Path(__file__).resolve().parent / "zwnj_sources"
+#: spell-fa (GPL-2.0-or-later) adds little (see the README) and is left to --sources
+DEFAULT_SOURCES = ("shekar", "parsivar")
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "news-fa"
 HELD_OUT_BUCKETS = 4  # one article in four is held out
 PRONOUN_CLITICS = frozenset({"شان", "تان", "مان", "ش", "م", "ت"})
@@ -109,6 +116,31 @@ def hazm_words() -> dict[str, tuple[int, str]]:
                 pos = old_pos if pos == "0" else pos
             out[word] = (freq, pos)
     return out
+
+
+def source_words(names: Sequence[str], folder: Path = SOURCES_DIR) -> set[str]:
+    """ZWNJ spellings listed by other packages (``zwnj_sources/NAME.txt.gz``, one a line)."""
+    out: set[str] = set()
+    for name in names:
+        with gzip.open(folder / f"{name}.txt.gz", "rt", encoding="utf-8") as handle:
+            for line in handle:
+                word = fold_letters(line.strip())
+                if ZWNJ in word and WORD.fullmatch(word):
+                    out.add(word)
+    return out
+
+
+def verb_like(part: str, verbs: set[str]) -> bool:
+    """A verb form that :func:`hazm_verbs` leaves out: an infinitive (``گرفتن``), a past
+    participle (``داشته``) or a second person singular (``داری``). The other packages'
+    lists spell compound verbs as one word (``قرار‌گرفتن``, ``دوست‌داری``); hazm's and
+    the counts' compounds need no such guard."""
+    return part in verbs or (
+        len(part) >= 3 and (
+            (part[-1] in "نه" and part[:-1] in verbs)
+            or (part[-1] == "ی" and part[:-1] + "د" in verbs)
+        )
+    )
 
 
 def hazm_verbs() -> set[str]:
@@ -181,7 +213,8 @@ def silent_heh_yeh(tokens: Counter, words: dict[str, tuple[int, str]]) -> set[st
 
 
 def build(
-    data: Path, spaced_ratio: float = 0.5, join_ratio: float = 0.15, min_news: int = 2
+    data: Path, spaced_ratio: float = 0.5, join_ratio: float = 0.15, min_news: int = 2,
+    sources: Sequence[str] = DEFAULT_SOURCES,
 ) -> list[tuple[str, str, int]]:
     words = hazm_words()
     verbs = hazm_verbs()
@@ -199,6 +232,13 @@ def build(
     }
     _, signs_spaced = count_news(texts, apart_signs)
     zwnj_spellings |= silent_heh_yeh(first_tokens + signs_spaced, words)
+    # spellings only the other packages' lists give (a dictionary's word, but no hazm
+    # entry and no news count to back it): see the S and J rules below
+    listed = {
+        s for s in source_words(sources) - zwnj_spellings
+        if not verb_like(s.split(ZWNJ)[-1], verbs)
+    }
+    zwnj_spellings |= listed
     targets: dict[str, str] = {}
     for spelling in sorted(zwnj_spellings):
         if spelling.count(ZWNJ) <= 2:
@@ -230,7 +270,9 @@ def build(
     flags: dict[str, set[str]] = {}
     counts: dict[str, int] = {}
     for key, spellings in by_key.items():
-        best = max(spellings, key=lambda s: (apart(s), hazm_freq(s), s in verbs, s))
+        best = max(
+            spellings, key=lambda s: (apart(s), hazm_freq(s), s in verbs, s not in listed, s)
+        )
         glued = seen[key]
         if glued + apart(best) >= 3:
             # the ZWNJ spelling is the standard one (آن‌ها, پنج‌شنبه): restore it when
@@ -241,6 +283,8 @@ def build(
         else:
             whole = strong(key)
             restore = not whole or hazm_freq(best) > hazm_freq(key)
+        if best in listed and apart(best) < glued:
+            restore = False  # a listed spelling the counts see glued more often
         if pronoun_apart(best):
             # دستشان, not دست‌شان: pronoun clitics are written joined, unless the counts
             # clearly see this word written apart (تیم‌مان: at least three times, and at
@@ -270,6 +314,10 @@ def build(
                 ok = c_z >= 3 and c_z >= c_s
             elif strong(spelling):
                 ok = True  # a compound hazm's dictionary lists: رئیس‌جمهور, برنامه‌ریزی
+            elif spelling in listed:
+                # another dictionary's compound: trusted unless the counts see it
+                # written apart clearly more often (three times or more)
+                ok = c_z + c_s < 3 or c_z >= spaced_ratio * c_s
             else:
                 ok = c_z + c_s >= 3 and c_z >= spaced_ratio * c_s and c_z > 0
             if ok:
@@ -312,11 +360,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=LEXICON_PATH)
     parser.add_argument("--spaced-ratio", type=float, default=0.5)
     parser.add_argument("--join-ratio", type=float, default=0.15)
+    parser.add_argument(
+        "--sources", nargs="*", default=list(DEFAULT_SOURCES),
+        help="word lists in pipeline/train/zwnj_sources to add (none: hazm and counts only)",
+    )
     args = parser.parse_args(argv)
     if not (args.data / "farsnews.jsonl").exists():
         print(f"zwnj_lexicon: error: no news-fa in {args.data}", file=sys.stderr)
         return 2
-    rows = build(args.data, args.spaced_ratio, args.join_ratio)
+    rows = build(args.data, args.spaced_ratio, args.join_ratio, sources=args.sources)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with gzip.GzipFile(args.out, "wb", mtime=0) as raw:
         raw.write(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from khabar.pipeline.train.zwnj_lexicon import silent_heh_yeh
+from khabar.pipeline.train.zwnj_lexicon import silent_heh_yeh, source_words, verb_like
 from khabar.transforms.zwnj import ZWNJ
 
 Z = ZWNJ
@@ -24,3 +24,21 @@ def test_yeh_after_silent_heh_comes_from_the_counts() -> None:
     assert silent_heh_yeh(tokens, words) == {
         "کوزه" + Z + "ی", "کلبه" + Z + "ی", "نامه" + Z + "ی",  # گرهی: a dictionary word
     }
+
+
+def test_listed_compound_verbs_are_told_from_compounds() -> None:
+    verbs = {"گرفت", "داشت", "دارد"}
+    assert verb_like("گرفتن", verbs)  # قرار‌گرفتن: an infinitive
+    assert verb_like("داشته", verbs)  # حضور‌داشته: a participle
+    assert verb_like("داری", verbs)  # دوست‌داری: second person singular
+    assert verb_like("گرفت", verbs)
+    assert not verb_like("گیری", verbs)  # تصمیم‌گیری: a noun
+    assert not verb_like("نامه", verbs)
+
+
+def test_source_words_keep_folded_zwnj_spellings(tmp_path) -> None:
+    import gzip
+
+    with gzip.open(tmp_path / "x.txt.gz", "wt", encoding="utf-8") as handle:
+        handle.write("فيلم" + Z + "نامه\nکتاب\nabc" + Z + "def\n")
+    assert source_words(["x"], tmp_path) == {"فیلم" + Z + "نامه"}
