@@ -122,7 +122,10 @@ def source_words(names: Sequence[str], folder: Path = SOURCES_DIR) -> set[str]:
     """ZWNJ spellings listed by other packages (``zwnj_sources/NAME.txt.gz``, one a line)."""
     out: set[str] = set()
     for name in names:
-        with gzip.open(folder / f"{name}.txt.gz", "rt", encoding="utf-8") as handle:
+        path = folder / f"{name}.txt.gz"
+        if not path.exists():
+            raise SystemExit(f"zwnj_lexicon: no {path}; see {SOURCES_DIR}/README.md")
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
             for line in handle:
                 word = fold_letters(line.strip())
                 if ZWNJ in word and WORD.fullmatch(word):
