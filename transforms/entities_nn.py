@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from khabar.transforms.entities_kernel import viterbi_marginals
+from khabar.transforms.entities_kernel import viterbi_marginals, viterbi_marginals_many
 
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 _ANY_DIGIT = re.compile(r"\d")
-_CACHE_LIMIT = 100_000  # word vectors kept (about 75 MB at most)
+#: Words whose input projection is kept (4 KB each: 64 MB at most).
+PROJECTION_ROWS = 16_384
 
 
 def word_key(word: str) -> str:
@@ -103,14 +104,22 @@ class BiLSTMCRF:
         self.conv_flat = np.ascontiguousarray(
             self.conv_w.transpose(2, 1, 0).reshape(width * self.cemb.shape[1], -1)
         )
-        self._cache: dict[str, np.ndarray] = {}
+        word_dim = self.wemb.shape[1] + self.conv_w.shape[0]
+        #: The word part of the input projection (embedding and char CNN rows) ...
+        self.w_word = np.ascontiguousarray(self.w_in[:word_dim])
+        #: ... and the gazetteer part, one row per gazetteer tag, with both biases.
+        self.gaz_proj = (self.gemb @ self.w_in[word_dim:] + self.b_in).astype(np.float32)
+        self._gates = self.w_in.shape[1]
+        #: Rows of the per-word projection table (see :meth:`project`).
+        self.projection_rows = PROJECTION_ROWS
+        self._rows: dict[str, int] = {}
+        self._table = np.empty((0, self._gates), np.float32)
+        self._uses = np.zeros(0, np.int64)
 
     # ------------------------------------------------------------------ features
 
-    def _word_vector(self, word: str) -> np.ndarray:
-        vec = self._cache.get(word)
-        if vec is not None:
-            return vec
+    def _word_features(self, word: str) -> np.ndarray:
+        """A word's embedding and character-CNN features (the input before the gazetteer)."""
         wid = self.words.get(word_key(word), 1)
         chars = word.translate(_DIGITS)[: self.max_chars]
         ids = [self.chars.get(ch, 1) for ch in chars]
@@ -123,36 +132,102 @@ class BiLSTMCRF:
         windows = np.concatenate([pad[j : j + n] for j in range(width)], axis=1)
         conv = windows @ self.conv_flat + self.conv_b
         char_feat = np.maximum(conv.max(axis=0), 0.0)
-        vec = np.concatenate([self.wemb[wid], char_feat])
-        if len(self._cache) >= _CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[word] = vec
-        return vec
+        return np.concatenate([self.wemb[wid], char_feat])
 
     def inputs(self, words: Sequence[str], gaz: Sequence[str | None]) -> np.ndarray:
         """Per-token input vectors: word embedding, char CNN, gazetteer match."""
-        base = np.stack([self._word_vector(w) for w in words])
-        g = self.gemb[[self.gaz.get(tag, 1) if tag else 1 for tag in gaz]]
+        base = np.stack([self._word_features(w) for w in words])
+        g = self.gemb[self._gaz_ids(gaz)]
         return np.concatenate([base, g], axis=1)
+
+    def _gaz_ids(self, gaz: Sequence[str | None]) -> list[int]:
+        return [self.gaz.get(tag, 1) if tag else 1 for tag in gaz]
+
+    def project(self, words: Sequence[str], gaz: Sequence[str | None]) -> np.ndarray:
+        """``inputs(words, gaz) @ w_in + b_in`` (both directions' gate inputs, ``(len, 8H)``)
+        without the product for the words seen before.
+
+        The input projection is linear, so it splits into a word part (embedding and
+        character CNN, which depend on the word alone) and a gazetteer part (one row per
+        gazetteer tag, computed once). The word part is kept per word in a table of
+        ``projection_rows`` rows (64 MB at 16,384; grown as needed); when it is full the
+        less used half is dropped (hit rate over news-fa's 1.3 M tokens: 94 %, against
+        92 % for dropping all). The product was 2 of the 8.4 ms per article the encoder
+        took (measured on 400 farsnews articles)."""
+        index = self._rows
+        rows = [index.get(w, -1) for w in words]
+        missing = list(dict.fromkeys(w for w, r in zip(words, rows, strict=True) if r < 0))
+        if missing:
+            if len(index) + len(missing) > self.projection_rows:
+                unique = list(dict.fromkeys(words))
+                if len(unique) > self.projection_rows:  # more words than the table holds
+                    word_part = np.stack([self._word_features(w) for w in unique]) @ self.w_word
+                    local = {w: i for i, w in enumerate(unique)}
+                    out = word_part[[local[w] for w in words]]
+                    return out + self.gaz_proj[self._gaz_ids(gaz)]
+                self._evict(len(missing))
+                index = self._rows
+                missing = [w for w in unique if w not in index]
+                if len(index) + len(missing) > self.projection_rows:
+                    self.reset_projections()  # the kept half would not leave room
+                    index, missing = self._rows, unique
+            start = len(index)
+            need = start + len(missing)
+            if need > len(self._table):
+                grown = np.empty(
+                    (min(self.projection_rows, max(need, 2 * len(self._table))), self._gates),
+                    np.float32,
+                )
+                grown[:start] = self._table[:start]
+                self._table = grown
+                self._uses.resize(len(grown), refcheck=False)
+            self._table[start:need] = np.stack([self._word_features(w) for w in missing]) @ (
+                self.w_word
+            )
+            self._uses[start:need] = 0
+            for k, w in enumerate(missing):
+                index[w] = start + k
+            rows = [index[w] for w in words]
+        np.add.at(self._uses, rows, 1)
+        return self._table[rows] + self.gaz_proj[self._gaz_ids(gaz)]
+
+    def reset_projections(self, rows: int | None = None) -> None:
+        """Empty the projection table (and set its size to ``rows`` when given)."""
+        if rows is not None:
+            self.projection_rows = rows
+        self._rows = {}
+        self._table = np.empty((0, self._gates), np.float32)
+        self._uses = np.zeros(0, np.int64)
+
+    def _evict(self, room: int) -> None:
+        """Keep the more used half of the table (at most ``projection_rows - room`` rows)."""
+        keep_n = max(0, min(self.projection_rows // 2, self.projection_rows - room))
+        words = list(self._rows)
+        uses = self._uses[: len(words)]
+        keep = np.sort(np.argsort(-uses, kind="stable")[:keep_n])
+        self._table[: len(keep)] = self._table[keep]
+        self._uses[: len(keep)] = uses[keep] // 2
+        self._rows = {words[i]: k for k, i in enumerate(keep)}
 
     # ------------------------------------------------------------------ encoder
 
     def encode(self, sentences: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Input matrices of several sentences -> BiLSTM outputs ``(length, 2H)`` each.
+        """Input matrices of several sentences -> BiLSTM outputs ``(length, 2H)`` each."""
+        return self.encode_projected([x @ self.w_in + self.b_in for x in sentences])
 
-        The sentences are run side by side, longest first: the input projection of every
-        token is one matrix product, and each time step one product for the sentences
-        still running at that step (a prefix, as they are sorted), so padding costs
-        nothing."""
-        lengths = np.array([len(s) for s in sentences], np.int64)
+    def encode_projected(self, projected: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Projected inputs (:meth:`project`) of several sentences -> BiLSTM outputs.
+
+        The sentences are run side by side, longest first: each time step is one product
+        for the sentences still running at that step (a prefix, as they are sorted), so
+        padding costs nothing."""
+        lengths = np.array([len(s) for s in projected], np.int64)
         order = np.argsort(-lengths, kind="stable")
         ordered = lengths[order]
-        n, hid, steps = len(sentences), self.hidden, int(lengths.max())
-        proj = np.concatenate([sentences[i] for i in order]) @ self.w_in + self.b_in
+        n, hid, steps = len(projected), self.hidden, int(lengths.max())
         padded = np.zeros((n, steps, 8 * hid), np.float32)
-        offsets = np.concatenate([[0], np.cumsum(ordered)])
-        for i, length in enumerate(ordered):
-            padded[i, :length] = proj[offsets[i] : offsets[i + 1]]
+        for rank, i in enumerate(order):
+            padded[rank, : ordered[rank]] = projected[i]
         live = (ordered[:, None] > np.arange(steps)).sum(axis=0)
         out = np.zeros((n, steps, 2 * hid), np.float32)
         for direction in (0, 1):
@@ -197,6 +272,29 @@ class BiLSTMCRF:
         labels, marginals = viterbi_marginals(emis, spec["trans"], spec["start"], spec["end"])
         tags = spec["tags"]
         return [tags[k] for k in labels], marginals
+
+
+    def decode_many(
+        self, head: str, states: Sequence[np.ndarray], o_bias: float = 0.0
+    ) -> list[tuple[list[str], np.ndarray]]:
+        """:meth:`decode` of several sentences: one product for their emission scores and
+        one compiled call for their paths and marginals."""
+        spec = self.heads[head]
+        lengths = [len(s) for s in states]
+        offsets = np.zeros(len(states) + 1, np.int64)
+        offsets[1:] = np.cumsum(lengths)
+        emis = (np.concatenate(states) @ spec["w"] + spec["b"]).astype(np.float64)
+        if o_bias:
+            emis[:, spec["tags"].index("O")] -= o_bias
+        paths, margs = viterbi_marginals_many(
+            emis, offsets, spec["trans"], spec["start"], spec["end"]
+        )
+        tags = spec["tags"]
+        labels = [tags[k] for k in paths.tolist()]
+        return [
+            (labels[offsets[i] : offsets[i + 1]], margs[offsets[i] : offsets[i + 1]])
+            for i in range(len(states))
+        ]
 
 
 def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:

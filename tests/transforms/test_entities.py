@@ -183,3 +183,28 @@ def test_document_vote_gives_one_type_per_name() -> None:
     assert tagged[0][3] == [(0, 2, "ORGANIZATION", 0.9)]
     assert tagged[1][3] == [(0, 2, "ORGANIZATION", 0.6)]
     assert tagged[2][3] == [(0, 1, "DATE", 0.7)]
+
+
+def test_articles_tagged_together_are_tagged_as_alone(
+    tagger: EntityTagger, normalizer: Normalizer
+) -> None:
+    """``tag_articles`` (the networks read every article's sentences in shared batches)
+    gives each article what ``tag_article`` gives it alone, with languages mixed."""
+    seed = seed_article(normalizer)
+    other = normalizer.normalize_article(
+        {
+            "language": "fa",
+            "title": "دیدار وزیر خارجه ترکیه در تهران",
+            "lead": None,
+            "body": "هاکان فیدان روز شنبه با علی لاریجانی در مشهد دیدار کرد. "
+            "خبرگزاری ایسنا گزارش داد که سازمان ملل متحد نشست را تایید کرد.",
+        }
+    )
+    english = {"language": "en", "title": "Hello", "lead": None, "body": "Tony Blair spoke."}
+    nothing = {"language": "und", "title": "x", "lead": None, "body": "y"}
+    articles = [seed, english, other, nothing, seed]
+    together = tagger.tag_articles(articles)
+    alone = [tagger.tag_article(a) for a in articles]
+    assert together == alone
+    assert together[0]["entities"] and together[2]["entities"] and together[1]["entities"]
+    assert together[3]["entities"] == [] and together[3]["entity_model"] is None

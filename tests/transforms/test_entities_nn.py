@@ -216,3 +216,37 @@ def test_trainer_looks_words_up_as_the_tagger_does() -> None:
     for word in ["Tehran", "۱۴۰۲", "٣٤٥", "2024", "تهران", "Ab1۲٣", "İstanbul", "ΣΟΦΙΑ"]:
         assert namespace["word_key"](word) == entities_nn.word_key(word)
         assert word.translate(namespace["DIGITS"]) == word.translate(entities_nn._DIGITS)
+
+
+def test_projection_table_gives_the_plain_product(tmp_path: Path) -> None:
+    """``project`` (word part from the table, gazetteer part per tag) is the input matrix
+    times the input weights, however often the table fills up and drops rows."""
+    rng = np.random.default_rng(5)
+    write_net(tmp_path / "net.npz", rng)
+    net = BiLSTMCRF(tmp_path / "net.npz")
+    vocab = ["علی", "تهران", "به", "۱۴۰۲", "رفت", "و", "آمد", "x", "Tehran", "۱۲"]
+    gaz_tags = [None, "B-LOCATION", "I-LOCATION", "B-UNKNOWN"]
+    for rows in (3, 4, 16):  # smaller than a sentence's new words, full often, roomy
+        net.reset_projections(rows)
+        for _ in range(30):
+            n = int(rng.integers(1, 9))
+            words = [vocab[i] for i in rng.integers(0, len(vocab), n)]
+            gaz = [gaz_tags[i] for i in rng.integers(0, len(gaz_tags), n)]
+            expected = net.inputs(words, gaz) @ net.w_in + net.b_in
+            np.testing.assert_allclose(net.project(words, gaz), expected, atol=1e-5)
+            assert len(net._rows) <= rows and len(net._table) <= rows
+            assert sorted(net._rows.values()) == list(range(len(net._rows)))
+
+
+def test_decode_many_is_decode_of_each(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    write_net(tmp_path / "net.npz", rng)
+    net = BiLSTMCRF(tmp_path / "net.npz")
+    states = [rng.normal(0, 1, (n, 2 * net.hidden)).astype(np.float32) for n in (1, 7, 3, 12)]
+    for head in ("a", "b"):
+        for bias in (0.0, 1.5):
+            together = net.decode_many(head, states, bias)
+            for state, (labels, marg) in zip(states, together, strict=True):
+                alone_labels, alone_marg = net.decode(head, state, bias)
+                assert labels == alone_labels
+                np.testing.assert_allclose(marg, alone_marg, rtol=1e-12)
