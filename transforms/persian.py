@@ -21,20 +21,45 @@ The steps, in order (each one is a public function, tested on its own):
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 import unicodedata
+from pathlib import Path
+from types import ModuleType
 from typing import Final
-
-from hazm.constants import (
-    DIACRITICS_PATTERNS,
-    SPECIAL_CHARS_PATTERNS,
-    TRANSLATION_DST,
-    TRANSLATION_SRC,
-    UNICODE_REPLACEMENTS,
-)
 
 from khabar.transforms.protect import PLACEHOLDER, mask
 from khabar.transforms.zwnj import ZWNJ, Lexicon, ZwnjRestorer, load_lexicon
+
+
+def _hazm_constants() -> ModuleType:
+    """hazm's character tables (``hazm/constants.py``, MIT; plain data, no imports), read
+    from the installed hazm without running ``hazm/__init__.py``, which imports hazm's
+    whole NLP stack (nltk and more): 1.26 s of start-up in every process that normalizes
+    (``python -X importtime``), for five tables. ``find_spec`` locates the package
+    without importing it; a ``hazm.constants`` already imported is used as it is."""
+    loaded = sys.modules.get("hazm.constants")
+    if loaded is not None:
+        return loaded
+    package = importlib.util.find_spec("hazm")
+    if package is None or not package.submodule_search_locations:
+        raise ImportError("hazm is not installed (a dependency of khabar: pip install hazm)")
+    path = Path(next(iter(package.submodule_search_locations))) / "constants.py"
+    spec = importlib.util.spec_from_file_location("khabar._hazm_constants", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot read hazm's tables from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_HAZM = _hazm_constants()
+DIACRITICS_PATTERNS = _HAZM.DIACRITICS_PATTERNS
+SPECIAL_CHARS_PATTERNS = _HAZM.SPECIAL_CHARS_PATTERNS
+TRANSLATION_DST = _HAZM.TRANSLATION_DST
+TRANSLATION_SRC = _HAZM.TRANSLATION_SRC
+UNICODE_REPLACEMENTS = _HAZM.UNICODE_REPLACEMENTS
 
 # --------------------------------------------------------------------------- letters
 

@@ -187,3 +187,25 @@ def test_news_fa_urls_and_emails_survive_byte_for_byte(normalizer: Normalizer) -
             survived[address] += address in out
     assert sum(wanted.values()) >= 15  # news-fa holds a few dozen
     assert survived == wanted
+
+
+def test_hazm_tables_without_hazms_nlp_stack() -> None:
+    """The normalizer reads hazm's own tables, but a process that normalizes does not pay
+    for importing hazm's NLP stack (nltk: over a second of start-up per worker)."""
+    import subprocess
+    import sys
+
+    import hazm.constants
+
+    from khabar.transforms import persian
+
+    for name in ("DIACRITICS_PATTERNS", "SPECIAL_CHARS_PATTERNS", "TRANSLATION_DST",
+                 "TRANSLATION_SRC", "UNICODE_REPLACEMENTS"):  # fmt: skip
+        assert getattr(persian, name) == getattr(hazm.constants, name)
+    probe = (
+        "import sys, khabar.transforms.normalize as n; n.normalize_core()"
+        "({'language': 'fa', 'title': 'كتاب ها', 'body': 'متن'}); "
+        "print(sorted(m for m in ('nltk', 'hazm') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
