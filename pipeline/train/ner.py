@@ -500,15 +500,17 @@ def news_texts(norm) -> list[str]:
     return texts
 
 
-def torch_python() -> str:
-    """The interpreter that has PyTorch (``KHABAR_TORCH_PYTHON``, else this one)."""
+def torch_python(modules: tuple[str, ...] = ("torch", "gensim"), target: str = "train-ner") -> str:
+    """The interpreter that has PyTorch and the other training-time ``modules``
+    (``KHABAR_TORCH_PYTHON``, else this one); ``target`` is the make target that sets it."""
     exe = os.environ.get("KHABAR_TORCH_PYTHON") or sys.executable
     # -I: the script's own folder (pipeline/, which has an inspect.py) stays off sys.path.
-    probe = subprocess.run([exe, "-I", "-c", "import torch, gensim"], capture_output=True)
+    probe = subprocess.run([exe, "-I", "-c", f"import {', '.join(modules)}"], capture_output=True)
     if probe.returncode != 0:
         raise SystemExit(
-            f"{exe} cannot import torch and gensim (training-time only): run `make train-env` "
-            "and set KHABAR_TORCH_PYTHON=.venv-torch/bin/python (make train-ner does both)"
+            f"{exe} cannot import {' and '.join(modules)} (training-time only): run `make "
+            f"train-env` and set KHABAR_TORCH_PYTHON=.venv-torch/bin/python (make {target} "
+            "does both)"
         )
     return exe
 

