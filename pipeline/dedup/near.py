@@ -11,7 +11,7 @@ TTL-bounded state keyed by LSH band.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -152,8 +152,10 @@ class RepeatedKeys(beam.CombineFn):
         merged = None
         for acc in accumulators:
             once, twice, _ = self._fold(acc)
-            merged = (once, twice, []) if merged is None else self._union(
-                merged[0], merged[1], once, twice
+            merged = (
+                (once, twice, [])
+                if merged is None
+                else self._union(merged[0], merged[1], once, twice)
             )
         return merged if merged is not None else self.create_accumulator()
 
@@ -371,21 +373,29 @@ class ConnectedComponents(beam.PTransform):
         )
 
 
-def _attach_cluster(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, Article]]:
-    _, groups = element
-    for article in groups["article"]:
-        labels = groups["label"]
-        cluster = labels[0][2] if labels else article["id"]
-        yield (cluster, article)
+_CLUSTERED = "clustered"
 
 
 class _ResolveClusterFn(beam.DoFn):
+    """(id, article) -> the article resolved in its story cluster. An article that is on
+    no verified edge (most of them) has no label and is its own cluster: resolved here,
+    without a shuffle; the others go out keyed by their cluster (tagged ``clustered``) and
+    come back grouped, to ``process_group``."""
+
     def __init__(self) -> None:
         self.clusters = Metrics.counter(M.NEARDUP, M.CLUSTERS)
         self.multi = Metrics.counter(M.NEARDUP, M.CLUSTERS_MULTI)
         self.dups = Metrics.counter(M.NEARDUP, M.NEAR_DUPLICATES)
 
-    def process(self, element: tuple[str, Iterable[Article]]) -> Iterator[Any]:
+    def process(self, element: tuple[str, Article], labels: Mapping[str, Node]) -> Iterator[Any]:
+        ident, article = element
+        label = labels.get(ident)
+        if label is None:
+            yield from self.process_group((ident, [article]))
+        else:
+            yield TaggedOutput(_CLUSTERED, (label[2], article))
+
+    def process_group(self, element: tuple[str, Iterable[Article]]) -> Iterator[Any]:
         _, group = element
         ordered = sorted(group, key=survivor_key)
         survivor = dict(ordered[0])
@@ -457,8 +467,7 @@ class DeduplicateNear(beam.PTransform):
         )
         pairs = (
             sketches
-            | "BandEntries"
-            >> beam.FlatMap(_band_entries, beam.pvalue.AsDict(repeated))
+            | "BandEntries" >> beam.FlatMap(_band_entries, beam.pvalue.AsDict(repeated))
             | "GroupByBand" >> beam.GroupByKey()
             | "BucketPairs" >> beam.ParDo(_BucketPairsFn(self.max_bucket))
             | "DistinctPairs" >> beam.Distinct()  # a pair shares several bands
@@ -477,15 +486,33 @@ class DeduplicateNear(beam.PTransform):
             | "VerifyPairs" >> beam.ParDo(_VerifyPairsFn(self.config))
         )
         labels = edges | "Components" >> ConnectedComponents(self.rounds)
-        resolved = (
-            {"article": sketched.articles, "label": labels}
-            | "JoinLabels" >> beam.CoGroupByKey()
-            | "KeyByCluster" >> beam.FlatMap(_attach_cluster)
+        # Labels (only the articles on a verified edge have one) travel as a side input:
+        # an article alone in its story is resolved where it is, and only the clustered
+        # ones are grouped (the local runner held every article's shingles twice here).
+        resolve = _ResolveClusterFn()
+        alone = sketched.articles | "ResolveAlone" >> beam.ParDo(
+            resolve, beam.pvalue.AsDict(labels)
+        ).with_outputs(_CLUSTERED, DUPLICATES, main="articles")
+        grouped = (
+            alone[_CLUSTERED]
             | "GroupByCluster" >> beam.GroupByKey()
             | "ResolveClusters"
-            >> beam.ParDo(_ResolveClusterFn()).with_outputs(DUPLICATES, main="articles")
+            >> beam.ParDo(_GroupFn(resolve)).with_outputs(DUPLICATES, main="articles")
         )
-        return {"articles": resolved.articles, DUPLICATES: resolved[DUPLICATES]}
+        return {
+            "articles": (alone.articles, grouped.articles) | "Survivors" >> beam.Flatten(),
+            DUPLICATES: (alone[DUPLICATES], grouped[DUPLICATES]) | "NearCopies" >> beam.Flatten(),
+        }
+
+
+class _GroupFn(beam.DoFn):
+    """A grouped cluster -> ``_ResolveClusterFn.process_group``."""
+
+    def __init__(self, resolve: _ResolveClusterFn) -> None:
+        self.resolve = resolve
+
+    def process(self, element: tuple[str, Iterable[Article]]) -> Iterator[Any]:
+        yield from self.resolve.process_group(element)
 
 
 def _link_exact(element: tuple[str, dict[str, list[Article]]]) -> Iterator[Article]:
