@@ -3,6 +3,7 @@ Persian only; NFC for everything else."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from khabar.transforms.normalize import Normalizer
-from tests.conftest import SEEDS, shared_data
+from tests.conftest import ROOT, SEEDS, shared_data
 
 ZWNJ = "\u200c"
 NEWS_FA = shared_data("news-fa")
@@ -209,3 +210,27 @@ def test_hazm_tables_without_hazms_nlp_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+#: The SHA-256 of the normalizer's output over every field of news-fa (each followed by a
+#: NUL), with the field count, as recorded when issue 20 asked for byte-identical output
+#: across speed work. A change meant to alter normalization writes a new one:
+#: ``python -m tests.transforms.test_normalize`` (prints it; redirect into the file).
+NEWS_FA_DIGEST = ROOT / "tests" / "golden" / "normalize-news-fa.sha256"
+
+
+def news_fa_digest(normalizer: Normalizer) -> str:
+    digest, count = hashlib.sha256(), 0
+    for text in news_fa_fields():
+        digest.update(fa(normalizer, text).encode("utf-8") + b"\x00")
+        count += 1
+    return f"{count} {digest.hexdigest()}"
+
+
+def test_news_fa_output_is_byte_identical_to_the_recorded_one(normalizer: Normalizer) -> None:
+    """Speed work on the normalizer may not change a byte of its output on real news."""
+    assert news_fa_digest(normalizer) == NEWS_FA_DIGEST.read_text(encoding="ascii").strip()
+
+
+if __name__ == "__main__":
+    print(news_fa_digest(Normalizer()))
