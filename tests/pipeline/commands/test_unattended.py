@@ -117,7 +117,10 @@ def test_a_signal_at_a_random_moment(tmp_path: Path, signum: int) -> None:
     processes: one line, exit 130 or 143, no traceback, no temporary files, the output
     marked interrupted (inspect, cat and report say so), and a rerun refuses clearly."""
     corpus = tmp_path / "in"
-    write_news_corpus(corpus, files=4, per_file=250)
+    # 3,000 records: after the first records are read the run still has several seconds
+    # to go (1,000 left about 3 s once entities were tagged in groups, shorter than the
+    # signal's random delay)
+    write_news_corpus(corpus, files=4, per_file=750)
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [str(VENV_BIN / "khabar"), "run", "--input", str(corpus), "--output", str(out),
