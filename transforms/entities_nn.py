@@ -118,26 +118,11 @@ class BiLSTMCRF:
 
     # ------------------------------------------------------------------ features
 
-    def _word_features(self, word: str) -> np.ndarray:
-        """A word's embedding and character-CNN features (the input before the gazetteer)."""
-        wid = self.words.get(word_key(word), 1)
-        chars = word.translate(_DIGITS)[: self.max_chars]
-        ids = [self.chars.get(ch, 1) for ch in chars]
-        emb = self.cemb[ids]
-        dim = emb.shape[1]
-        width = self.conv_w.shape[2]
-        n = len(ids)
-        pad = np.zeros((n + width - 1, dim), np.float32)
-        pad[width // 2 : width // 2 + n] = emb
-        windows = np.concatenate([pad[j : j + n] for j in range(width)], axis=1)
-        conv = windows @ self.conv_flat + self.conv_b
-        char_feat = np.maximum(conv.max(axis=0), 0.0)
-        return np.concatenate([self.wemb[wid], char_feat])
-
     def _words_features(self, words: Sequence[str]) -> np.ndarray:
-        """:meth:`_word_features` of several words at once, ``(len(words), dim)``: their
-        characters padded to one length, one product for every window of every word, the
-        positions past each word's end left out of the max (a new word cost 36 us alone)."""
+        """Each word's embedding and character-CNN features (the input before the
+        gazetteer), ``(len(words), dim)``, all words at once: their characters padded to
+        one length, one product for every window of every word, the positions past each
+        word's end left out of the max (one word at a time cost 36 us a word)."""
         ids = [
             [self.chars.get(ch, 1) for ch in w.translate(_DIGITS)[: self.max_chars]] for w in words
         ]
@@ -159,7 +144,7 @@ class BiLSTMCRF:
 
     def inputs(self, words: Sequence[str], gaz: Sequence[str | None]) -> np.ndarray:
         """Per-token input vectors: word embedding, char CNN, gazetteer match."""
-        base = np.stack([self._word_features(w) for w in words])
+        base = self._words_features(words)
         g = self.gemb[self._gaz_ids(gaz)]
         return np.concatenate([base, g], axis=1)
 

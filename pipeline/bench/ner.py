@@ -49,9 +49,6 @@ from khabar.transforms.entities import (  # noqa: E402
     tokenize,
 )
 
-#: Articles per call of ``tag_articles`` (the pipeline's ``ENTITY_BATCH``).
-ENTITY_GROUP = ENTITY_BATCH
-
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -81,8 +78,8 @@ def throughput(tagger: EntityTagger, articles: list[dict[str, Any]], language: s
     cold(tagger)
     tagger.tag_article(articles[0])
     t0 = time.process_time()
-    for i in range(0, len(articles), ENTITY_GROUP):
-        tagger.tag_articles(articles[i : i + ENTITY_GROUP])
+    for i in range(0, len(articles), ENTITY_BATCH):
+        tagger.tag_articles(articles[i : i + ENTITY_BATCH])
     grouped = time.process_time() - t0
     return {
         "articles": len(articles),
@@ -306,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"speed ({lang}, one core): {s['tokens_per_s']} tokens/s, {s['articles_per_s']} "
             f"articles/s ({s['articles']} articles, {s['tokens']} tokens); in groups of "
-            f"{ENTITY_GROUP} articles as the pipeline tags them: {s['tokens_per_s_grouped']} "
+            f"{ENTITY_BATCH} articles as the pipeline tags them: {s['tokens_per_s_grouped']} "
             "tokens/s"
         )
     print(f"peak memory while tagging: {results['peak_rss_mb_tagging']} MB RSS")
