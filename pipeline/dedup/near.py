@@ -59,7 +59,7 @@ KeyedValue = typehints.Tuple[str, typehints.Any]
 
 class _SketchFn(beam.DoFn):
     """Article -> (id, article with shingles) main output; its sketch (packed node, band
-    hashes) tagged ``sketches`` (no shingles)."""
+    hashes, packed shingles) tagged ``sketches``."""
 
     SKETCHES = "sketches"
 
@@ -86,7 +86,9 @@ class _SketchFn(beam.DoFn):
             return
         bands = self.hasher.band_hashes(self.hasher.signature(shingles))
         if bands:
-            yield TaggedOutput(self.SKETCHES, (pack_node(node_of(article)), tuple(bands)))
+            yield TaggedOutput(
+                self.SKETCHES, (pack_node(node_of(article)), tuple(bands), out[SHINGLES])
+            )
 
 
 # Band buckets: most hold one article and give no pair, yet grouping them all means
@@ -112,7 +114,11 @@ def _shard(key: int) -> int:
     return key >> 56
 
 
-def _keys_by_shard(sketch: tuple[bytes, tuple[int, ...]]) -> Iterator[tuple[int, int]]:
+#: A sketch: (packed node, band hashes, packed shingles).
+Sketch = tuple[bytes, tuple[int, ...], bytes]
+
+
+def _keys_by_shard(sketch: Sketch) -> Iterator[tuple[int, int]]:
     for key in band_keys(sketch[1]).tolist():
         yield (_shard(key), key)
 
@@ -163,17 +169,26 @@ class RepeatedKeys(beam.CombineFn):
         return self._fold(acc)[1]
 
 
-def _band_entries(
-    sketch: tuple[bytes, tuple[int, ...]], repeated: dict[int, np.ndarray]
-) -> Iterator[tuple[tuple[int, int], bytes]]:
-    """A sketch -> its ((band, hash), packed node) entries whose key is repeated."""
-    node, bands = sketch
+#: ``BandEntries``' second output: (node, packed shingles) of the articles with an entry.
+_CANDIDATES = "candidates"
+
+
+def _band_entries(sketch: Sketch, repeated: dict[int, np.ndarray]) -> Iterator[Any]:
+    """A sketch -> its ((band, hash), packed node) entries whose key is repeated, and,
+    when it has one, (node, shingles) tagged ``candidates``: only an article in a bucket
+    of two or more can be in a candidate pair, so only its shingles are joined to the
+    pairs (the local runner held every article's shingles in both joins)."""
+    node, bands, shingles = sketch
+    found_any = False
     for j, (h, key) in enumerate(zip(bands, band_keys(bands).tolist(), strict=True)):
         found = repeated.get(_shard(key))
         if found is not None and found.size:
             at = int(np.searchsorted(found, np.uint64(key)))
             if at < found.size and int(found[at]) == key:
+                found_any = True
                 yield ((j, h), node)
+    if found_any:
+        yield TaggedOutput(_CANDIDATES, (unpack_node(node), shingles))
 
 
 def packed_shingles(article: Article, config: NearDupConfig, short=None, none=None) -> bytes:
@@ -259,12 +274,6 @@ class _VerifyPairsFn(beam.DoFn):
             if ok:
                 self.verified.inc()
                 yield (x, y)
-
-
-def _node_shingles(element: tuple[str, Article]) -> Iterator[tuple[Node, bytes]]:
-    _, article = element
-    if article[SHINGLES]:
-        yield (node_of(article), article[SHINGLES])
 
 
 def _both_ways(edge: tuple[Node, Node]) -> Iterator[tuple[Node, Node]]:
@@ -465,16 +474,19 @@ class DeduplicateNear(beam.PTransform):
             | "BandKeys" >> beam.FlatMap(_keys_by_shard)
             | "RepeatedBandKeys" >> beam.CombinePerKey(RepeatedKeys())
         )
+        entries = sketches | "BandEntries" >> beam.FlatMap(
+            _band_entries, beam.pvalue.AsDict(repeated)
+        ).with_outputs(_CANDIDATES, main="entries")
         pairs = (
-            sketches
-            | "BandEntries" >> beam.FlatMap(_band_entries, beam.pvalue.AsDict(repeated))
+            entries.entries
             | "GroupByBand" >> beam.GroupByKey()
             | "BucketPairs" >> beam.ParDo(_BucketPairsFn(self.max_bucket))
             | "DistinctPairs" >> beam.Distinct()  # a pair shares several bands
         )
         # Each candidate pair is verified once, on its two articles' exact shingles, which
-        # are joined to it (the shingles are shuffled twice per article, not once per band).
-        shingles = sketched.articles | "NodeShingles" >> beam.FlatMap(_node_shingles)
+        # are joined to it (shuffled twice per candidate article, not once per band; an
+        # article in no shared bucket is in no pair, and its shingles are not joined).
+        shingles = entries[_CANDIDATES]
         edges = (
             {"pair": pairs, "shingles": shingles}
             | "JoinLeftShingles" >> beam.CoGroupByKey()

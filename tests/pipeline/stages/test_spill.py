@@ -214,5 +214,10 @@ def test_only_repeated_band_keys_are_grouped_and_big_hashes_survive() -> None:
     bands = (1, 2**64 - 1, 7)
     keys = band_keys(bands)
     repeated = {near._shard(int(keys[1])): np.array([int(keys[1])], dtype=np.uint64)}
-    assert list(near._band_entries((node, bands), repeated)) == [((1, 2**64 - 1), node)]
-    assert list(near._band_entries((node, bands), {})) == []
+    out = list(near._band_entries((node, bands, b"shingles"), repeated))
+    assert out[0] == ((1, 2**64 - 1), node)
+    # an article with a grouped entry is a candidate: its shingles go to the pair joins
+    assert len(out) == 2 and out[1].tag == near._CANDIDATES
+    assert out[1].value == ((0, 5, "a"), b"shingles")
+    # an article in no shared bucket has no entry, is in no pair, and its shingles stay out
+    assert list(near._band_entries((node, bands, b"shingles"), {})) == []
