@@ -329,13 +329,16 @@ def dataflow_worker_facts(job: Any) -> dict[str, Any] | None:
         return None
     from apache_beam.runners.dataflow.internal import apiclient
 
-    environment = apiclient.Environment(
-        packages=[],
-        options=job.options,
-        environment_version=apiclient._FNAPI_ENVIRONMENT_MAJOR_VERSION,
-        proto_pipeline_staged_url="(dry run: not staged)",
-        proto_pipeline=job.proto_pipeline,
-    ).proto
+    try:
+        environment = apiclient.Environment(
+            packages=[],
+            options=job.options,
+            environment_version=apiclient._FNAPI_ENVIRONMENT_MAJOR_VERSION,
+            proto_pipeline_staged_url="(dry run: not staged)",
+            proto_pipeline=job.proto_pipeline,
+        ).proto
+    except Exception:  # noqa: BLE001 - a Beam internal moved: the dry run itself stands
+        return None
     experiments = list(environment.experiments)
     threads = {pool.num_threads_per_worker for pool in environment.worker_pools}
     (per_process,) = threads if len(threads) == 1 else (None,)
