@@ -74,7 +74,6 @@ DATAFLOW_NAMES = {"dataflowrunner", "dataflow", "testdataflowrunner"}
 #: (``transforms/entities_nn.py``) besides its bundle's articles; the models themselves are
 #: shared by the process. 0 leaves the number to Dataflow.
 HARNESS_THREADS = 2
-HARNESS_THREADS_FLAG = "--number_of_worker_harness_threads"
 
 # --------------------------------------------------------------------------- metadata
 
