@@ -18,7 +18,7 @@ from typing import Any
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from khabar.pipeline.errors import CliError, did_you_mean
-from khabar.pipeline.job.dataflow import validate_run_options
+from khabar.pipeline.job.dataflow import apply_dataflow_defaults, validate_run_options
 from khabar.pipeline.job.options import KhabarOptions, all_options_parser
 from khabar.pipeline.job.runner import load_runner_options
 
@@ -98,6 +98,7 @@ def parse_run_args(argv: list[str]):
     elif runner and runner not in StandardOptions.ALL_KNOWN_RUNNERS:
         standard.runner = runner  # a runner Beam only finds by its dotted path (Dask)
     validate_run_options(options)
+    apply_dataflow_defaults(options)  # harness threads per SDK process (job/dataflow.py)
     return options, khabar
 
 
@@ -179,6 +180,11 @@ def format_dry_run(facts: dict[str, Any]) -> str:
         "  stateful state cleared by timers: "
         + ("all" if not no_timer else "NO timer in " + ", ".join(no_timer)),
     ]
+    workers = facts.get("dataflow_workers")
+    if workers:
+        processes = "one per vCPU" if workers["sdk_process_per_vcpu"] else "one per VM"
+        threads = workers["harness_threads"] or "chosen by Dataflow"
+        lines.append(f"  Dataflow SDK processes: {processes}; harness threads each: {threads}")
     return "\n".join(lines)
 
 

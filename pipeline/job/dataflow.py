@@ -64,6 +64,17 @@ WORKER_IMAGE_ENV = "KHABAR_WORKER_IMAGE"
 
 DATAFLOW_NAMES = {"dataflowrunner", "dataflow", "testdataflowrunner"}
 
+#: Bundles one SDK worker process runs at a time on Dataflow (``--number_of_worker_harness_
+#: threads``) unless the job gives its own number. Dataflow starts one Python SDK process
+#: per vCPU (Beam asks for ``use_multiple_sdk_containers``; khabar keeps that), and each
+#: process runs one Python interpreter: its CPU-bound stages (entities, normalization,
+#: language) hold the GIL, so a second thread overlaps a bundle's Cloud Storage reads and
+#: writes with another's compute, and more only contend for the GIL. Every thread also
+#: keeps its own entity tagger with a per-word projection table of up to 64 MB
+#: (``transforms/entities_nn.py``) besides its bundle's articles; the models themselves are
+#: shared by the process. 0 leaves the number to Dataflow.
+HARNESS_THREADS = 2
+
 # --------------------------------------------------------------------------- metadata
 
 TEMPLATE_NAME = "khabar"
@@ -100,6 +111,10 @@ REFUSED_ON_DATAFLOW = ("max_runtime", "drain_seconds")
 BEAM_PARAMETERS = {
     "streaming": "true for the streaming job (reads --subscription, writes windowed files); "
     "false or unset for a batch job (reads --input).",
+    "number_of_worker_harness_threads": f"Bundles each SDK worker process (one per vCPU) "
+    f"runs at a time. Unset: {HARNESS_THREADS} (khabar's stages are CPU-bound Python under "
+    "one GIL, and each thread keeps its own entity projection table of up to 64 MB). "
+    "0 leaves it to Dataflow.",
 }
 
 #: Each parameter kind: its Flex Template paramType and the regex a value must match
@@ -197,7 +212,12 @@ def template_parameters() -> list[dict[str, Any]]:
         if _flag(action) in NOT_PARAMETERS:
             continue
         parameters.append(_parameter(action, group))
-    for _, action in _grouped_actions(StandardOptions._add_argparse_args):
+    beam_actions = [
+        action
+        for options in (StandardOptions, DebugOptions)
+        for _, action in _grouped_actions(options._add_argparse_args)
+    ]
+    for action in beam_actions:
         if action.option_strings and _flag(action) in BEAM_PARAMETERS:
             name = _flag(action)
             parameters.append(_parameter(action, "Beam", BEAM_PARAMETERS[name]))
@@ -340,6 +360,18 @@ def validate_run_options(options: Any) -> None:
     for name in REFUSED_ON_DATAFLOW:
         if getattr(khabar, name, None) is not None:
             raise CliError(f"--{name} does not apply on Dataflow ({NOT_PARAMETERS[name]})")
+
+
+def apply_dataflow_defaults(options: Any) -> None:
+    """khabar's worker settings for a Dataflow job, each only where the job's own options
+    say nothing: :data:`HARNESS_THREADS` bundles at a time per SDK process. A value the
+    user gives (``--number_of_worker_harness_threads N``; 0 for Dataflow's own choice)
+    passes to Beam unchanged. Other runners are left alone."""
+    if not is_dataflow(options):
+        return
+    debug = options.view_as(DebugOptions)
+    if debug.number_of_worker_harness_threads is None:
+        debug.number_of_worker_harness_threads = HARNESS_THREADS
 
 
 # --------------------------------------------------------------------------- launch

@@ -302,7 +302,9 @@ def dry_run(pipeline: beam.Pipeline, files: int) -> dict[str, Any]:
     facts = graph_facts(pipeline)
     standard = pipeline.options.view_as(StandardOptions)
     if "dataflow" in (standard.runner or "").lower():
-        pipeline.run().wait_until_finish()
+        result = pipeline.run()
+        result.wait_until_finish()
+        facts["dataflow_workers"] = dataflow_worker_facts(getattr(result, "job", None))
     else:
         pipeline.to_runner_api()
     return {
@@ -311,6 +313,38 @@ def dry_run(pipeline: beam.Pipeline, files: int) -> dict[str, Any]:
         "mode": "streaming" if standard.streaming else "batch",
         "files": files,
         **facts,
+    }
+
+
+def dataflow_worker_facts(job: Any) -> dict[str, Any] | None:
+    """How the translated Dataflow job (Beam's ``apiclient.Job``, not sent) runs Python on
+    a worker VM: SDK processes per VM (one per vCPU unless the job has the experiment
+    ``no_use_multiple_sdk_containers``) and harness threads per process (None: Dataflow
+    chooses). None when the runner gave no job to read.
+
+    A dry run stops before Beam describes the job's environment (worker pools, experiments:
+    that happens as it submits), so it is described here with Beam's own ``Environment``,
+    as submitting would, with nothing staged."""
+    if getattr(job, "proto_pipeline", None) is None:
+        return None
+    from apache_beam.runners.dataflow.internal import apiclient
+
+    try:
+        environment = apiclient.Environment(
+            packages=[],
+            options=job.options,
+            environment_version=apiclient._FNAPI_ENVIRONMENT_MAJOR_VERSION,
+            proto_pipeline_staged_url="(dry run: not staged)",
+            proto_pipeline=job.proto_pipeline,
+        ).proto
+    except Exception:  # noqa: BLE001 - a Beam internal moved: the dry run itself stands
+        return None
+    experiments = list(environment.experiments)
+    threads = {pool.num_threads_per_worker for pool in environment.worker_pools}
+    (per_process,) = threads if len(threads) == 1 else (None,)
+    return {
+        "sdk_process_per_vcpu": "no_use_multiple_sdk_containers" not in experiments,
+        "harness_threads": per_process or None,
     }
 
 

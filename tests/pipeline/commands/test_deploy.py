@@ -201,6 +201,17 @@ def assert_runs_on_image_only(graph: Graph) -> None:
             assert url.rsplit("/", 1)[-1] in ALLOWED_PACKAGES, url
 
 
+def assert_worker_threads(graph: Graph, threads: int) -> None:
+    """One Python SDK process per vCPU (Dataflow's default, kept), ``threads`` bundles at a
+    time in each: in the job's options and in the worker pool Dataflow would create."""
+    experiments = graph.job["environment"]["experiments"]
+    assert "use_multiple_sdk_containers" in experiments
+    assert "no_use_multiple_sdk_containers" not in experiments
+    assert graph.options["number_of_worker_harness_threads"] == threads
+    pools = graph.job["environment"]["workerPools"]
+    assert [pool["numThreadsPerWorker"] for pool in pools] == [threads] * len(pools)
+
+
 STAGE_CHAIN = [
     "Process/Stages/Parse",
     "Process/Stages/Clean",
@@ -304,6 +315,7 @@ def test_batch_job_for_dataflow(buckets: str, tmp_path: Path) -> None:
     assert graph.options["runner"] == "DataflowRunner"
     assert graph.options["output"] == f"gs://{OUTPUT}/khabar-batch-test"
     assert_runs_on_image_only(graph)
+    assert_worker_threads(graph, dataflow.HARNESS_THREADS)  # khabar's default
 
     for step in ["Read/Split", *BATCH_CHAIN, *APPLY_CHAIN, "AllDeadLetters", "WriteDeadLetters"]:
         graph.transform(step)
@@ -339,12 +351,15 @@ def test_batch_job_for_dataflow(buckets: str, tmp_path: Path) -> None:
 
 def test_streaming_job_for_dataflow(buckets: str, tmp_path: Path) -> None:
     template = tmp_path / "streaming-job.json"
-    outcome = deploy.launch(streaming_args("khabar-stream-test", template))
+    # a template parameter as the Flex launcher passes it: the user's value wins
+    args = [*streaming_args("khabar-stream-test", template), "--number_of_worker_harness_threads=6"]
+    outcome = deploy.launch(args)
     assert outcome["mode"] == "streaming" and outcome["job_id"] is None
     graph = load_job(template)
     assert graph.job["type"] == "JOB_TYPE_STREAMING"
     assert "enable_streaming_engine" in graph.job["environment"]["experiments"]
     assert_runs_on_image_only(graph)
+    assert_worker_threads(graph, 6)
 
     # Dataflow's own Pub/Sub source, on our subscription, with the poller's attributes.
     read = graph.leaf("ReadPubSub", common_urns.composites.PUBSUB_READ.urn)
@@ -604,6 +619,42 @@ def test_flex_arguments_become_khabar_arguments(monkeypatch: pytest.MonkeyPatch)
     assert "--no_save_main_session" in args
     given = dataflow.launch_args(["--sdk_container_image=other:1", "--runner=DirectRunner"])
     assert f"--sdk_container_image={IMAGE}" not in given and "--runner=DataflowRunner" not in given
+
+
+def _harness_threads(argv: list[str]) -> int | None:
+    from apache_beam.options.pipeline_options import DebugOptions
+
+    options, _ = parse_run_args(argv)
+    return options.view_as(DebugOptions).number_of_worker_harness_threads
+
+
+def test_harness_threads_default_on_dataflow_only_and_a_given_value_wins() -> None:
+    args = batch_args("khabar-threads")
+    assert _harness_threads(args) == dataflow.HARNESS_THREADS
+    for given in ("1", "4", "0"):  # 0: Dataflow chooses (Beam then sends no number)
+        assert _harness_threads([*args, "--number_of_worker_harness_threads", given]) == int(given)
+        flex = dataflow.launch_args([*args, f"--number_of_worker_harness_threads={given}"])
+        assert _harness_threads(flex) == int(given)
+    local = ["--input", str(SEEDS), "--output", "/tmp/khabar-threads-out"]
+    assert _harness_threads(local) is None  # other runners: untouched
+    (parameter,) = [
+        p for p in dataflow.template_parameters() if p["name"] == "number_of_worker_harness_threads"
+    ]
+    assert parameter["isOptional"] and str(dataflow.HARNESS_THREADS) in parameter["helpText"]
+    assert re.fullmatch(parameter["regexes"][0], "0") and not re.fullmatch(
+        parameter["regexes"][0], "-1"
+    )
+
+
+def test_worker_image_pins_the_numeric_libraries() -> None:
+    # Dataflow's SDK processes never run the `khabar` dispatcher (pin_numeric_threads):
+    # the worker image sets the variables the libraries read when they load.
+    from khabar.pipeline.job.threads import THREAD_VARIABLES
+
+    dockerfile = (ROOT / "deploy" / "Dockerfile.worker").read_text(encoding="utf-8")
+    env = dict(re.findall(r"\b([A-Z_]+_THREADS)=(\S+)", dockerfile))
+    linux = [name for name in THREAD_VARIABLES if name != "VECLIB_MAXIMUM_THREADS"]  # macOS
+    assert {name: env.get(name) for name in linux} == dict.fromkeys(linux, "1")
 
 
 def _labels(pipeline) -> set[str]:

@@ -17,6 +17,7 @@ from apache_beam.options.pipeline_options import SetupOptions
 from apache_beam.runners.runner import PipelineResult, PipelineState
 
 from khabar.pipeline.commands.common import parse_run_args
+from khabar.pipeline.job import dataflow
 from khabar.pipeline.job.run import finish_summary
 from tests.compare_runs import differences, run_records
 from tests.conftest import GOLDEN_SEEDS, SEEDS, run_khabar
@@ -70,6 +71,11 @@ def test_dataflow_dry_run_of_the_batch_job_exits_0_and_writes_nothing(bucket: st
     files = len([p for p in SEEDS.rglob("*") if p.is_file() and p.name != "README.md"])
     assert f"dry run (batch, runner DataflowRunner, {files} input file(s))" in result.stdout
     assert "nothing ran and nothing was written" in result.stdout
+    # khabar's worker defaults, read from the translated job (pipeline/job/dataflow.py)
+    assert (
+        "Dataflow SDK processes: one per vCPU; harness threads each: "
+        f"{dataflow.HARNESS_THREADS}" in result.stdout
+    )
     assert "Traceback" not in result.stderr
     assert _objects("khabar-ra-out") == []
 
@@ -83,9 +89,13 @@ def test_dataflow_dry_run_of_the_streaming_job_exits_0(bucket: str) -> None:
         "projects/khabar-test/subscriptions/khabar-in",
         "--output",
         "gs://khabar-ra-out/s",
+        "--number_of_worker_harness_threads",
+        "6",
     )
     assert result.returncode == 0, result.stderr
     assert "dry run (streaming, runner DataflowRunner)" in result.stdout
+    # the user's number of harness threads wins over khabar's default
+    assert "harness threads each: 6" in result.stdout
     # dedup state: keys Dataflow can route and update by, and state that is cleared
     assert "stateful steps 4" in result.stdout
     assert "stateful keys: all deterministic" in result.stdout
