@@ -459,12 +459,18 @@ class ZwnjRestorer:
                 restored[i] = self.glued(words[i])
         changed = restored != words
         words = restored
+        places: Iterable[int] = self._may_join(words)
         for _ in range(8):
-            joined = self._join_all(words, gaps)
+            joined = self._join_all(words, gaps, places)
             if joined is None:
                 break
-            words, gaps = joined
+            words, gaps, new = joined
             changed = True
+            # the next pass can only join where a word joined in this one takes part, as
+            # the first or second word of a pair or the third of a three-word compound:
+            # elsewhere it would see the same words as this pass did, which did not join
+            # them
+            places = sorted({j for k in new for j in (k - 1, k, k + 1) if 0 < j < len(words)})
         if not changed:
             return text
         pieces = [""] * (2 * len(words) + 1)
@@ -494,22 +500,22 @@ class ZwnjRestorer:
         )
 
     def _join_all(
-        self, words: list[str], gaps: list[str]
-    ) -> tuple[list[str], list[str]] | None:
-        """One left-to-right pass of the spaced-word joins; None if nothing was joined.
+        self, words: list[str], gaps: list[str], places: Iterable[int]
+    ) -> tuple[list[str], list[str], list[int]] | None:
+        """One left-to-right pass of the spaced-word joins: the new words and gaps, and
+        where the joined words are among the new words; None if nothing was joined.
 
-        Only the places where a rule may join two words are visited, found with set
-        lookups over the whole list (:meth:`_may_join`); every other word stays as it is,
-        with its gap."""
+        Only ``places`` are visited (j: words[j - 1] and words[j], in order): they must
+        include every place where a join may start (:meth:`_may_join`); every other word
+        stays as it is, with its gap."""
         n = len(words)
         if n < 2:
             return None
         starts, ends, heads = self._pair_starts, self._pair_ends, self._heads
         tail_starts = self._tail_starts
-        places = self._may_join(words)
         out_words: list[str] = []
         out_gaps: list[str] = [gaps[0]]
-        joined_any = False
+        new: list[int] = []  # where the joined words are in out_words
         done = 0  # words[:done] are in out_words
         for place in places:
             if place <= done or gaps[place] != " ":
@@ -539,13 +545,13 @@ class ZwnjRestorer:
                 current = joined
                 i += 1
             if i > place:
-                joined_any = True
+                new.append(len(out_words))
                 current = self.glued(current)  # checked as a whole word would be
             out_words.append(current)
             out_gaps.append(gaps[i])
             done = i
-        if not joined_any:
+        if not new:
             return None
         out_words.extend(words[done:])
         out_gaps.extend(gaps[done + 1 :])
-        return out_words, out_gaps
+        return out_words, out_gaps, new
