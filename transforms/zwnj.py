@@ -46,11 +46,11 @@ from __future__ import annotations
 
 import gzip
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import compress, repeat
-from operator import is_, itemgetter, or_
+from operator import is_, or_
 from pathlib import Path
 from typing import Final
 
@@ -126,7 +126,6 @@ _LETTERS = r"\u0621-\u063a\u0641-\u064a\u0671-\u06d3\u06d5\u06ee\u06ef\u06fa-\u0
 WORD: Final = re.compile(f"[{_LETTERS}]+(?:{ZWNJ}[{_LETTERS}]+)*")
 #: The same, captured: ``split`` gives gap, word, gap, ..., word, gap in one pass.
 _SPLIT_WORDS: Final = re.compile(f"({WORD.pattern})")
-_FIRST_TWO: Final = itemgetter(slice(0, 2))
 
 # flags in the lexicon file
 F_JOIN, F_SPACED, F_WHOLE, F_KNOWN, F_ADJ, F_VERB = "J", "S", "W", "K", "A", "V"
@@ -266,6 +265,7 @@ class ZwnjRestorer:
         # (first word, first two letters of the second) for the heads checked above and
         # for the heads of three-word compounds before و
         self._join_firsts = self._pair_starts - self._tail_starts.keys()
+        self._join_lefts = self._join_firsts | self._tail_starts.keys() | self._heads
         self._join_prefixes = frozenset(
             (head, start) for head, starts in self._tail_starts.items() for start in starts
         ) | {(head, "و") for head in self._heads}
@@ -478,26 +478,27 @@ class ZwnjRestorer:
         pieces[1::2] = words
         return "".join(pieces)
 
-    def _may_join(self, words: list[str]) -> Iterator[int]:
+    def _may_join(self, words: list[str]) -> list[int]:
         """The places j, in order, where words[j - 1] and words[j] may be joined (a
         superset of the places where ``_join_all``'s rules do not stop at once): the
         first word joins with anything (``می``, ``بی``, ...), or the second word ends a
         pair, or a compound tail of the first word (or ``و``, after a three-word
-        compound's head) begins the second. Only C-level loops over the words."""
-        firsts, seconds = words[:-1], words[1:]
-        pairs = zip(firsts, map(_FIRST_TWO, seconds), strict=True)
-        return compress(
+        compound's head) begins the second. The words are looked up in C-level loops;
+        only the few places so found are checked in Python."""
+        ends, firsts, prefixes = self._pair_ends, self._join_firsts, self._join_prefixes
+        found = compress(
             range(1, len(words)),
             map(
                 or_,
-                map(
-                    or_,
-                    map(self._join_firsts.__contains__, firsts),
-                    map(self._pair_ends.__contains__, seconds),
-                ),
-                map(self._join_prefixes.__contains__, pairs),
+                map(self._join_lefts.__contains__, words[:-1]),
+                map(ends.__contains__, words[1:]),
             ),
         )
+        return [
+            j for j in found
+            if words[j] in ends or words[j - 1] in firsts
+            or (words[j - 1], words[j][:2]) in prefixes
+        ]
 
     def _join_all(
         self, words: list[str], gaps: list[str], places: Iterable[int]
