@@ -171,6 +171,8 @@ _ZWNJ_RUN = re.compile(f"{ZWNJ}{{2,}}")
 # (the ZWNJ first, then a look-behind at the character before it)
 _ZWNJ_STRAY = re.compile(f"{ZWNJ}(?:(?<![{_LETTER}]{ZWNJ})|(?![{_LETTER}]))")
 _REPEATED = re.compile(f"([{_LETTER}])\\1{{2,}}")
+# whether there is such a run at all: the same letter three times (twice as fast to search)
+_THREE_SAME = re.compile(f"([{_LETTER}])\\1\\1")
 _WORD_AROUND = re.compile(f"[{_LETTER}]*")
 _LETTER_SET = frozenset(
     chr(c) for lo, hi in ((0x621, 0x63A), (0x641, 0x64A), (0x671, 0x6D3), (0x6FA, 0x6FC))
@@ -252,7 +254,7 @@ def decrease_repeated(text: str, known: Lexicon) -> str:
             return one
         return two
 
-    if not _REPEATED.search(text):
+    if not _THREE_SAME.search(text):
         return text
     # each word holding a run, found from the run outwards (linear: no backtracking)
     out: list[str] = []
