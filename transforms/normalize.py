@@ -35,7 +35,11 @@ class Normalizer:
             return text
         if language == PERSIAN:
             # one call per field (line breaks kept); tidy the spaces around them
-            out = _SPACE_NEWLINE.sub("\n", self._fa.normalize(text))
+            out = self._fa.normalize(text)
+            if "\n" not in out:
+                return out.strip()
+            if " \n" in out or "\n " in out or "\t" in out:  # else nothing to tidy
+                out = _SPACE_NEWLINE.sub("\n", out)
             return _BLANK_LINES.sub("\n\n", out).strip()
         return unicodedata.normalize("NFC", text)
 

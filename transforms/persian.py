@@ -149,22 +149,30 @@ def persian_ellipsis(text: str) -> str:
 
 _PUNC_AFTER = r"\.:!،؛؟»\]\)\}"
 _PUNC_BEFORE = r"«\[\(\{"
+# hazm's spacing rules, in hazm's order; the first two (runs of spaces, spaces at the
+# ends of lines) are done without a regex in fix_spacing, and each pattern begins with the
+# character it is about, so the regex engine skips to it (a pattern that begins with a
+# look-behind or a class that almost every character is in is tried at every position)
+_SPACE_RUN = re.compile(r"[ \t\u00a0]{2,}")
 _SPACING_RULES: Final = [
-    (re.compile(r"[ \t\u00a0]{2,}"), " "),
-    (re.compile(r"^ +| +$", re.M), ""),
     (re.compile(r'" ([^\n"]+) "'), r'"\1"'),
     (re.compile(f" ([{_PUNC_AFTER}])"), r"\1"),  # no space before a closing mark
     (re.compile(f"([{_PUNC_BEFORE}]) "), r"\1"),  # no space after an opening mark
     # a space after . : ! unless a mark or a digit follows (hazm's rule)
     (re.compile(f"([{_PUNC_AFTER[:3]}])([^ \\n{_PUNC_AFTER}\\d])"), r"\1 \2"),
     (re.compile(f"([{_PUNC_AFTER[3:]}])([^ \\n{_PUNC_AFTER}])"), r"\1 \2"),
-    (re.compile(f"([^ \\n{_PUNC_BEFORE}])([{_PUNC_BEFORE}])"), r"\1 \2"),
+    # a space before an opening mark after anything but a space, a line break or another
+    # opening mark: the mark, then a look-behind at the character before it
+    (re.compile(f"[{_PUNC_BEFORE}](?<=[^ \\n{_PUNC_BEFORE}][{_PUNC_BEFORE}])"), r" \g<0>"),
 ]
 _LETTER = r"\u0621-\u063a\u0641-\u064a\u0671-\u06d3\u06d5\u06ee\u06ef\u06fa-\u06fc\u06ff"
 # ZWNJ survives only between two letters; runs collapse to one
 _ZWNJ_RUN = re.compile(f"{ZWNJ}{{2,}}")
-_ZWNJ_STRAY = re.compile(f"(?<![{_LETTER}]){ZWNJ}|{ZWNJ}(?![{_LETTER}])")
+# (the ZWNJ first, then a look-behind at the character before it)
+_ZWNJ_STRAY = re.compile(f"{ZWNJ}(?:(?<![{_LETTER}]{ZWNJ})|(?![{_LETTER}]))")
 _REPEATED = re.compile(f"([{_LETTER}])\\1{{2,}}")
+# whether there is such a run at all: the same letter three times (twice as fast to search)
+_THREE_SAME = re.compile(f"([{_LETTER}])\\1\\1")
 _WORD_AROUND = re.compile(f"[{_LETTER}]*")
 _LETTER_SET = frozenset(
     chr(c) for lo, hi in ((0x621, 0x63A), (0x641, 0x64A), (0x671, 0x6D3), (0x6FA, 0x6FC))
@@ -187,7 +195,7 @@ _STANDINS_AT_SPACE = re.compile(
 )
 # a ZWNJ between two protected spans (two numbers) becomes a space, never nothing
 _ZWNJ_BETWEEN_SPANS = re.compile(
-    f"(?<=[{PLACEHOLDER}0-9\u06f0-\u06f9\u0660-\u0669]){ZWNJ}+"
+    f"{ZWNJ}(?<=[{PLACEHOLDER}0-9\u06f0-\u06f9\u0660-\u0669]{ZWNJ}){ZWNJ}*"
     f"(?=[{PLACEHOLDER}0-9\u06f0-\u06f9\u0660-\u0669])"
 )
 
@@ -213,9 +221,21 @@ def clean_zwnj(text: str) -> str:
     return text
 
 
+def remove_tatweel(text: str) -> str:
+    """Tatweel (kashida) removed, except between digits (see ``_TATWEEL``)."""
+    return _TATWEEL.sub("", text) if "\u0640" in text else text
+
+
 def fix_spacing(text: str) -> str:
     """Spaces, ZWNJ and punctuation spacing (hazm's rules, line by line)."""
     text = clean_zwnj(text)
+    if "  " in text or "\t" in text or "\u00a0" in text:  # else no run of two
+        text = _SPACE_RUN.sub(" ", text)
+    # no space at the start or the end of a line (hazm: ``^ +| +$``, multiline)
+    if "\n" in text:
+        text = "\n".join([line.strip(" ") for line in text.split("\n")])
+    else:
+        text = text.strip(" ")
     for pattern, repl in _SPACING_RULES:
         text = pattern.sub(repl, text)
     return text
@@ -234,7 +254,7 @@ def decrease_repeated(text: str, known: Lexicon) -> str:
             return one
         return two
 
-    if not _REPEATED.search(text):
+    if not _THREE_SAME.search(text):
         return text
     # each word holding a run, found from the run outwards (linear: no backtracking)
     out: list[str] = []
@@ -266,7 +286,7 @@ class PersianNormalizer:
     def normalize(self, text: str) -> str:
         if not text:
             return text
-        masked = mask(clean_zwnj(_TATWEEL.sub("", fold_presentation_forms(text))))
+        masked = mask(clean_zwnj(remove_tatweel(fold_presentation_forms(text))))
         out = fold_letters(masked.text)
         out = persian_quotes(out)
         out = fix_spacing(out)

@@ -46,9 +46,11 @@ from __future__ import annotations
 
 import gzip
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import compress, repeat
+from operator import is_, or_
 from pathlib import Path
 from typing import Final
 
@@ -92,6 +94,12 @@ _SUFFIX_WORDS: Final = frozenset(PLURALS + SPACED_HEH_CLITICS + COMPARATIVES)
 ALL_SUFFIXES: Final = tuple(
     sorted(set(PLURALS + HEH_CLITICS + COMPARATIVES + DIRECT), key=len, reverse=True)
 )
+#: The suffixes and the compound tails by length, longest first: a word ends in at most
+#: one of each length, so :func:`_endings` finds them in the order a loop over
+#: ``ALL_SUFFIXES`` (sorted by length) would, with one set lookup per length.
+_SUFFIX_SET: Final = frozenset(ALL_SUFFIXES)
+_SUFFIX_SIZES: Final = tuple(sorted({len(s) for s in ALL_SUFFIXES}, reverse=True))
+_TAIL_SIZES: Final = tuple(sorted({len(s) for s in COMPOUND_TAILS}, reverse=True))
 MI_PREFIXES: Final = ("می", "نمی")
 _PLURAL_SET: Final = frozenset(PLURALS)
 _CLITIC_SET: Final = frozenset(SPACED_HEH_CLITICS)
@@ -116,6 +124,8 @@ PARTICLES: Final = ("بر", "باز", "در", "فرو", "فرا", "ور")
 
 _LETTERS = r"\u0621-\u063a\u0641-\u064a\u0671-\u06d3\u06d5\u06ee\u06ef\u06fa-\u06fc\u06ff"
 WORD: Final = re.compile(f"[{_LETTERS}]+(?:{ZWNJ}[{_LETTERS}]+)*")
+#: The same, captured: ``split`` gives gap, word, gap, ..., word, gap in one pass.
+_SPLIT_WORDS: Final = re.compile(f"({WORD.pattern})")
 
 # flags in the lexicon file
 F_JOIN, F_SPACED, F_WHOLE, F_KNOWN, F_ADJ, F_VERB = "J", "S", "W", "K", "A", "V"
@@ -182,6 +192,13 @@ def load_lexicon(path: Path = LEXICON_PATH) -> Lexicon:
     return Lexicon.from_rows(rows())
 
 
+def _endings(word: str, sizes: Sequence[int], members: frozenset[str]) -> list[str]:
+    """The members that ``word`` ends with, longest first (``sizes``: their lengths,
+    longest first; a word ends in at most one string of each length)."""
+    n = len(word)
+    return [word[-k:] for k in sizes if k <= n and word[-k:] in members]
+
+
 def _zwnj_at(word: str) -> set[int]:
     """Where a word's ZWNJs are, as letter counts before each."""
     out: set[int] = set()
@@ -233,6 +250,25 @@ class ZwnjRestorer:
             frozenset(self._two_part_tails) | set(MI_PREFIXES) | {"بی"} | self._particle_mi
         )
         self._pair_ends = _PLURAL_SET | _CLITIC_SET | _COMPARATIVE_SET | COMPOUND_TAILS
+        # for a first word whose only rule is a spaced compound (a head, not می, نمی, بی
+        # or a particle + می) and a second word that ends no pair, a join needs one of the
+        # head's compound tails to begin the second word (the word itself, or its stem
+        # before a suffix): the first two letters of the head's tails (heads with a tail
+        # shorter than that are left out: no such check for them)
+        special = set(MI_PREFIXES) | {"بی"} | self._particle_mi
+        self._tail_starts: dict[str, frozenset[str]] = {
+            head: frozenset(t[:2] for t in tails)
+            for head, tails in self._two_part_tails.items()
+            if head not in special and all(len(t) >= 2 for t in tails)
+        }
+        # what _may_join looks up: first words that may join with any second word, and
+        # (first word, first two letters of the second) for the heads checked above and
+        # for the heads of three-word compounds before و
+        self._join_firsts = self._pair_starts - self._tail_starts.keys()
+        self._join_lefts = self._join_firsts | self._tail_starts.keys() | self._heads
+        self._join_prefixes = frozenset(
+            (head, start) for head, starts in self._tail_starts.items() for start in starts
+        ) | {(head, "و") for head in self._heads}
 
     # ------------------------------------------------------------------ glued
 
@@ -264,8 +300,8 @@ class ZwnjRestorer:
         if word in lex.whole or word in LEXICALIZED:
             return word
         candidates: dict[str, tuple[int, int]] = {}  # spelling -> (its count, stem's)
-        for suffix in ALL_SUFFIXES:
-            if not word.endswith(suffix) or len(word) - len(suffix) < MIN_STEM - (
+        for suffix in _endings(word, _SUFFIX_SIZES, _SUFFIX_SET):
+            if len(word) - len(suffix) < MIN_STEM - (
                 suffix in _PLURAL_SET  # a two-letter word's plural competes too: سد‌های
                 and word[: -len(suffix)] in lex.whole
             ):
@@ -288,8 +324,8 @@ class ZwnjRestorer:
             # a reading that changes nothing (انتها + ی) competes with the others
             reading = (lex.counts.get(spelled, 0) + (spelled == word), lex.counts.get(stem, 0))
             candidates[spelled] = max(reading, candidates.get(spelled, reading))
-        for tail in COMPOUND_TAILS:
-            if word.endswith(tail) and len(word) - len(tail) >= MIN_STEM:
+        for tail in _endings(word, _TAIL_SIZES, COMPOUND_TAILS):
+            if len(word) - len(tail) >= MIN_STEM:
                 head = word[: -len(tail)]
                 if head in lex.whole and head not in FUNCTION_WORDS:
                     spelled = head + ZWNJ + tail  # تولیدکننده, بمبگذاری
@@ -389,8 +425,8 @@ class ZwnjRestorer:
             return None
         if b in tails:
             return a + ZWNJ + b
-        for suffix in ALL_SUFFIXES:
-            if b.endswith(suffix) and len(b) - len(suffix) >= 2:
+        for suffix in _endings(b, _SUFFIX_SIZES, _SUFFIX_SET):
+            if len(b) - len(suffix) >= 2:
                 stem = b[: -len(suffix)].rstrip(ZWNJ)
                 if stem in tails and not self._verb_guard(stem):
                     return attach(a + ZWNJ + stem, suffix)
@@ -412,32 +448,84 @@ class ZwnjRestorer:
 
         Joins are repeated until none applies (``پنجاه و نه ساله``: ``نه‌ساله`` first,
         then the three words), so restoring twice gives what restoring once gave."""
-        gaps = WORD.split(text)  # gap0 w0 gap1 w1 ... wn gap(n+1)
-        words = WORD.findall(text)
-        if not words:
+        pieces = _SPLIT_WORDS.split(text)  # gap0 w0 gap1 w1 ... wn gap(n+1)
+        if len(pieces) == 1:
             return text
-        words = [self.glued(w) for w in words]
+        gaps, words = pieces[::2], pieces[1::2]
+        # each word as glued() spells it: cached words in one pass, the rest computed
+        restored = list(map(self._glued_cache.get, words))
+        if None in restored:
+            for i in compress(range(len(words)), map(is_, restored, repeat(None))):
+                restored[i] = self.glued(words[i])
+        changed = restored != words
+        words = restored
+        places: Iterable[int] = self._may_join(words)
         for _ in range(8):
-            words, gaps, joined = self._join_all(words, gaps)
-            if not joined:
+            joined = self._join_all(words, gaps, places)
+            if joined is None:
                 break
-        pieces = [gaps[0]]
-        for word, gap in zip(words, gaps[1:], strict=True):
-            pieces.append(word)
-            pieces.append(gap)
+            words, gaps, new = joined
+            changed = True
+            # the next pass can only join where a word joined in this one takes part, as
+            # the first or second word of a pair or the third of a three-word compound:
+            # elsewhere it would see the same words as this pass did, which did not join
+            # them
+            places = sorted({j for k in new for j in (k - 1, k, k + 1) if 0 < j < len(words)})
+        if not changed:
+            return text
+        pieces = [""] * (2 * len(words) + 1)
+        pieces[::2] = gaps
+        pieces[1::2] = words
         return "".join(pieces)
 
-    def _join_all(self, words: list[str], gaps: list[str]) -> tuple[list[str], list[str], bool]:
-        """One left-to-right pass of the spaced-word joins."""
+    def _may_join(self, words: list[str]) -> list[int]:
+        """The places j, in order, where words[j - 1] and words[j] may be joined (a
+        superset of the places where ``_join_all``'s rules do not stop at once): the
+        first word joins with anything (``می``, ``بی``, ...), or the second word ends a
+        pair, or a compound tail of the first word (or ``و``, after a three-word
+        compound's head) begins the second. The words are looked up in C-level loops;
+        only the few places so found are checked in Python."""
+        ends, firsts, prefixes = self._pair_ends, self._join_firsts, self._join_prefixes
+        found = compress(
+            range(1, len(words)),
+            map(
+                or_,
+                map(self._join_lefts.__contains__, words[:-1]),
+                map(ends.__contains__, words[1:]),
+            ),
+        )
+        return [
+            j for j in found
+            if words[j] in ends or words[j - 1] in firsts
+            or (words[j - 1], words[j][:2]) in prefixes
+        ]
+
+    def _join_all(
+        self, words: list[str], gaps: list[str], places: Iterable[int]
+    ) -> tuple[list[str], list[str], list[int]] | None:
+        """One left-to-right pass of the spaced-word joins: the new words and gaps, and
+        where the joined words are among the new words; None if nothing was joined.
+
+        Only ``places`` are visited (j: words[j - 1] and words[j], in order): they must
+        include every place where a join may start (:meth:`_may_join`); every other word
+        stays as it is, with its gap."""
+        n = len(words)
+        if n < 2:
+            return None
         starts, ends, heads = self._pair_starts, self._pair_ends, self._heads
+        tail_starts = self._tail_starts
         out_words: list[str] = []
         out_gaps: list[str] = [gaps[0]]
-        joined_any = False
-        i, n = 0, len(words)
-        while i < n:
-            current = words[i]
-            first = i
-            i += 1
+        new: list[int] = []  # where the joined words are in out_words
+        done = 0  # words[:done] are in out_words
+        for place in places:
+            if place <= done or gaps[place] != " ":
+                continue  # inside the last joined word, or no single space before
+            first = place - 1
+            out_words.extend(words[done:first])
+            out_gaps.extend(gaps[done + 1 : place])
+            current = words[first]
+            i = place
             while i < n and gaps[i] == " ":
                 b = words[i]
                 if b == "و" and i + 1 < n and gaps[i + 1] == " " and current in heads:
@@ -446,16 +534,25 @@ class ZwnjRestorer:
                         current = joined
                         i += 2
                         continue
-                if current not in starts and b not in ends:
-                    break  # the common case: no rule can join these two
+                if b not in ends:
+                    if current not in starts:
+                        break  # the common case: no rule can join these two
+                    prefixes = tail_starts.get(current)
+                    if prefixes is not None and b[:2] not in prefixes:
+                        break  # no compound tail of this head begins b: join_pair gives None
                 joined = self.join_pair(current, b)
                 if joined is None:
                     break
                 current = joined
                 i += 1
-            if i > first + 1:
-                joined_any = True
+            if i > place:
+                new.append(len(out_words))
                 current = self.glued(current)  # checked as a whole word would be
             out_words.append(current)
             out_gaps.append(gaps[i])
-        return out_words, out_gaps, joined_any
+            done = i
+        if not new:
+            return None
+        out_words.extend(words[done:])
+        out_gaps.extend(gaps[done + 1 :])
+        return out_words, out_gaps, new

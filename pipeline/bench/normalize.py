@@ -417,6 +417,19 @@ def table(results: Sequence[Scores]) -> str:
     return "\n".join(lines)
 
 
+def speed_ratios(results: Sequence[Scores], against: str = "hazm (default)") -> str:
+    """Each normalizer's time per article as a share of hazm's, in this run (the figure
+    to compare across runs on a shared machine)."""
+    base = next((r for r in results if r.name == against), None)
+    if base is None or not base.seconds:
+        return f"(no {against} in this run: no time ratios)"
+    return "\n".join(
+        f"{r.name}: {1000 * r.seconds / max(r.articles, 1):.3f} ms/article, "
+        f"{r.seconds / base.seconds:.2f}x {against}'s time"
+        for r in results if r is not base
+    )
+
+
 def _pr(tp: int, fp: int, fn: int) -> str:
     precision = tp / (tp + fp) if tp + fp else 1.0
     recall = tp / (tp + fn) if tp + fn else 1.0
@@ -530,6 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             elapsed = time.perf_counter() - start
             result.seconds = min(result.seconds or elapsed, elapsed)
     print(table(results))
+    print(speed_ratios(results))
     for result, (_, normalize) in zip(results, chosen, strict=True):
         if result.name == "khabar":
             print()
