@@ -58,8 +58,9 @@ KeyedValue = typehints.Tuple[str, typehints.Any]
 
 
 class _SketchFn(beam.DoFn):
-    """Article -> (id, article with shingles) main output; its sketch (packed node, band
-    hashes, packed shingles) tagged ``sketches``."""
+    """Article -> (id, article without shingles) main output; its sketch (packed node, band
+    hashes, packed shingles) tagged ``sketches``. The shingles go on with the sketch only:
+    the few articles that end up clustered get theirs back from the candidates."""
 
     SKETCHES = "sketches"
 
@@ -74,20 +75,19 @@ class _SketchFn(beam.DoFn):
 
     def process(self, article: Article) -> Iterator[Any]:
         assert self.hasher is not None
+        out = {name: value for name, value in article.items() if name != SHINGLES}
         if SHINGLES in article:  # computed ahead (batch dedup keys: packed_shingles)
-            out = article
-            shingles = _unpack(article[SHINGLES])
+            packed = article[SHINGLES]
         else:
-            out = dict(article)
-            out[SHINGLES] = packed_shingles(article, self.config, self.short, self.none)
-            shingles = _unpack(out[SHINGLES])
+            packed = packed_shingles(article, self.config, self.short, self.none)
         yield (article["id"], out)
+        shingles = _unpack(packed)
         if shingles.size == 0:
             return
         bands = self.hasher.band_hashes(self.hasher.signature(shingles))
         if bands:
             yield TaggedOutput(
-                self.SKETCHES, (pack_node(node_of(article)), tuple(bands), out[SHINGLES])
+                self.SKETCHES, (pack_node(node_of(article)), tuple(bands), packed)
             )
 
 
@@ -401,20 +401,22 @@ class _ResolveClusterFn(beam.DoFn):
         label = labels.get(ident)
         if label is None:
             yield from self.process_group((ident, [article]))
-        else:
-            yield TaggedOutput(_CLUSTERED, (label[2], article))
+        else:  # to its shingles (keyed by its node, as the candidates are), then its cluster
+            yield TaggedOutput(_CLUSTERED, (node_of(article), (label[2], article)))
 
     def process_group(self, element: tuple[str, Iterable[Article]]) -> Iterator[Any]:
         _, group = element
         ordered = sorted(group, key=survivor_key)
         survivor = dict(ordered[0])
-        base = _unpack(survivor.pop(SHINGLES))
+        packed = survivor.pop(SHINGLES, b"")  # only a clustered article has them
         sid = survivor["id"]
         survivor.update(cluster_id=sid, canonical_id=sid, similarity=1.0)
         self.clusters.inc()
         if len(ordered) > 1:
             self.multi.inc()
         yield survivor
+        if len(ordered) > 1:
+            base = _unpack(packed)
         for article in ordered[1:]:
             dup = dict(article)
             shingles = _unpack(dup.pop(SHINGLES))
@@ -500,13 +502,16 @@ class DeduplicateNear(beam.PTransform):
         labels = edges | "Components" >> ConnectedComponents(self.rounds)
         # Labels (only the articles on a verified edge have one) travel as a side input:
         # an article alone in its story is resolved where it is, and only the clustered
-        # ones are grouped (the local runner held every article's shingles twice here).
+        # ones are grouped, with their shingles joined back from the candidates (the
+        # articles themselves no longer carry shingles past the sketch).
         resolve = _ResolveClusterFn()
         alone = sketched.articles | "ResolveAlone" >> beam.ParDo(
             resolve, beam.pvalue.AsDict(labels)
         ).with_outputs(_CLUSTERED, DUPLICATES, main="articles")
         grouped = (
-            alone[_CLUSTERED]
+            {"clustered": alone[_CLUSTERED], "shingles": shingles}
+            | "JoinClusterShingles" >> beam.CoGroupByKey()
+            | "WithClusterShingles" >> beam.FlatMap(_with_cluster_shingles)
             | "GroupByCluster" >> beam.GroupByKey()
             | "ResolveClusters"
             >> beam.ParDo(_GroupFn(resolve)).with_outputs(DUPLICATES, main="articles")
@@ -515,6 +520,16 @@ class DeduplicateNear(beam.PTransform):
             "articles": (alone.articles, grouped.articles) | "Survivors" >> beam.Flatten(),
             DUPLICATES: (alone[DUPLICATES], grouped[DUPLICATES]) | "NearCopies" >> beam.Flatten(),
         }
+
+
+def _with_cluster_shingles(element: tuple[Node, dict[str, list[Any]]]) -> Iterator[tuple]:
+    """(node, {clustered: [(cluster, article)], shingles: [packed]}) -> (cluster, the
+    article with its shingles). A clustered article is on a verified edge, so it was a
+    candidate and its shingles are there; a candidate that is not clustered gives
+    nothing."""
+    _, groups = element
+    for cluster, article in groups["clustered"]:
+        yield (cluster, dict(article, **{SHINGLES: groups["shingles"][0]}))
 
 
 class _GroupFn(beam.DoFn):
