@@ -414,9 +414,8 @@ class _ResolveClusterFn(beam.DoFn):
         self.clusters.inc()
         if len(ordered) > 1:
             self.multi.inc()
-        yield survivor
-        if len(ordered) > 1:
             base = _unpack(packed)
+        yield survivor
         for article in ordered[1:]:
             dup = dict(article)
             shingles = _unpack(dup.pop(SHINGLES))
