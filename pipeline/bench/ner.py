@@ -112,6 +112,66 @@ def persian_articles(limit: int) -> list[dict[str, Any]]:
     return out
 
 
+# Names from issue #19's real errors: (phrase, the type it should get). بندر is a man's
+# name as well as a common noun ("port"), so it has no single right type.
+NEWS_CASES: list[tuple[str, str | None]] = [
+    ("ترکیه", "LOCATION"),
+    ("هاکان فیدان", "PERSON"),
+    ("ایسنا", "ORGANIZATION"),
+    ("بندر", None),
+    ("شیعه", None),
+    ("کومیته", None),
+    ("کاتا", None),
+]
+
+
+def news_checks(
+    tagger: EntityTagger, articles: list[dict[str, Any]], top: int = 5
+) -> dict[str, Any]:
+    """What the tagger makes of real articles: the most frequent entities of each type, and
+    for each of :data:`NEWS_CASES` how its occurrences were tagged (``TYPE`` when an entity
+    is exactly the phrase, ``in TYPE`` when the phrase is inside a longer entity, ``O`` when
+    no entity covers it)."""
+    from collections import Counter
+
+    by_type: dict[str, Counter] = {}
+    cases: dict[str, Counter] = {phrase: Counter() for phrase, _ in NEWS_CASES}
+    for art in articles:
+        out = tagger.tag_article(art)
+        spans: dict[str, list[tuple[int, int, str]]] = {}
+        for e in out["entities"]:
+            by_type.setdefault(e["type"], Counter())[e["text"]] += 1
+            spans.setdefault(e["field"], []).append((e["start"], e["end"], e["type"]))
+        for field in ("title", "lead", "body"):
+            text = art.get(field) or ""
+            if not text:
+                continue
+            words = tokenize(text, "fa")
+            for phrase, _ in NEWS_CASES:
+                parts = phrase.split(" ")
+                n = len(parts)
+                for i in range(len(words) - n + 1):
+                    if [w for w, _, _ in words[i : i + n]] != parts:
+                        continue
+                    a, b = words[i][1], words[i + n - 1][2]
+                    got = "O"
+                    for s, e, t in spans.get(field, []):
+                        if (s, e) == (a, b):
+                            got = t
+                            break
+                        if s <= a and b <= e:
+                            got = f"in {t}"
+                    cases[phrase][got] += 1
+    return {
+        "articles": len(articles),
+        "top": {t: c.most_common(top) for t, c in sorted(by_type.items())},
+        "cases": {
+            phrase: {"expected": want, "tagged": dict(cases[phrase].most_common())}
+            for phrase, want in NEWS_CASES
+        },
+    }
+
+
 def english_articles(limit: int) -> list[dict[str, Any]]:
     wiki = T.read_conll(T.DATA / "ner-en" / "wikigold.txt", "\t", T.en_tag)
     out = []
@@ -241,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-folds", action="store_true", help="skip the Arman fold evaluation")
     parser.add_argument(
+        "--skip-news", action="store_true", help="skip the news-fa checks (issue #19's cases)"
+    )
+    parser.add_argument(
         "--skip-english", action="store_true", help="skip the English evaluation (trains a CRF)"
     )
     args = parser.parse_args(argv)
@@ -272,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
         speed["en"] = throughput(tagger, english_articles(n_articles // 10), "en")
         log(f"en speed {speed['en']}")
     results["speed_one_core"] = speed
+    if "fa" in tagger.languages and not args.skip_news:
+        results["news_fa"] = news_checks(tagger, persian_articles(n_articles))
+        log("news-fa checks done")
     results["peak_rss_mb_tagging"] = round(rss_mb(), 1)
     results["rss_mb_before_loading"] = round(base_rss, 1)
 
@@ -307,6 +373,16 @@ def main(argv: list[str] | None = None) -> int:
             "tokens/s"
         )
     print(f"peak memory while tagging: {results['peak_rss_mb_tagging']} MB RSS")
+    if "news_fa" in results:
+        news = results["news_fa"]
+        print(f"\nnews-fa, {news['articles']} articles: the most frequent entities of each type")
+        for t, rows in news["top"].items():
+            print(f"  {t:<13} " + ", ".join(f"{text} {n}" for text, n in rows))
+        print("  known cases (how each occurrence was tagged):")
+        for phrase, row in news["cases"].items():
+            want = f" (should be {row['expected']})" if row["expected"] else ""
+            tagged = ", ".join(f"{k} {n}" for k, n in row["tagged"].items()) or "not in the text"
+            print(f"    {phrase}{want}: {tagged}")
     if "nsurl_test" in results:
         print_scores("PEYMA / NSURL-2019 test, tagged as documents (strict)", results["nsurl_test"])
         print_scores(

@@ -535,6 +535,7 @@ def prepare_fold(
     peyma_test: list[Example],
     train: list[Example],
     test: list[Example],
+    soft: dict[str, Any] | None = None,
 ) -> Path:
     """Gazetteer (mined from both corpora's training parts) and the trainer's input."""
     both = peyma_train + train
@@ -553,6 +554,24 @@ def prepare_fold(
         "nsurl_test": pack(peyma_test, test_gz(peyma_test)),
         "arman_test": pack(test, test_gz(test)),
     }
+    if soft is not None:  # the teacher's probabilities (python -m ...train.teacher --soft-labels)
+        if len(soft["probs"]["train"]) != len(peyma_train):
+            raise SystemExit("the soft labels are not for these PEYMA + NSURL training sentences")
+        for ex, probs in zip(data["peyma_train"], soft["probs"]["train"], strict=True):
+            if len(probs) != len(ex["words"]):
+                raise SystemExit("the soft labels' sentences do not match the training ones")
+            ex["soft"] = probs
+        data["soft_labels"] = soft["labels"]
+        data["distill"] = [
+            {
+                "words": words,
+                "gz": gaz.features([w.lower().translate(DIGIT_FOLD) for w in words], "gz"),
+                "soft": probs,
+            }
+            for words, probs in zip(
+                soft.get("words", []), soft["probs"].get("news", []), strict=True
+            )
+        ]
     path = fdir / "data.pkl"
     with open(path, "wb") as fh:
         pickle.dump(data, fh, protocol=4)
@@ -560,7 +579,13 @@ def prepare_fold(
 
 
 def train_fa(
-    out: Path, work: Path, log, quick: bool = False, jobs: int = 2
+    out: Path,
+    work: Path,
+    log,
+    quick: bool = False,
+    jobs: int = 2,
+    soft_path: Path | None = None,
+    extra: Sequence[str] = (),
 ) -> tuple[dict[str, Any], list[Example]]:
     """The Persian network: one per Arman fold (trained on PEYMA + NSURL train and that
     fold's training part, scored on the fold's test part); fold 1's is the shipped one."""
@@ -594,6 +619,12 @@ def train_fa(
             check=True,
         )
         log(f"word2vec ({sum(len(s) for s in unlabelled)} tokens) in {time.time() - t0:.0f}s")
+    soft = None
+    if soft_path is not None:
+        with open(soft_path, "rb") as fh:
+            soft = pickle.load(fh)
+        report["teacher_nsurl_test_sentences"] = soft["scores"].get("nsurl_test")
+        log(f"distilling from {soft_path}: {len(soft['probs'].get('news', []))} news sentences")
     arman_dir = DATA / "ner-arman"
     running: list[tuple[int, Path, subprocess.Popen]] = []
     fold_dirs = []
@@ -606,7 +637,7 @@ def train_fa(
         if fdir.exists():
             shutil.rmtree(fdir)
         fdir.mkdir(parents=True)
-        data = prepare_fold(fdir, peyma_train, peyma_test, train, test)
+        data = prepare_fold(fdir, peyma_train, peyma_test, train, test, soft)
         while len(running) >= jobs:
             wait_first(running, log)
         cmd = [
@@ -620,7 +651,7 @@ def train_fa(
             "--w2v",
             str(w2v),
         ]
-        cmd += ["--eval-every", "5"]
+        cmd += ["--eval-every", "5", *extra]
         log(f"fold {k}: training ({' '.join(cmd[1:])})")
         logf = open(fdir / "train.log", "w", encoding="utf-8")  # noqa: SIM115 (closed by wait)
         running.append((k, fdir, subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)))
@@ -708,6 +739,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--jobs", type=int, default=2, help="Persian fold networks trained at once (one core each)"
     )
+    parser.add_argument(
+        "--soft",
+        default="",
+        help="distil: the teacher's label probabilities, as written by python -m "
+        "khabar.pipeline.train.teacher --soft-labels FILE",
+    )
+    parser.add_argument(
+        "--nn-arg",
+        action="append",
+        default=[],
+        help="an option passed on to the network trainer (ner_nn.py), e.g. --nn-arg=--hidden=96",
+    )
     args = parser.parse_args(argv)
     DATA = Path(args.data)
     out, work = Path(args.out), Path(args.work)
@@ -720,7 +763,15 @@ def main(argv: list[str] | None = None) -> int:
 
     report: dict[str, Any] = {}
     if args.only in (None, "fa"):
-        report["fa"], peyma_test = train_fa(out, work, log, quick=args.quick, jobs=args.jobs)
+        report["fa"], peyma_test = train_fa(
+            out,
+            work,
+            log,
+            quick=args.quick,
+            jobs=args.jobs,
+            soft_path=Path(args.soft) if args.soft else None,
+            extra=args.nn_arg,
+        )
     if args.only in (None, "en"):
         report["en"] = train_en(out, work, log)
     languages = {}

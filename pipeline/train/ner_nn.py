@@ -136,9 +136,10 @@ class Net(nn.Module):
         ct, cs = self.cons[head]
         return self.trans[head] + ct, self.start[head] + cs, self.end[head]
 
-    def nll(self, head: str, h, tags, mask):
+    def nll(self, head: str, h, tags, mask, emis=None):
         """Negative log-likelihood of the gold label sequences under the head's CRF."""
-        emis = self.heads[head](h)
+        if emis is None:
+            emis = self.heads[head](h)
         trans, start, end = self.crf(head)
         score = start[tags[:, 0]] + emis[:, 0].gather(1, tags[:, :1]).squeeze(1)
         alpha = start + emis[:, 0]
@@ -152,6 +153,13 @@ class Net(nn.Module):
         last = tags.gather(1, (mask.sum(1) - 1).unsqueeze(1)).squeeze(1)
         score = score + end[last]
         return (torch.logsumexp(alpha + end, 1) - score).sum()
+
+
+def soft_ce(emis, soft, mask):
+    """Distillation loss: cross-entropy of the teacher's per-token label probabilities
+    against the softmax of the head's emission scores, summed over real tokens."""
+    logp = torch.log_softmax(emis, -1)
+    return -((soft * logp).sum(-1) * mask).sum()
 
 
 def viterbi(emis: np.ndarray, trans: np.ndarray, start: np.ndarray, end: np.ndarray) -> list[int]:
@@ -181,9 +189,19 @@ class Batcher:
                     c[j, k] = self.chars(ch)
             g = np.array([self.gaz(f[0].split("=", 1)[1]) if f else 1 for f in ex["gz"]], np.int64)
             index = {t: i for i, t in enumerate(tags or [])}
-            y = np.array([index.get(lab, 0) for lab in ex["labels"]], np.int64)
+            y = np.array([index.get(lab, 0) for lab in ex.get("labels", ())], np.int64)
+            if not len(y):
+                y = np.zeros(n, np.int64)
             ex["_ids"] = (w, c, g, y)
         return ex["_ids"]
+
+    def soft(self, exs: list[dict], perm: np.ndarray):
+        """The teacher's probabilities of a batch, columns in the head's tag order."""
+        b, t = len(exs), max(len(e["words"]) for e in exs)
+        out = np.zeros((b, t, len(perm)), np.float32)
+        for i, ex in enumerate(exs):
+            out[i, : len(ex["words"])] = ex["soft"].astype(np.float32)[:, perm]
+        return torch.from_numpy(out)
 
     def tensors(self, exs: list[dict], tags: list[str] | None = None, wdrop: float = 0.0):
         b, t = len(exs), max(len(e["words"]) for e in exs)
@@ -344,6 +362,18 @@ def train(args: argparse.Namespace) -> dict:
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=args.decay)
     batcher = Batcher(words, chars, gaz)
     sets = {"peyma": peyma, "arman": arman}
+    distill = data.get("distill", []) if args.distill_weight else []
+    if distill:
+        sets["distill"] = distill
+    perm = None
+    if args.distill_weight and "soft_labels" in data:
+        teacher = {lab: i for i, lab in enumerate(data["soft_labels"])}
+        perm = np.array([teacher[t] for t in heads["peyma"]])
+    n_soft = sum("soft" in ex for ex in peyma)
+    log(
+        f"distillation: weight {args.distill_weight}, {n_soft} of {len(peyma)} PEYMA sentences "
+        f"with teacher probabilities, {len(distill)} unlabelled sentences"
+    )
     history = []
     for epoch in range(args.epochs):
         t0 = time.time()
@@ -354,10 +384,18 @@ def train(args: argparse.Namespace) -> dict:
             work += batches * (args.arman_repeat if head == "arman" else 1)
         rng.shuffle(work)
         total = 0.0
-        for head, idx in work:
-            exs = [sets[head][i] for i in idx]
+        for name, idx in work:
+            exs = [sets[name][i] for i in idx]
+            head = "peyma" if name == "distill" else name
             w, c, g, y, mask, lengths = batcher.tensors(exs, heads[head], args.word_dropout)
-            loss = net.nll(head, net.encode(w, c, g, lengths), y, mask)
+            h = net.encode(w, c, g, lengths)
+            emis = net.heads[head](h)
+            if name == "distill":
+                loss = args.distill_weight * soft_ce(emis, batcher.soft(exs, perm), mask)
+            else:
+                loss = net.nll(head, h, y, mask, emis)
+                if perm is not None and head == "peyma" and all("soft" in ex for ex in exs):
+                    loss = loss + args.distill_weight * soft_ce(emis, batcher.soft(exs, perm), mask)
             opt.zero_grad()
             (loss / len(idx)).backward()
             nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -398,6 +436,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=int(os.environ.get("KHABAR_TORCH_THREADS", "1")))
+    p.add_argument(
+        "--distill-weight",
+        type=float,
+        default=1.0,
+        help="weight of the teacher's soft labels (when the data has them; 0 = ignore them)",
+    )
     p.add_argument("--eval-every", type=int, default=0, help="score the test parts every N epochs")
     p.add_argument("--w2v-only", action="store_true", help="only train the word2vec cache")
     args = p.parse_args(argv)

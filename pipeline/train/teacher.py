@@ -480,6 +480,8 @@ def worker(args: argparse.Namespace) -> int:
 
     if args.bench:
         return bench(enc, head, train, args)
+    if args.predict:
+        return predict(enc, head, tok, model, args)
 
     params = {f"enc.{n}": p for n, p in enc.named_parameters() if p.requires_grad}
     params |= {f"head.{n}": p for n, p in head.named_parameters()}
@@ -624,6 +626,68 @@ def worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def predict(enc, head, tok: Unigram, model: dict, args: argparse.Namespace) -> int:
+    """The checkpoint's label probabilities for every word of every sentence of
+    ``args.predict`` (a pickle ``{set name: [{"words": [...]}, ...]}``; a set whose sentences
+    carry ``offs`` and ``gold`` is also scored, strict, per type), written to
+    ``args.predict_out``: ``{"labels": LABELS, "probs": {set: [float16 (words, labels)]},
+    "scores": {set: strict_f1 rows}, "seconds": {set: s}, "pieces": {set: n}, "words":
+    the "news" set's sentences}``.
+    Windows of similar length are batched (``--batch``); no gradient."""
+    import torch
+
+    ckpt = Path(args.ckpt_dir) / "teacher.npz"
+    params = {f"enc.{n}": p for n, p in enc.named_parameters() if p.requires_grad}
+    params |= {f"head.{n}": p for n, p in head.named_parameters()}
+    with np.load(ckpt) as z, torch.no_grad():
+        for name, p in params.items():
+            p.copy_(torch.from_numpy(z[f"w/{name}"]))
+    enc.eval()
+    with open(args.predict, "rb") as fh:
+        sets = pickle.load(fh)
+    out: dict = {"labels": LABELS, "probs": {}, "scores": {}, "seconds": {}, "pieces": {}}
+    for name, sentences in sets.items():
+        t0 = time.time()
+        items = encode_sentences(tok, sentences, args.max_len, model["bos"], model["eos"])
+        probs = [np.zeros((len(ex["words"]), len(LABELS)), np.float16) for ex in sentences]
+        order = sorted(range(len(items)), key=lambda i: len(items[i][2]))
+        for b in range(0, len(order), args.batch):
+            batch = [items[i] for i in order[b : b + args.batch]]
+            length = max(len(x[2]) for x in batch)
+            ids = torch.ones(len(batch), length, dtype=torch.long)
+            for r, x in enumerate(batch):
+                ids[r, : len(x[2])] = torch.tensor(x[2])
+            lengths = torch.tensor([len(x[2]) for x in batch])
+            with torch.no_grad():
+                p = torch.softmax(head(enc(ids, lengths)), -1).numpy()
+            for r, (si, a, _, first, _) in enumerate(batch):
+                probs[si][a : a + len(first)] = p[r, first]
+        out["probs"][name] = probs
+        if name == "news":
+            out["words"] = [ex["words"] for ex in sentences]
+        out["pieces"][name] = sum(len(x[2]) for x in items)
+        out["seconds"][name] = round(time.time() - t0, 1)
+        if sentences and "gold" in sentences[0]:
+            pred_sets, gold_sets = [], []
+            for ex, pr in zip(sentences, probs, strict=True):
+                labs = [LABELS[k] for k in pr.astype(np.float32).argmax(-1)]
+                pred_sets.append(
+                    {(ex["offs"][s][0], ex["offs"][e - 1][1], k) for s, e, k in iob_spans(labs)}
+                )
+                gold_sets.append({tuple(g) for g in ex["gold"] if g[2] in TYPES})
+            out["scores"][name] = strict_f1(pred_sets, gold_sets)
+        log(
+            f"predicted {name}: {len(sentences)} sentences, {out['pieces'][name]} pieces in "
+            f"{out['seconds'][name]}s"
+            + (f"; strict F1 {out['scores'][name]['overall']}" if name in out["scores"] else "")
+        )
+    tmp = Path(args.predict_out).with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(out, fh, protocol=4)
+    os.replace(tmp, args.predict_out)
+    return 0
+
+
 def epoch_batches(items: list, batch: int, seed: int) -> list[list[int]]:
     """Batches of similar length in an order fixed by ``seed``."""
     rng = np.random.default_rng(seed)
@@ -746,6 +810,56 @@ def prepare(path: Path) -> None:
     os.replace(tmp, path)
 
 
+SENTENCE_END = {".", "!", "?", "؟", "…"}
+NEWS_MAX_WORDS = 60
+
+
+def news_sentences(texts: list[str], limit: int = NEWS_MAX_WORDS) -> list[list[str]]:
+    """Tagger tokens of news texts cut into sentences (at . ! ? ؟ …, and every ``limit``
+    tokens), for the teacher's soft labels on unlabelled text."""
+    out: list[list[str]] = []
+    for text in texts:
+        cur: list[str] = []
+        for word, _, _ in ner.tokenize(text, "fa"):
+            cur.append(word)
+            if word in SENTENCE_END or len(cur) >= limit:
+                out.append(cur)
+                cur = []
+        if cur:
+            out.append(cur)
+    return [s for s in out if len(s) >= 3]
+
+
+def prepare_soft(path: Path, news_articles: int) -> None:
+    """The sentence sets the teacher labels for distillation: PEYMA + NSURL train, the whole
+    NSURL-2019 test (scored), and the sentences of the first ``news_articles`` articles of
+    each news-fa file (title, lead, body; unlabelled)."""
+    d = ner.DATA / "ner-peyma"
+    norm = ner.persian_normalizer()
+    train = ner.load_examples(d / "peyma_300k.txt", "\t", "fa", normalize=norm)
+    train += ner.load_examples(d / "nsurl_600k.txt", "\t", "fa", normalize=norm)
+    test = ner.load_examples(d / "nsurl_test.txt", "\t", "fa", normalize=norm)
+    texts = []
+    for name in ("farsnews.jsonl", "varzesh3.jsonl"):
+        with open(ner.DATA / "news-fa" / name, encoding="utf-8") as fh:
+            for i, line in enumerate(fh):
+                if i >= news_articles:
+                    break
+                art = json.loads(line)
+                texts += [norm(art[k]) for k in ("title", "lead", "body") if art.get(k)]
+    sets = {
+        "train": [{"words": ex.words} for ex in train],
+        "nsurl_test": [
+            {"words": ex.words, "offs": [(a, b) for _, a, b in ex.tokens], "gold": ex.gold}
+            for ex in test
+        ],
+        "news": [{"words": words} for words in news_sentences(texts)],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        pickle.dump(sets, fh, protocol=4)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m khabar.pipeline.train.teacher",
@@ -774,6 +888,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--data", default="", help=argparse.SUPPRESS)
     p.add_argument("--check-engine", default="", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--predict",
+        default="",
+        help="only write the checkpoint's label probabilities for the sentence sets of this "
+        "pickle (see predict())",
+    )
+    p.add_argument("--predict-out", default="", help="where --predict writes")
+    p.add_argument(
+        "--soft-labels",
+        default="",
+        help="write the teacher's label probabilities for distillation (PEYMA + NSURL train, "
+        "the NSURL test, news-fa sentences) to this pickle, and its NSURL test scores",
+    )
+    p.add_argument(
+        "--news-articles", type=int, default=1000, help="news-fa articles per file to label"
+    )
     return p
 
 
@@ -789,6 +919,11 @@ def main(argv: list[str] | None = None) -> int:
         log(f"corpora read and normalized in {time.time() - t0:.0f}s -> {data}")
     Path(args.ckpt_dir).mkdir(parents=True, exist_ok=True)
     forward = [a for a in (argv if argv is not None else sys.argv[1:])]
+    if args.soft_labels:
+        sets = Path(args.work) / f"soft_in_{args.news_articles}.pkl"
+        if not sets.exists():
+            prepare_soft(sets, args.news_articles)
+        forward += ["--predict", str(sets), "--predict-out", args.soft_labels]
     cmd = [exe, "-I", str(Path(__file__).resolve()), "--worker", "--data", str(data), *forward]
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
