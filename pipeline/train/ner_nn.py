@@ -281,6 +281,17 @@ def word2vec(sentences: list[list[str]], cache: Path | None, seed: int) -> dict[
     return dict(zip(words, vectors, strict=True))
 
 
+def teacher_vectors(path: Path, dim: int) -> dict[str, np.ndarray]:
+    """Word vectors written by ``teacher.py --word-vectors``, centred and projected on their
+    ``dim`` principal axes."""
+    with np.load(path) as z:
+        words, vecs = z["words"].tolist(), z["vectors"].astype(np.float64)
+    vecs -= vecs.mean(0)
+    _, _, vt = np.linalg.svd(vecs, full_matrices=False)
+    low = (vecs @ vt[:dim].T).astype(np.float32)
+    return dict(zip(words, low, strict=True))
+
+
 def stable_hash(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
@@ -353,6 +364,9 @@ def train(args: argparse.Namespace) -> dict:
     heads = {"peyma": tagset(peyma), "arman": tagset(arman)}
     net = Net(len(words), len(chars), len(gaz), heads, args.hidden)
     emb = np.random.RandomState(args.seed).normal(0, 0.1, (len(words), 100)).astype(np.float32)
+    if args.init_vectors:  # the teacher's word vectors, reduced to 100-d (PCA)
+        vectors = teacher_vectors(Path(args.init_vectors), 100)
+        log(f"word embeddings initialised from the teacher: {len(vectors)} words")
     for i, w in enumerate(words.itos):
         if w in vectors:
             emb[i] = vectors[w] / (np.linalg.norm(vectors[w]) + 1e-6)
@@ -408,7 +422,7 @@ def train(args: argparse.Namespace) -> dict:
             row["arman_test"] = evaluate(net, batcher, data["arman_test"], "arman", heads["arman"])
         history.append(row)
         log(json.dumps(row))
-    meta = {k: v for k, v in vars(args).items() if k not in ("data", "out", "w2v")}
+    meta = {k: v for k, v in vars(args).items() if k not in ("data", "out", "w2v", "init_vectors")}
     meta |= {"vocabulary": len(words), "history": history}
     export(net, batcher, heads, meta, Path(args.out))
     return meta
@@ -441,6 +455,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=1.0,
         help="weight of the teacher's soft labels (when the data has them; 0 = ignore them)",
+    )
+    p.add_argument(
+        "--init-vectors",
+        default="",
+        help="initialise the word embeddings from these teacher word vectors (.npz) instead "
+        "of word2vec",
     )
     p.add_argument("--eval-every", type=int, default=0, help="score the test parts every N epochs")
     p.add_argument("--w2v-only", action="store_true", help="only train the word2vec cache")

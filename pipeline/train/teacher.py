@@ -460,6 +460,8 @@ def worker(args: argparse.Namespace) -> int:
     t_start = time.time()
     model = read_bin(bin_path)
     tok = Unigram(model["pieces"], model["scores"], model["norm"], model["unk"])
+    if args.word_vectors:
+        return word_vectors(model, tok, args)
     targets = tuple(args.targets.split(","))
     enc = build_encoder(model, args.rank, args.alpha, targets, args.dropout)
     head = torch.nn.Linear(model["hidden"], len(LABELS))
@@ -688,6 +690,20 @@ def predict(enc, head, tok: Unigram, model: dict, args: argparse.Namespace) -> i
     return 0
 
 
+def word_vectors(model: dict, tok: Unigram, args: argparse.Namespace) -> int:
+    """The teacher's view of each word, for initialising the student's word embeddings:
+    the mean of the word's pieces' input embeddings (the encoder's table, 384-d).
+    ``args.word_vectors`` names a pickle ``{"words": [...]}``; written to
+    ``args.predict_out`` as ``.npz`` (``words``, ``vectors`` float32)."""
+    with open(args.word_vectors, "rb") as fh:
+        words = pickle.load(fh)["words"]
+    table = model["tensors"]["emb.word"]
+    vectors = np.stack([table[tok.word(w)].mean(0) for w in words]).astype(np.float32)
+    np.savez(args.predict_out, words=np.array(words), vectors=vectors)
+    log(f"word vectors: {len(words)} words -> {args.predict_out}")
+    return 0
+
+
 def epoch_batches(items: list, batch: int, seed: int) -> list[list[int]]:
     """Batches of similar length in an order fixed by ``seed``."""
     rng = np.random.default_rng(seed)
@@ -810,6 +826,7 @@ def prepare(path: Path) -> None:
     os.replace(tmp, path)
 
 
+SOFT_SETS = ("train", "nsurl_test", "news")
 SENTENCE_END = {".", "!", "?", "؟", "…"}
 NEWS_MAX_WORDS = 60
 
@@ -830,7 +847,7 @@ def news_sentences(texts: list[str], limit: int = NEWS_MAX_WORDS) -> list[list[s
     return [s for s in out if len(s) >= 3]
 
 
-def prepare_soft(path: Path, news_articles: int) -> None:
+def prepare_soft(path: Path, news_articles: int, only: tuple[str, ...] = SOFT_SETS) -> None:
     """The sentence sets the teacher labels for distillation: PEYMA + NSURL train, the whole
     NSURL-2019 test (scored), and the sentences of the first ``news_articles`` articles of
     each news-fa file (title, lead, body; unlabelled)."""
@@ -857,7 +874,7 @@ def prepare_soft(path: Path, news_articles: int) -> None:
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
-        pickle.dump(sets, fh, protocol=4)
+        pickle.dump({k: v for k, v in sets.items() if k in only}, fh, protocol=4)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -895,6 +912,7 @@ def parser() -> argparse.ArgumentParser:
         "pickle (see predict())",
     )
     p.add_argument("--predict-out", default="", help="where --predict writes")
+    p.add_argument("--word-vectors", default="", help=argparse.SUPPRESS)
     p.add_argument(
         "--soft-labels",
         default="",
@@ -903,6 +921,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--news-articles", type=int, default=1000, help="news-fa articles per file to label"
+    )
+    p.add_argument(
+        "--soft-sets",
+        default=",".join(SOFT_SETS),
+        help="which sets --soft-labels labels (ner.py --soft reads one or more such files)",
     )
     return p
 
@@ -920,9 +943,10 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.ckpt_dir).mkdir(parents=True, exist_ok=True)
     forward = [a for a in (argv if argv is not None else sys.argv[1:])]
     if args.soft_labels:
-        sets = Path(args.work) / f"soft_in_{args.news_articles}.pkl"
+        only = tuple(args.soft_sets.split(","))
+        sets = Path(args.work) / f"soft_in_{args.news_articles}_{'_'.join(only)}.pkl"
         if not sets.exists():
-            prepare_soft(sets, args.news_articles)
+            prepare_soft(sets, args.news_articles, only)
         forward += ["--predict", str(sets), "--predict-out", args.soft_labels]
     cmd = [exe, "-I", str(Path(__file__).resolve()), "--worker", "--data", str(data), *forward]
     env = dict(os.environ)
