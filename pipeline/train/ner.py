@@ -85,6 +85,9 @@ EN_TYPES = ["PERSON", "ORGANIZATION", "LOCATION"]
 CRF_PARAMS = {"c1": 0.05, "c2": 0.01, "max_iterations": 150, "feature.possible_transitions": True}
 JACKKNIFE = 5
 GAZ_MAX_LEN = 6
+# Persian gazetteer: add the external lists (pipeline/train/gazetteers.py); main's
+# --no-external-gazetteers turns it off to measure its effect.
+EXTERNAL_GAZETTEERS = True
 
 # Characters that the alignment treats as equal on both sides of normalization.
 _KEY = str.maketrans(
@@ -282,8 +285,12 @@ def documents(examples: Sequence[Example], file: str) -> list[Example]:
     return docs
 
 
-def mine_gazetteer(examples: Sequence[Example], min_ratio: float = 0.5) -> Gazetteer:
-    """Entity phrases whose text is that type in >= ``min_ratio`` of its occurrences."""
+def mine_gazetteer(
+    examples: Sequence[Example], min_ratio: float = 0.5, external: bool = False
+) -> Gazetteer:
+    """Entity phrases whose text is that type in >= ``min_ratio`` of its occurrences;
+    ``external``: plus the Persian external gazetteers that ``examples`` do not contradict
+    (``gazetteers.external_gazetteer``), a mined phrase winning over an external one."""
     typed: dict[tuple[str, ...], Counter] = defaultdict(Counter)
     for ex in examples:
         lows = [w.lower().translate(DIGIT_FOLD) for w in ex.words]
@@ -304,6 +311,10 @@ def mine_gazetteer(examples: Sequence[Example], min_ratio: float = 0.5) -> Gazet
         kind, c = kinds.most_common(1)[0]
         if c / max(occurrences[p], 1) >= min_ratio:
             phrases[p] = kind
+    if external:
+        from khabar.pipeline.train.gazetteers import external_gazetteer
+
+        phrases = {**external_gazetteer(examples), **phrases}
     return Gazetteer(phrases)
 
 
@@ -314,13 +325,14 @@ def write_gazetteer(gaz: Gazetteer, path: Path) -> None:
 
 
 def gazetteer_features(
-    examples: Sequence[Example], folds: int = JACKKNIFE
+    examples: Sequence[Example], folds: int = JACKKNIFE, external: bool = False
 ) -> list[list[list[str]]]:
-    """Gazetteer features for training sentences, each mined without its own fold."""
+    """Gazetteer features for training sentences, each mined (and the external phrases
+    filtered) without its own fold."""
     out: list[list[list[str]]] = [[] for _ in examples]
     for k in range(folds):
         others = [ex for i, ex in enumerate(examples) if i % folds != k]
-        gaz = mine_gazetteer(others)
+        gaz = mine_gazetteer(others, external=external)
         for i, ex in enumerate(examples):
             if i % folds == k:
                 out[i] = gaz.features([w.lower().translate(DIGIT_FOLD) for w in ex.words], "gz")
@@ -537,12 +549,16 @@ def prepare_fold(
     train: list[Example],
     test: list[Example],
     soft: dict[str, Any] | None = None,
+    external: bool | None = None,
 ) -> Path:
-    """Gazetteer (mined from both corpora's training parts) and the trainer's input."""
+    """Gazetteer (mined from both corpora's training parts, plus the external gazetteers
+    unless ``external`` is false; default ``EXTERNAL_GAZETTEERS``) and the trainer's input."""
+    external = EXTERNAL_GAZETTEERS if external is None else external
     both = peyma_train + train
-    gaz = mine_gazetteer(both)
+    gaz = mine_gazetteer(both, external=external)
     write_gazetteer(gaz, fdir / FA_GAZ)
-    gz = gazetteer_features(both)  # jackknifed: no sentence sees its own entities
+    # jackknifed: no sentence sees its own entities
+    gz = gazetteer_features(both, external=external)
 
     def test_gz(exs: Sequence[Example]) -> list[list[list[str]]]:
         return [
@@ -742,7 +758,7 @@ def train_en(out: Path, work: Path, log) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global DATA
+    global DATA, EXTERNAL_GAZETTEERS
     parser = argparse.ArgumentParser(
         prog="python -m khabar.pipeline.train.ner",
         description=(
@@ -785,8 +801,15 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="an option passed on to the network trainer (ner_nn.py), e.g. --nn-arg=--hidden=96",
     )
+    parser.add_argument(
+        "--no-external-gazetteers",
+        action="store_true",
+        help="Persian gazetteer mined from the training corpora only, without the external "
+        "lists of pipeline/train/gazetteer_sources (to measure their effect)",
+    )
     args = parser.parse_args(argv)
     DATA = Path(args.data)
+    EXTERNAL_GAZETTEERS = not args.no_external_gazetteers
     out, work = Path(args.out), Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,7 @@ def test_prepare_fold_attaches_the_teachers_probabilities(tmp_path: Path) -> Non
         "probs": {"train": soft_for(peyma), "news": soft_for([example(news[0], ["O"] * 4)])},
         "words": news,
     }
-    path = ner.prepare_fold(tmp_path, peyma, peyma, arman, arman, soft)
+    path = ner.prepare_fold(tmp_path, peyma, peyma, arman, arman, soft, external=False)
     with open(path, "rb") as fh:
         data = pickle.load(fh)
     assert data["soft_labels"] == teacher.LABELS
@@ -63,7 +63,7 @@ def test_prepare_fold_attaches_the_teachers_probabilities(tmp_path: Path) -> Non
     # the news sentence sees the fold's whole gazetteer: تهران was mined as a LOCATION
     assert d["gz"][2] == ["gz=B-LOCATION"]
     # without soft labels nothing changes
-    plain = ner.prepare_fold(tmp_path, peyma, peyma, arman, arman)
+    plain = ner.prepare_fold(tmp_path, peyma, peyma, arman, arman, external=False)
     with open(plain, "rb") as fh:
         data = pickle.load(fh)
     assert "distill" not in data and "soft" not in data["peyma_train"][0]
