@@ -595,6 +595,23 @@ def prepare_fold(
     return path
 
 
+def load_soft(paths: Sequence[Path]) -> dict[str, Any] | None:
+    """The teacher's probabilities from one or more ``teacher --soft-labels`` files; a later
+    file's set replaces an earlier one of the same name (the news sentences with it)."""
+    soft = None
+    for path in paths:
+        with open(path, "rb") as fh:
+            part = pickle.load(fh)
+        if soft is None:
+            soft = part
+        else:
+            soft["probs"] |= part["probs"]
+            soft["scores"] |= part["scores"]
+            if "news" in part["probs"]:
+                soft["words"] = part["words"]
+    return soft
+
+
 def train_fa(
     out: Path,
     work: Path,
@@ -652,16 +669,7 @@ def train_fa(
             cmd += [str(work / "vector_words.pkl"), "--predict-out", str(vectors)]
             subprocess.run(cmd, check=True)
         extra = [*extra, f"--init-vectors={vectors}"]
-    soft = None
-    for path in soft_paths:
-        with open(path, "rb") as fh:
-            part = pickle.load(fh)
-        if soft is None:
-            soft = part
-        else:  # sets labelled in separate runs of the teacher
-            soft["probs"] |= part["probs"]
-            soft["scores"] |= part["scores"]
-            soft["words"] = soft.get("words", []) + part.get("words", [])
+    soft = load_soft(soft_paths)
     if soft is not None:
         report["teacher_nsurl_test_sentences"] = soft["scores"].get("nsurl_test")
         log(

@@ -77,3 +77,23 @@ def test_prepare_fold_refuses_soft_labels_of_other_sentences(tmp_path: Path) -> 
     short = {"labels": teacher.LABELS, "probs": {"train": [np.zeros((1, 15), np.float16)]}}
     with pytest.raises(SystemExit, match="do not match"):
         ner.prepare_fold(tmp_path, peyma, peyma, peyma, peyma, short)
+
+
+def test_soft_label_files_merge_by_set(tmp_path: Path) -> None:
+    a = {
+        "labels": teacher.LABELS,
+        "probs": {"train": [1], "news": [2]},
+        "scores": {"t": 1},
+        "words": [["x"]],
+    }
+    b = {"labels": teacher.LABELS, "probs": {"news": [3, 4]}, "scores": {}, "words": [["y"], ["z"]]}
+    paths = []
+    for name, part in (("a", a), ("b", b)):
+        paths.append(tmp_path / f"{name}.pkl")
+        with open(paths[-1], "wb") as fh:
+            pickle.dump(part, fh)
+    got = ner.load_soft(paths)
+    assert got is not None
+    assert got["probs"] == {"train": [1], "news": [3, 4]} and got["words"] == [["y"], ["z"]]
+    assert got["scores"] == {"t": 1}
+    assert ner.load_soft([]) is None
