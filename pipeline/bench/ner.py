@@ -35,6 +35,7 @@ import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -139,8 +140,6 @@ def news_checks(
     for each of :data:`NEWS_CASES` how its occurrences were tagged (``TYPE`` when an entity
     is exactly the phrase, ``in TYPE`` when the phrase is inside a longer entity, ``O`` when
     no entity covers it)."""
-    from collections import Counter
-
     by_type: dict[str, Counter] = {}
     cases: dict[str, Counter] = {phrase: Counter() for phrase, _ in NEWS_CASES}
     for art in articles:

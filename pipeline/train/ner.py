@@ -49,6 +49,7 @@ from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from khabar.pipeline.train.gazetteers import external_gazetteer  # noqa: E402
 from khabar.transforms.entities import (  # noqa: E402
     DIGIT_FOLD,
     MANIFEST,
@@ -319,8 +320,6 @@ def mine_gazetteer(
         if c / max(occurrences[p], 1) >= min_ratio:
             phrases[p] = kind
     if external:
-        from khabar.pipeline.train.gazetteers import external_gazetteer
-
         phrases = {**external_gazetteer(examples), **phrases}
     return Gazetteer(phrases)
 
