@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -100,10 +101,10 @@ def main(argv: list[str]) -> int:
             return 0
         print(format_summary(summary, time.time() - started))
         return 0 if summary["conservation"]["ok"] else 1
-    with stdin_input(khabar) as stdin_file:
+    with stdin_input(khabar) as spool:
         files = list_inputs(khabar.input)
         prepare_output(khabar.output, overwrite=khabar.overwrite)
-        return _run_batch_job(options, khabar, files, stdin_file)
+        return _run_batch_job(options, khabar, files, spool)
 
 
 #: How long listing remote input (``gs://``) may take on the launching machine before
@@ -154,7 +155,7 @@ def _dry_run(options: Any, khabar: Any) -> int:
     return 0
 
 
-def _run_batch_job(options: Any, khabar: Any, files: list[str], stdin_file: str | None) -> int:
+def _run_batch_job(options: Any, khabar: Any, files: list[str], spool: stdin_input) -> int:
     started_at = dt.datetime.now(dt.UTC)
     started = time.time()
     progress = Progress(
@@ -174,8 +175,7 @@ def _run_batch_job(options: Any, khabar: Any, files: list[str], stdin_file: str 
         seen = progress.counts() if progress.enabled else None
         progress.stop()
         remove_temp_files(khabar.output)
-        if stdin_file and os.path.exists(stdin_file):
-            os.remove(stdin_file)  # the process ends without unwinding (os._exit)
+        spool.release()  # the process ends without unwinding (os._exit)
         summary = interrupted_summary(options, started_at, len(files), guard.name, seen)
         finalized = summary["finalized_files"]
         line = (
@@ -205,7 +205,7 @@ def _run_batch_job(options: Any, khabar: Any, files: list[str], stdin_file: str 
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(guard.exit_code)
-    if stdin_file:
+    if spool.path:
         summary["input_stdin"] = True
     failures = data_checks(summary, khabar.max_dead_letter_rate)
     if khabar.log_format == "json":
@@ -242,16 +242,23 @@ def _log_line(log_format: str, text: str, **fields: Any) -> None:
 
 class stdin_input:  # noqa: N801 - used as a context manager, like open()
     """``--input -``: standard input spooled to a file named by its content's digest (so
-    the same bytes give the same ids on every run), removed afterwards."""
+    the same bytes give the same ids on every run), removed afterwards.
+
+    Two runs given the same bytes at once share that file. Each holds a shared ``flock``
+    on ``<file>.lock`` from before it puts the file in place until it ends; the run that
+    ends last (the one that can turn its lock exclusive) removes the file, so no run
+    removes it under another. The empty lock file stays (removing it would race a run
+    that has opened it but not locked it yet)."""
 
     def __init__(self, khabar: Any) -> None:
         self.khabar = khabar
         self.path: str | None = None
+        self._lock: int | None = None
 
-    def __enter__(self) -> str | None:
+    def __enter__(self) -> stdin_input:
         inputs = list(self.khabar.input or [])
         if "-" not in inputs:
-            return None
+            return self
         if inputs.count("-") > 1:
             raise CliError("--input - (standard input) can be given once")
 
@@ -263,16 +270,35 @@ class stdin_input:  # noqa: N801 - used as a context manager, like open()
             for chunk in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
                 digest.update(chunk)
                 handle.write(chunk)
-        self.path = os.path.join(tempfile.gettempdir(), f"khabar-stdin-{digest.hexdigest()[:16]}")
-        os.replace(tmp, self.path)
-        self.khabar.input = [self.path if item == "-" else item for item in inputs]
-        return self.path
+        path = os.path.join(tempfile.gettempdir(), f"khabar-stdin-{digest.hexdigest()[:16]}")
+        self._lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_SH)  # waits while a finishing run removes it
+        os.replace(tmp, path)
+        self.path = path
+        self.khabar.input = [path if item == "-" else item for item in inputs]
+        return self
+
+    def release(self) -> None:
+        """Remove the spooled file unless another run still holds it; idempotent."""
+        lock, self._lock = self._lock, None
+        if lock is None:
+            return
+        try:
+            try:
+                # Not atomic on Linux (the shared lock goes first), which is fine here: a
+                # run that fails to turn it exclusive is ending and no longer needs it.
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return  # another run still reads the file; it removes it when it ends
+            if self.path:
+                try:
+                    os.remove(self.path)
+                except OSError:
+                    pass
+        finally:
+            os.close(lock)
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.path:
-            try:
-                os.remove(self.path)
-            except OSError:
-                pass
+        self.release()
 
 

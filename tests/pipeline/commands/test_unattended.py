@@ -4,17 +4,21 @@ signal at a random moment, log lines when nobody watches, files khabar does not 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import random
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
 
+from khabar.pipeline.commands.run import stdin_input
 from khabar.transforms.split import UnsupportedFormat, detect_format
 from tests.conftest import ROOT, SEEDS, VENV_BIN, read_avro, run_khabar, write_news_corpus
 
@@ -108,6 +112,38 @@ def test_stdin_input_and_limit(tmp_path: Path) -> None:
     # the spooled copy of stdin (named by the digest of its bytes) is removed
     spooled = Path(tempfile.gettempdir()) / f"khabar-stdin-{hashlib.sha256(data).hexdigest()[:16]}"
     assert not spooled.exists()
+
+
+def test_two_runs_reading_the_same_stdin_bytes_share_the_spooled_copy(monkeypatch) -> None:
+    """The copy is named by the bytes' digest, so two runs fed the same bytes share it:
+    the run that ends first must not remove it under the other (it did: the other run
+    read a missing file and wrote one dead letter)."""
+    data = f"same bytes {time.time_ns()}\n".encode()
+    spooled = Path(tempfile.gettempdir()) / f"khabar-stdin-{hashlib.sha256(data).hexdigest()[:16]}"
+
+    class Stdin(io.TextIOWrapper):
+        def isatty(self) -> bool:
+            return False
+
+    def spool() -> stdin_input:
+        monkeypatch.setattr(sys, "stdin", Stdin(io.BytesIO(data)))
+        khabar = types.SimpleNamespace(input=["-"])
+        entered = stdin_input(khabar).__enter__()
+        assert khabar.input == [str(spooled)] == [entered.path]
+        return entered
+
+    first, second = spool(), spool()
+    first.release()
+    assert spooled.read_bytes() == data  # the second run still reads it
+    first.release()  # idempotent
+    third = spool()
+    second.release()
+    assert spooled.exists()
+    third.release()
+    assert not spooled.exists()  # the last run to end removes it
+    none = stdin_input(types.SimpleNamespace(input=["x.jsonl"])).__enter__()
+    assert none.path is None
+    none.release()
 
 
 @pytest.mark.slow
