@@ -34,8 +34,6 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from khabar.transforms import metrics as M
 from khabar.transforms.common import Article, Count, no_count
 from khabar.transforms.entities_nn import BiLSTMCRF
@@ -82,7 +80,7 @@ def tokenize(text: str, language: str) -> list[tuple[str, int, int]]:
     hyphens and ampersands, ``@mentions`` and ``#hashtags``; single punctuation marks.
     """
     pattern = _ENGLISH_WORD if language == "en" else _PERSIAN_WORD
-    return [(m.group(), m.start(), m.end()) for m in pattern.finditer(text)]
+    return [(m.group(), *m.span()) for m in pattern.finditer(text)]
 
 
 def split_sentences(
@@ -164,6 +162,27 @@ class Gazetteer:
                 if phrase:
                     phrases[tuple(phrase.split(" "))] = kind
         return cls(phrases)
+
+    def tags(self, words: Sequence[str]) -> list[str | None]:
+        """Per token, ``B-TYPE``/``I-TYPE`` where a phrase matches (longest first, left to
+        right, as :meth:`features`), else ``None``. Only the tokens that start some phrase
+        are tried."""
+        out: list[str | None] = [None] * len(words)
+        lengths, phrases, n = self.lengths, self.phrases, len(words)
+        free = 0
+        for i in [i for i, w in enumerate(words) if w in lengths]:
+            if i < free:
+                continue
+            for length in lengths[words[i]]:
+                if i + length <= n:
+                    kind = phrases.get(tuple(words[i : i + length]))
+                    if kind is not None:
+                        out[i] = f"B-{kind}"
+                        for j in range(i + 1, i + length):
+                            out[j] = f"I-{kind}"
+                        free = i + length
+                        break
+        return out
 
     def features(self, words: Sequence[str], prefix: str) -> list[list[str]]:
         """Per token, ``prefix=B-TYPE``/``prefix=I-TYPE`` where a phrase matches."""
@@ -442,21 +461,16 @@ class LanguageModel:
             for sentence in sentences:
                 gaz: list[str | None] = [None] * len(sentence)
                 if gazetteer is not None:
-                    lows = [t[0].lower().translate(DIGIT_FOLD) for t in sentence]
-                    gaz = [
-                        f[0].split("=", 1)[1] if f else None for f in gazetteer.features(lows, "gz")
-                    ]
+                    # tokens hold no line break: fold them all in one call
+                    lows = "\n".join(t[0] for t in sentence).lower().translate(DIGIT_FOLD)
+                    gaz = gazetteer.tags(lows.split("\n"))
                 gazes.append(gaz)
             order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
             for b in range(0, len(order), _NET_BATCH):
                 batch = order[b : b + _NET_BATCH]
-                # one projection for the batch's tokens, split back into sentences
-                flat = net.project(
-                    [t[0] for i in batch for t in sentences[i]],
-                    [g for i in batch for g in gazes[i]],
+                states = net.encode_words(
+                    [[t[0] for t in sentences[i]] for i in batch], [gazes[i] for i in batch]
                 )
-                cuts = np.cumsum([len(sentences[i]) for i in batch])[:-1]
-                states = net.encode_projected(np.split(flat, cuts))
                 for stage in stages:
                     decoded = net.decode_many(stage["head"], states, stage["o_bias"])
                     for i, result in zip(batch, decoded, strict=True):

@@ -7,10 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from khabar.transforms.entities import (
     SHIPPED_MODEL_DIR,
     EntityTagger,
+    Gazetteer,
     LanguageModel,
     ModelError,
     iob_spans,
@@ -208,3 +211,16 @@ def test_articles_tagged_together_are_tagged_as_alone(
     assert together == alone
     assert together[0]["entities"] and together[2]["entities"] and together[1]["entities"]
     assert together[3]["entities"] == [] and together[3]["entity_model"] is None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), max_size=30))
+def test_gazetteer_tags_are_its_features(words: list[str]) -> None:
+    """``tags`` (only phrase-starting tokens tried) matches as ``features`` does: longest
+    phrase first, left to right, overlapping phrases included."""
+    gazetteer = Gazetteer(
+        {("a",): "PER", ("a", "b"): "LOC", ("a", "b", "c"): "ORG", ("b", "c"): "PER",
+         ("c", "c", "c"): "LOC", ("c",): "ORG", ("d", "a"): "PER"}
+    )
+    features = gazetteer.features(words, "gz")
+    assert gazetteer.tags(words) == [f[0].split("=", 1)[1] if f else None for f in features]

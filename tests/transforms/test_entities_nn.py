@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from khabar.transforms.entities_kernel import viterbi_marginals
+from khabar.transforms.entities_kernel import tanh_array, viterbi_marginals
 from khabar.transforms.entities_nn import (
     BiLSTMCRF,
     lstm_direction,
@@ -253,3 +253,52 @@ def test_decode_many_is_decode_of_each(tmp_path: Path) -> None:
                 # and the same row in a batch (gemm) in another order, by about 1e-9 here on
                 # some CPUs; the marginals are computed in float64 from there
                 np.testing.assert_allclose(marg, alone_marg, rtol=1e-6)
+
+
+def test_fast_tanh_is_tanh_to_float32_precision() -> None:
+    """The LSTM's vectorized tanh (Eigen's rational form) against float64 tanh, over the
+    range where it is not flat and far beyond, on both sides of the clamp."""
+    x = np.concatenate(
+        [np.linspace(-12, 12, 400_001), [-1e30, -9.0, -8.99, 0.0, 1e-30, 8.99, 9.0, 1e30]]
+    ).astype(np.float32)
+    got = tanh_array(x).astype(np.float64)
+    np.testing.assert_allclose(got, np.tanh(x.astype(np.float64)), rtol=0, atol=5e-7)
+    assert got[np.abs(x) >= 9].tolist() == np.sign(x[np.abs(x) >= 9]).tolist()
+    assert np.all(np.abs(got) <= 1.0 + 3e-7)  # two float32 steps past 1 at most
+
+
+def test_compiled_lstm_step_matches_the_reference_on_long_sentences(tmp_path: Path) -> None:
+    """The compiled step (fast tanh, every element op in one pass) against the plain numpy
+    reference over 250 steps, where errors would grow if they could."""
+    rng = np.random.default_rng(21)
+    write_net(tmp_path / "net.npz", rng, hid=32)
+    net = BiLSTMCRF(tmp_path / "net.npz")
+    sentences = [
+        rng.normal(0, 1, (n, net.w_in.shape[0])).astype(np.float32) for n in (250, 1, 17, 250, 3)
+    ]
+    for got, want in zip(net.encode(sentences), net.encode_reference(sentences), strict=True):
+        np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_encode_words_is_encode_of_the_projections(tmp_path: Path) -> None:
+    """``encode_words`` (table rows gathered straight into the padded batch) gives what
+    ``encode_projected`` of ``project`` gives, with a roomy table, one that fills up, and
+    one smaller than a batch's distinct words (the fallback)."""
+    rng = np.random.default_rng(13)
+    write_net(tmp_path / "net.npz", rng)
+    net = BiLSTMCRF(tmp_path / "net.npz")
+    vocab = ["علی", "تهران", "به", "۱۴۰۲", "رفت", "و", "آمد", "x", "Tehran", "۱۲", "."]
+    gaz_tags = [None, "B-LOCATION", "I-LOCATION", "B-UNKNOWN"]
+    for rows in (4, 8, 64):
+        net.reset_projections(rows)
+        for _ in range(20):
+            lengths = rng.integers(1, 12, int(rng.integers(1, 6)))
+            words = [[vocab[i] for i in rng.integers(0, len(vocab), n)] for n in lengths]
+            gaz = [[gaz_tags[i] for i in rng.integers(0, len(gaz_tags), n)] for n in lengths]
+            got = net.encode_words(words, gaz)
+            want = net.encode(
+                [net.inputs(w, g) for w, g in zip(words, gaz, strict=True)]
+            )
+            assert [len(g) for g in got] == list(lengths)
+            for a, b in zip(got, want, strict=True):
+                np.testing.assert_allclose(a, b, atol=1e-5)
