@@ -36,7 +36,7 @@ from typing import Any
 
 from khabar.transforms import metrics as M
 from khabar.transforms.common import Article, Count, no_count
-from khabar.transforms.entities_nn import BiLSTMCRF
+from khabar.transforms.entities_nn import BiLSTMCRF, fold_digits
 
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "ner"
 MANIFEST = "manifest.json"
@@ -216,7 +216,7 @@ class FeatureExtractor:
         cached = self._cache.get(word)
         if cached is not None:
             return cached
-        low = word.lower().translate(DIGIT_FOLD)
+        low = fold_digits(word.lower())
         sh = shape(word)
         own = [
             "w=" + low,
@@ -377,7 +377,7 @@ class LanguageModel:
     ) -> list[list[str]]:
         extra: list[list[list[str]]] = []
         if stage["gazetteer"] is not None:
-            lows = [w.lower().translate(DIGIT_FOLD) for w in words]
+            lows = [fold_digits(w.lower()) for w in words]
             extra.append(stage["gazetteer"].features(lows, "gz"))
         if stage["stack"]:
             extra.append(stacked_features(labels[stage["stack"]], "st"))
@@ -462,7 +462,7 @@ class LanguageModel:
                 gaz: list[str | None] = [None] * len(sentence)
                 if gazetteer is not None:
                     # tokens hold no line break: fold them all in one call
-                    lows = "\n".join(t[0] for t in sentence).lower().translate(DIGIT_FOLD)
+                    lows = fold_digits("\n".join(t[0] for t in sentence).lower())
                     gaz = gazetteer.tags(lows.split("\n"))
                 gazes.append(gaz)
             order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))

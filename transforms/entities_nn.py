@@ -30,14 +30,29 @@ from khabar.transforms.entities_kernel import (
 )
 
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
+_FOLDABLE = re.compile("[۰-۹٠-٩]+")
 _ANY_DIGIT = re.compile(r"\d")
+
+
+def fold_digits(text: str) -> str:
+    """Persian and Arabic-Indic digits -> ASCII, as ``text.translate`` with the digit
+    table gives, but translating only the digit runs: ``str.translate`` with a table
+    costs about 0.4 us a character on non-ASCII text (measured: 0.83 against 0.04 ms
+    for an article's 2,087 characters)."""
+    if _FOLDABLE.search(text) is None:
+        return text
+    return _FOLDABLE.sub(_fold_run, text)
+
+
+def _fold_run(match: re.Match[str]) -> str:
+    return match.group().translate(_DIGITS)
 #: Words whose input projection is kept (4 KB each: 64 MB at most).
 PROJECTION_ROWS = 16_384
 
 
 def word_key(word: str) -> str:
     """The form a word is looked up by: lower case, every digit folded to ``0``."""
-    return _ANY_DIGIT.sub("0", word.lower().translate(_DIGITS))
+    return _ANY_DIGIT.sub("0", fold_digits(word.lower()))
 
 
 def _strings(blob: np.ndarray) -> list[str]:
@@ -120,6 +135,7 @@ class BiLSTMCRF:
         self._rows: dict[str, int] = {}
         self._table = np.empty((0, self._gates), np.float32)
         self._uses = np.zeros(0, np.int64)
+        self._scratch = np.empty(0, np.float32)
 
     # ------------------------------------------------------------------ features
 
@@ -129,7 +145,7 @@ class BiLSTMCRF:
         one length, one product for every window of every word, the positions past each
         word's end left out of the max (one word at a time cost 36 us a word)."""
         ids = [
-            [self.chars.get(ch, 1) for ch in w.translate(_DIGITS)[: self.max_chars]] for w in words
+            [self.chars.get(ch, 1) for ch in fold_digits(w)[: self.max_chars]] for w in words
         ]
         lengths = np.array([len(i) for i in ids])
         longest = max(1, int(lengths.max()))
@@ -253,7 +269,7 @@ class BiLSTMCRF:
         starts = np.zeros(len(sentences), np.int64)
         starts[1:] = np.cumsum(lengths)[:-1]
         order = np.argsort(-lengths, kind="stable")
-        padded = np.empty((len(sentences), int(lengths.max()), self._gates), np.float32)
+        padded = self._padded(len(sentences), int(lengths.max()))
         gather_projections(
             self._table,
             rows,
@@ -273,10 +289,19 @@ class BiLSTMCRF:
         padding costs nothing (it is never read, nor written)."""
         lengths = np.array([len(s) for s in projected], np.int64)
         order = np.argsort(-lengths, kind="stable")
-        padded = np.empty((len(projected), int(lengths.max()), self._gates), np.float32)
+        padded = self._padded(len(projected), int(lengths.max()))
         for rank, i in enumerate(order):
             padded[rank, : lengths[i]] = projected[i]
         return self._encode_padded(padded, lengths, order)
+
+    def _padded(self, sentences: int, steps: int) -> np.ndarray:
+        """An uninitialized ``(sentences, steps, 8H)`` input batch, a view of a buffer kept
+        between calls (a fresh one of this size is new memory each time, and its page
+        faults cost more than filling it); only the encoder reads it, before returning."""
+        size = sentences * steps * self._gates
+        if len(self._scratch) < size:
+            self._scratch = np.empty(size, np.float32)
+        return self._scratch[:size].reshape(sentences, steps, self._gates)
 
     def _encode_padded(
         self, padded: np.ndarray, lengths: np.ndarray, order: np.ndarray

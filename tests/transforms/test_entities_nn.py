@@ -10,10 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from khabar.transforms.entities_kernel import tanh_array, viterbi_marginals
 from khabar.transforms.entities_nn import (
     BiLSTMCRF,
+    fold_digits,
     lstm_direction,
     pack_strings,
     viterbi_marginals_numpy,
@@ -302,3 +305,11 @@ def test_encode_words_is_encode_of_the_projections(tmp_path: Path) -> None:
             assert [len(g) for g in got] == list(lengths)
             for a, b in zip(got, want, strict=True):
                 np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("۰۱۲۹٠٥٩0189abcAB تهران\n\u200c")), max_size=40))
+def test_fold_digits_is_the_digit_table(text: str) -> None:
+    assert fold_digits(text) == text.translate(
+        str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
+    )
