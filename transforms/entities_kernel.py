@@ -2,14 +2,16 @@
 
 The time-step loops of the LSTM and of the CRF (Viterbi, forward-backward) are sequential
 by nature; in plain numpy each step costs several array calls, which dominated the
-tagger's time (measured: 70 % in Viterbi/forward-backward alone). The LSTM step stays in
-numpy (:meth:`khabar.transforms.entities_nn.BiLSTMCRF.encode`): its gate arithmetic is best done
-by numpy's vectorized ``exp``/``tanh`` over all sentences at once (measured 27,000 against
-12,600 tokens/s for a scalar numba loop, which cannot vectorize them). Compiled once per
-process; ``cache=True`` keeps the machine code on disk, keyed by this file's modification
-time and naming this module (``khabar.transforms.entities_kernel``; after a rename, touch
-this file). :mod:`khabar.transforms.entities_nn` keeps plain-numpy versions of both as the
-reference the tests compare against.
+tagger's time (measured: 70 % in Viterbi/forward-backward alone). The LSTM step's matrix
+product stays in BLAS (:func:`khabar.transforms.entities_nn._lstm_fused`); its element ops
+(gates, cell, output) are :func:`lstm_cell`, one pass with a rational tanh that the
+compiler vectorizes (numpy's float32 ``tanh`` cost as much as the product; a scalar numba
+loop over the whole step, product included, had been slower than numpy: 12,600 against
+27,000 tokens/s). Compiled once per process; ``cache=True`` keeps the machine code on
+disk, keyed by this file's modification time and naming this module
+(``khabar.transforms.entities_kernel``; after a rename, touch this file).
+:mod:`khabar.transforms.entities_nn` keeps plain-numpy versions as the reference the tests
+compare against.
 """
 
 from __future__ import annotations
