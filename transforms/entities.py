@@ -90,13 +90,16 @@ def split_sentences(
     every 250 tokens."""
     sentences: list[list[tuple[str, int, int]]] = []
     current: list[tuple[str, int, int]] = []
-    prev_end = 0
+    # the first line break at or after the previous token's end (-1: none left), found
+    # again only once a token passes it: no slice of the text per token
+    newline = text.find("\n") if text else -1
     for tok in tokens:
-        if current and text and "\n" in text[prev_end : tok[1]]:
-            sentences.append(current)
-            current = []
+        if newline != -1 and newline < tok[1]:
+            if current:
+                sentences.append(current)
+                current = []
+            newline = text.find("\n", tok[2])
         current.append(tok)
-        prev_end = tok[2]
         if tok[0] in _SENTENCE_END or len(current) >= _MAX_SENTENCE_TOKENS:
             sentences.append(current)
             current = []

@@ -17,6 +17,7 @@ from khabar.transforms.entities import (
     LanguageModel,
     ModelError,
     iob_spans,
+    split_sentences,
     tag_entities_core,
     tokenize,
 )
@@ -224,3 +225,30 @@ def test_gazetteer_tags_are_its_features(words: list[str]) -> None:
     )
     features = gazetteer.features(words, "gz")
     assert gazetteer.tags(words) == [f[0].split("=", 1)[1] if f else None for f in features]
+
+
+def _split_sentences_by_slices(tokens, text):
+    """The first form of ``split_sentences`` (a slice of the text per token)."""
+    sentences, current, prev_end = [], [], 0
+    for tok in tokens:
+        if current and text and "\n" in text[prev_end : tok[1]]:
+            sentences.append(current)
+            current = []
+        current.append(tok)
+        prev_end = tok[2]
+        if tok[0] in ".!?؟…" or len(current) >= 250:
+            sentences.append(current)
+            current = []
+    if current:
+        sentences.append(current)
+    return sentences
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab تهران.؟!\n\n \u200c۱2")), max_size=300))
+def test_split_sentences_is_its_slicing_form(text: str) -> None:
+    tokens = tokenize(text, "fa")
+    assert split_sentences(tokens, text) == _split_sentences_by_slices(tokens, text)
+    long = " ".join(["word"] * 600) + "\nnext"
+    tokens = tokenize(long, "fa")
+    assert split_sentences(tokens, long) == _split_sentences_by_slices(tokens, long)
