@@ -31,6 +31,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,8 @@ TYPE_NAMES = {
 
 _PERSIAN_WORD = re.compile(r"[\w\u200c\u200d]+|[^\w\s\u200c\u200d]")
 _ENGLISH_WORD = re.compile(r"[@#]?\w+(?:['’.&\-]\w+)*|[^\w\s]")
+_PERSIAN_SPLIT = re.compile(f"({_PERSIAN_WORD.pattern})")
+_ENGLISH_SPLIT = re.compile(f"({_ENGLISH_WORD.pattern})")
 _SENTENCE_END = frozenset((".", "!", "?", "؟", "…"))
 DIGIT_FOLD = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 _MAX_SENTENCE_TOKENS = 250
@@ -79,8 +82,12 @@ def tokenize(text: str, language: str) -> list[tuple[str, int, int]]:
     it) and single punctuation marks. English: words with inner apostrophes, dots,
     hyphens and ampersands, ``@mentions`` and ``#hashtags``; single punctuation marks.
     """
-    pattern = _ENGLISH_WORD if language == "en" else _PERSIAN_WORD
-    return [(m.group(), *m.span()) for m in pattern.finditer(text)]
+    # split with the pattern captured: gap, token, gap, ..., token, gap; the running sum
+    # of the pieces' lengths gives every token's start and end (all C-level: a third of
+    # the time of a match object per token)
+    pieces = (_ENGLISH_SPLIT if language == "en" else _PERSIAN_SPLIT).split(text)
+    bounds = list(accumulate(map(len, pieces)))
+    return list(zip(pieces[1::2], bounds[0:-1:2], bounds[1::2], strict=True))
 
 
 def split_sentences(

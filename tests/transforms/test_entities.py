@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from khabar.transforms.entities import (
+    _ENGLISH_WORD,
+    _PERSIAN_WORD,
     SHIPPED_MODEL_DIR,
     EntityTagger,
     Gazetteer,
@@ -252,3 +254,17 @@ def test_split_sentences_is_its_slicing_form(text: str) -> None:
     long = " ".join(["word"] * 600) + "\nnext"
     tokens = tokenize(long, "fa")
     assert split_sentences(tokens, long) == _split_sentences_by_slices(tokens, long)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from(list("ab1 تهران.،'’&-@#\n\u200c\u200d۱")), max_size=80),
+    st.sampled_from(["fa", "en"]),
+)
+def test_tokenize_gives_the_matches_and_their_spans(text: str, language: str) -> None:
+    """The split-and-sum form gives exactly the pattern's matches with their offsets."""
+    pattern = _ENGLISH_WORD if language == "en" else _PERSIAN_WORD
+    want = [(m.group(), m.start(), m.end()) for m in pattern.finditer(text)]
+    got = tokenize(text, language)
+    assert got == want
+    assert all(text[a:b] == tok for tok, a, b in got)
