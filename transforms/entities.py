@@ -37,6 +37,7 @@ from typing import Any
 
 from khabar.transforms import metrics as M
 from khabar.transforms.common import Article, Count, no_count
+from khabar.transforms.entities_nn import DIGIT_FOLD as DIGIT_FOLD  # the training code uses it
 from khabar.transforms.entities_nn import BiLSTMCRF, fold_digits
 
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "models" / "ner"
@@ -63,7 +64,6 @@ _ENGLISH_WORD = re.compile(r"[@#]?\w+(?:['’.&\-]\w+)*|[^\w\s]")
 _PERSIAN_SPLIT = re.compile(f"({_PERSIAN_WORD.pattern})")
 _ENGLISH_SPLIT = re.compile(f"({_ENGLISH_WORD.pattern})")
 _SENTENCE_END = frozenset((".", "!", "?", "؟", "…"))
-DIGIT_FOLD = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 _MAX_SENTENCE_TOKENS = 250
 _CACHE_LIMIT = 300_000
 _NET_BATCH = 64  # sentences encoded side by side
@@ -196,23 +196,7 @@ class Gazetteer:
 
     def features(self, words: Sequence[str], prefix: str) -> list[list[str]]:
         """Per token, ``prefix=B-TYPE``/``prefix=I-TYPE`` where a phrase matches."""
-        out: list[list[str]] = [[] for _ in words]
-        n = len(words)
-        i = 0
-        while i < n:
-            lens = self.lengths.get(words[i])
-            matched = 0
-            if lens:
-                for length in lens:
-                    if i + length <= n and tuple(words[i : i + length]) in self.phrases:
-                        kind = self.phrases[tuple(words[i : i + length])]
-                        out[i].append(f"{prefix}=B-{kind}")
-                        for j in range(i + 1, i + length):
-                            out[j].append(f"{prefix}=I-{kind}")
-                        matched = length
-                        break
-            i += matched or 1
-        return out
+        return [[f"{prefix}={tag}"] if tag else [] for tag in self.tags(words)]
 
 
 class FeatureExtractor:

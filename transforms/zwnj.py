@@ -184,20 +184,17 @@ class Lexicon:
 def load_lexicon(path: Path = LEXICON_PATH) -> Lexicon:
     """The shipped lexicon (loaded once per process, in every worker that normalizes).
 
-    The file is read whole and split into its three columns by two C-level splits; each
-    flag's set is one comprehension: 0.25 s here against 0.75 s for a per-line generator
-    feeding one loop that tested every flag (measured; the same sets and counts, tested).
+    The file is read whole, its comment and blank lines dropped, and the rest split into
+    its three columns at once (one join, one split); each flag's set is one comprehension:
+    0.25 s here against 0.75 s for a per-line generator feeding one loop that tested every
+    flag (measured; the same sets and counts, tested). Lines end in ``\\n`` (the shipped
+    file has no ``\\r``).
     """
     with gzip.open(path, "rb") as handle:
         text = handle.read().decode("utf-8")
-    while text.startswith("#"):  # the header
-        text = text.partition("\n")[2]
-    lines = text.rstrip("\n")
-    if "\n#" in lines or "\n\n" in lines or not lines:
-        rows = [ln.split("\t") for ln in lines.split("\n") if ln and ln[0] != "#"]
-        return Lexicon.from_rows((w, f, int(c)) for w, f, c in rows)
-    cells = lines.replace("\n", "\t").split("\t")
-    if len(cells) % 3 or lines.count("\n") + 1 != len(cells) // 3:
+    lines = [line for line in text.split("\n") if line and line[0] != "#"]
+    cells = "\t".join(lines).split("\t") if lines else []
+    if len(cells) != 3 * len(lines):
         raise ValueError(f"{path}: every line must have three tab-separated fields")
     return Lexicon.from_columns(cells[0::3], cells[1::3], cells[2::3])
 

@@ -227,6 +227,25 @@ def test_gazetteer_tags_are_its_features(words: list[str]) -> None:
     )
     features = gazetteer.features(words, "gz")
     assert gazetteer.tags(words) == [f[0].split("=", 1)[1] if f else None for f in features]
+    assert features == _features_token_by_token(gazetteer, words, "gz")
+
+
+def _features_token_by_token(gazetteer: Gazetteer, words: list[str], prefix: str):
+    """The first form of ``Gazetteer.features``: every token tried, longest phrase first."""
+    out: list[list[str]] = [[] for _ in words]
+    i = 0
+    while i < len(words):
+        matched = 0
+        for length in gazetteer.lengths.get(words[i], []):
+            phrase = tuple(words[i : i + length])
+            if i + length <= len(words) and phrase in gazetteer.phrases:
+                out[i].append(f"{prefix}=B-{gazetteer.phrases[phrase]}")
+                for j in range(i + 1, i + length):
+                    out[j].append(f"{prefix}=I-{gazetteer.phrases[phrase]}")
+                matched = length
+                break
+        i += matched or 1
+    return out
 
 
 def _split_sentences_by_slices(tokens, text):
