@@ -627,9 +627,11 @@ def train_fa(
     soft_paths: Sequence[Path] = (),
     teacher_init: bool = False,
     extra: Sequence[str] = (),
+    folds: Sequence[int] = (1, 2, 3),
 ) -> tuple[dict[str, Any], list[Example]]:
     """The Persian network: one per Arman fold (trained on PEYMA + NSURL train and that
-    fold's training part, scored on the fold's test part); fold 1's is the shipped one."""
+    fold's training part, scored on the fold's test part); fold 1's is the shipped one, and
+    it is copied to `out` only when fold 1 is among `folds`."""
     report: dict[str, Any] = {}
     exe = torch_python()
     norm = persian_normalizer()
@@ -685,7 +687,7 @@ def train_fa(
     arman_dir = DATA / "ner-arman"
     running: list[tuple[int, Path, subprocess.Popen]] = []
     fold_dirs = []
-    for k in (1,) if quick else (1, 2, 3):
+    for k in (1,) if quick else folds:
         train = load_examples(arman_dir / f"train_fold{k}.txt", None, "fa", normalize=norm)
         test = load_examples(arman_dir / f"test_fold{k}.txt", None, "fa", normalize=norm)
         if k == 1:
@@ -723,9 +725,21 @@ def train_fa(
         fold_scores.append(result)
         log(f"arman fold {k}: F1 {result['f1']}")
     report["arman_folds"] = fold_scores
-    for name in (FA_NET, FA_GAZ):
-        shutil.copy(work / "fa-fold1" / name, out / name)
+    if quick or 1 in folds:
+        for name in (FA_NET, FA_GAZ):
+            shutil.copy(work / "fa-fold1" / name, out / name)
     return report, peyma_test
+
+
+def parse_folds(text: str) -> tuple[int, ...]:
+    """`--folds 2,3` -> (2, 3); only Arman's folds 1-3, each once."""
+    try:
+        folds = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        raise SystemExit(f"--folds: expected fold numbers such as 1,2,3, got {text!r}") from None
+    if not folds or not set(folds) <= {1, 2, 3}:
+        raise SystemExit(f"--folds: Arman has folds 1, 2 and 3, got {text!r}")
+    return folds
 
 
 def wait_first(running: list, log) -> None:
@@ -794,6 +808,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="Arman fold 1 only (development)")
     parser.add_argument("--only", choices=("fa", "en"), help="train one language only")
     parser.add_argument(
+        "--folds",
+        default="1,2,3",
+        help="the Arman folds whose networks are trained, e.g. 2,3 (the shipped network is "
+        "fold 1's, so without 1 the model directory keeps its Persian files)",
+    )
+    parser.add_argument(
         "--jobs", type=int, default=2, help="Persian fold networks trained at once (one core each)"
     )
     parser.add_argument(
@@ -843,6 +863,7 @@ def main(argv: list[str] | None = None) -> int:
             soft_paths=[Path(x) for x in args.soft],
             teacher_init=args.teacher_init,
             extra=args.nn_arg,
+            folds=parse_folds(args.folds),
         )
     if args.only in (None, "en"):
         report["en"] = train_en(out, work, log)

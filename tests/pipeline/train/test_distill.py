@@ -97,3 +97,11 @@ def test_soft_label_files_merge_by_set(tmp_path: Path) -> None:
     assert got["probs"] == {"train": [1], "news": [3, 4]} and got["words"] == [["y"], ["z"]]
     assert got["scores"] == {"t": 1}
     assert ner.load_soft([]) is None
+
+
+def test_folds_option_trains_the_folds_asked_for() -> None:
+    assert ner.parse_folds("2,3") == (2, 3)
+    assert ner.parse_folds(" 3, 1,3 ") == (1, 3)
+    for bad in ("", "0", "4", "1,x"):
+        with pytest.raises(SystemExit, match="--folds"):
+            ner.parse_folds(bad)
