@@ -8,7 +8,13 @@ duplicates by URL and by content, and a few broken lines), then times, in one ru
   memory, then entities on the articles that are written, in groups of 32 as the
   pipeline's stage tags them);
 * ``khabar``'s batch pipeline on the DirectRunner with 1 worker, and with 2 workers
-  (``multi_processing``), each including pipeline start-up and Avro writing.
+  (``multi_processing``), each including pipeline start-up and Avro writing;
+* the same runs on one record, which is what a run costs whatever its size (start-up,
+  the graph, the workers, every stage once), so that the time per article beyond it can
+  be told apart from it;
+* where each run's wall time went: before the runner's first bundle (starting Python,
+  imports, building the graph), inside its bundles stage by stage (the runner's
+  ``KHABAR_STAGE_PROFILE``), and outside them.
 
 Prints articles per second and the ratios. Numbers, not a test: nothing here asserts.
 """
@@ -20,6 +26,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from khabar.pipeline.job.runner import STAGE_PROFILE_ENV
 from khabar.pipeline.stages.entities import ENTITY_BATCH
 from khabar.transforms.clean import clean_article
 from khabar.transforms.dedup import fingerprint_article
@@ -151,14 +159,16 @@ def plain_loop(files: list[str]) -> tuple[dict[str, int], dict[str, float]]:
 
 def run_pipeline(files: list[str], output: str, extra: list[str]) -> dict[str, Any]:
     """``khabar run`` in a child process, as a user starts it: its summary, wall seconds,
-    CPU seconds (user + system, of it and its worker processes) and the peak resident
-    memory of its largest process."""
+    CPU seconds (user + system, of it and its worker processes), the peak resident
+    memory of its largest process, and where its wall time went (:func:`wall_parts`)."""
     argv = [sys.executable, "-m", "khabar.pipeline.cli", "run", "--output", output, "--quiet"]
     for path in files:
         argv += ["--input", path]
+    profile = output.rstrip("/") + ".stages.jsonl"
+    env = {**os.environ, STAGE_PROFILE_ENV: profile}
     with tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        child = subprocess.Popen([*argv, *extra], stdout=subprocess.DEVNULL, stderr=err)
+        launched, started = time.time(), time.perf_counter()
+        child = subprocess.Popen([*argv, *extra], stdout=subprocess.DEVNULL, stderr=err, env=env)
         # wait4: this child's own usage, with the worker processes it waited for
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - started
@@ -175,7 +185,87 @@ def run_pipeline(files: list[str], output: str, extra: list[str]) -> dict[str, A
         "cpu": usage.ru_utime + usage.ru_stime,
         # the largest of the run and its workers (ru_maxrss: KiB on Linux)
         "peak_mb": usage.ru_maxrss / 1024,
+        **wall_parts(read_profile(profile), launched, wall),
     }
+
+
+def read_profile(path: str) -> list[dict[str, Any]]:
+    """The bundles a run's runner timed (``KHABAR_STAGE_PROFILE``), or [] without it."""
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def wall_parts(bundles: list[dict[str, Any]], launched: float, wall: float) -> dict[str, Any]:
+    """Split a run's wall time: before its first bundle (Python, imports, options, the
+    graph), its first bundle (which starts the worker processes), the other bundles,
+    and the rest (the runner between bundles, and after the last: summary, exit).
+    ``stages``: wall seconds by stage label (:func:`stage_label`)."""
+    if not bundles:
+        return {"parts": {}, "stages": {}}
+    first = min(bundles, key=lambda b: b["start"])
+    in_bundles = sum(b["seconds"] for b in bundles)
+    stages: dict[str, float] = {}
+    for b in bundles:
+        label = stage_label(b["stage"])
+        stages[label] = stages.get(label, 0.0) + b["seconds"]
+    before = max(first["start"] - launched, 0.0)
+    return {
+        "parts": {
+            "before the first bundle": before,
+            "first bundle": first["seconds"],
+            "other bundles": in_bundles - first["seconds"],
+            "outside bundles": max(wall - before - in_bundles, 0.0),
+        },
+        "bundles": len(bundles),
+        "stages": stages,
+    }
+
+
+_STEP = re.compile(r"ref_AppliedPTransform_(.+?)_\d+\)|\(([A-Za-z][^()+]*?)/(?:Read|Write)\)")
+
+
+def stage_label(name: str) -> str:
+    """A fused stage's name (``((ref_AppliedPTransform_Read-Split_21)+(...))...``) as its
+    first and last steps, each cut to its first three path parts."""
+    steps = []
+    for m in _STEP.finditer(name):
+        step = (m.group(1) or m.group(2)).replace("/", "-")
+        short = "/".join(step.split("-")[:3])
+        if not steps or steps[-1] != short:
+            steps.append(short)
+    if not steps:
+        return name[:60]
+    return steps[0] if len(steps) == 1 else f"{steps[0]} .. {steps[-1]}"
+
+
+def print_stage_table(runs: dict[int, dict[str, Any]], top: int = 8) -> None:
+    """The costliest stages' wall seconds inside bundles, by worker count, with each
+    count's ratio to the first; and the ratio of the time beyond one record's run."""
+    counts = sorted(runs)
+    base = runs[counts[0]]
+    labels = sorted(base["stages"], key=lambda k: -base["stages"][k])[:top]
+    head = "".join(f"{f'{w} worker(s)':>13}" for w in counts)
+    print(f"  stages, wall seconds inside bundles:{head}")
+    for label in [*labels, None]:
+        cells = []
+        for w in counts:
+            stages = runs[w]["stages"]
+            value = (
+                sum(v for k, v in stages.items() if k not in labels)
+                if label is None
+                else stages.get(label, 0.0)
+            )
+            cells.append(f"{value:13.2f}")
+        name = "all other stages" if label is None else label
+        print(f"    {name[:70]:<70}{''.join(cells)}")
+    for w in counts[1:]:
+        if base.get("beyond"):
+            print(
+                f"  {w} workers against {counts[0]}: wall {runs[w]['wall'] / base['wall']:.2f}x; "
+                f"beyond the one-record run {runs[w]['beyond'] / base['beyond']:.2f}x"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,8 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         files = sorted(str(p) for p in (work / "in").glob("*.jsonl"))
         n = corpus["records"]
         threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
-        print(f"corpus: {corpus} in {len(files)} files ({os.cpu_count()} CPUs, BLAS threads "
-              f"{threads})")
+        print(
+            f"corpus: {corpus} in {len(files)} files ({os.cpu_count()} CPUs, BLAS threads "
+            f"{threads})"
+        )
         started = time.perf_counter()
         cpu_started = time.process_time()
         loop_counts, step_cpu = plain_loop(files)
@@ -208,14 +300,23 @@ def main(argv: list[str] | None = None) -> int:
             f"plain Python loop over the cores: {loop_s:7.2f} s wall, {loop_cpu:7.2f} s CPU, "
             f"{loop_rate:8.1f} articles/s   {loop_counts}"
         )
-        print("  CPU per article, by step (ms): " + ", ".join(
-            f"{name} {1000 * step_cpu[name] / n:.2f}" for name in STEPS
-        ) + f"; all {1000 * sum(step_cpu.values()) / n:.2f}")
+        print(
+            "  CPU per article, by step (ms): "
+            + ", ".join(f"{name} {1000 * step_cpu[name] / n:.2f}" for name in STEPS)
+            + f"; all {1000 * sum(step_cpu.values()) / n:.2f}"
+        )
+        one = work / "one" / "part-000.jsonl"
+        one.parent.mkdir()
+        with open(files[0], encoding="utf-8") as handle:
+            one.write_text(handle.readline(), encoding="utf-8")
+        runs: dict[int, dict[str, Any]] = {}
         for workers in [int(w) for w in args.workers.split(",") if w]:
             extra = [f"--direct_num_workers={workers}"]
             if workers > 1:
                 extra.append("--direct_running_mode=multi_processing")
+            fixed = run_pipeline([str(one)], str(work / f"one-{workers}"), extra)
             run = run_pipeline(files, str(work / f"out-{workers}"), extra)
+            runs[workers] = run
             summary = run["summary"]
             rate = n / run["wall"]
             c = summary["counts"]
@@ -227,6 +328,20 @@ def main(argv: list[str] | None = None) -> int:
                 f"runner {summary['runner']}  (written {c['articles']}, duplicates "
                 f"{c['duplicates']}, dead letters {c['dead_letters']}, conservation {verdict})"
             )
+            beyond = run["wall"] - fixed["wall"]
+            run["beyond"] = beyond
+            print(
+                f"  the same on one record: {fixed['wall']:.2f} s wall, {fixed['cpu']:.2f} s "
+                f"CPU (what any run costs); beyond it {1000 * beyond / n:.2f} ms wall and "
+                f"{1000 * (run['cpu'] - fixed['cpu']) / n:.2f} ms CPU per article"
+            )
+            if run["parts"]:
+                print(
+                    f"  wall: {run['bundles']} bundles; "
+                    + ", ".join(f"{k} {v:.2f} s" for k, v in run["parts"].items())
+                )
+        if len(runs) > 1:
+            print_stage_table(runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

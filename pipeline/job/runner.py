@@ -11,13 +11,22 @@ Beam unchanged (streaming locally needs the BundleBasedDirectRunner; see docs/BE
 from __future__ import annotations
 
 import importlib
+import json
+import os
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineRunner
 
 from khabar.pipeline.errors import CliError
 from khabar.pipeline.job.gcs import install_emulator_client
+
+#: ``KHABAR_STAGE_PROFILE=FILE``: a batch job on the FnApiRunner appends one JSON line per
+#: bundle to FILE (its fused stage, when it started and its wall seconds); ``khabar bench``
+#: reads it to show where 1 and 2 workers spend their time.
+STAGE_PROFILE_ENV = "KHABAR_STAGE_PROFILE"
 
 DIRECT_NAMES = {"directrunner", "direct", "switchingdirectrunner"}
 
@@ -96,4 +105,37 @@ def make_runner(options: PipelineOptions) -> PipelineRunner | None:
     provision = fn_runner.ExtendedProvisionInfo(
         beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
     )
-    return fn_runner.FnApiRunner(provision_info=provision)
+    runner = fn_runner.FnApiRunner(provision_info=provision)
+    profile = os.environ.get(STAGE_PROFILE_ENV)
+    if profile:
+        profile_bundles(runner, profile)
+    return runner
+
+
+def profile_bundles(runner: Any, path: str) -> bool:
+    """Time every bundle the FnApiRunner ``runner`` executes: one JSON line per bundle
+    appended to ``path``: ``{"stage", "start", "seconds"}`` (``start``: Unix time).
+    A bundle's time includes starting the worker processes (the first bundle) and moving
+    its data to and from them; the time outside bundles is the runner's own (building the
+    graph, the shuffles' buffers between stages). It wraps ``_execute_bundle``, Beam's
+    private method (Beam is pinned to one minor version); returns False, timing nothing,
+    when a Beam version lacks it."""
+    inner = getattr(runner, "_execute_bundle", None)
+    if inner is None:
+        return False
+
+    def timed(context: Any, bundle_manager: Any, bundle_input: Any) -> Any:
+        at, started = time.time(), time.perf_counter()
+        try:
+            return inner(context, bundle_manager, bundle_input)
+        finally:
+            line = {
+                "stage": bundle_manager.stage.name,
+                "start": round(at, 4),
+                "seconds": round(time.perf_counter() - started, 4),
+            }
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(line) + "\n")
+
+    runner._execute_bundle = timed
+    return True
