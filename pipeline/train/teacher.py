@@ -68,6 +68,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -802,8 +803,9 @@ def log(msg: str) -> None:
 # --------------------------------------------------------------------------- khabar side
 
 
-def prepare(path: Path) -> None:
-    """The pickle the worker reads: PEYMA + NSURL train, the evaluation slice of the test."""
+def peyma_sets() -> tuple[list, list, Any]:
+    """PEYMA + NSURL train and the NSURL-2019 test, normalized and tokenized as the tagger
+    sees them (``ner.load_examples``), and the normalizer."""
     if ner is None:
         raise SystemExit("preparing the data needs khabar installed (the launcher's venv)")
     d = ner.DATA / "ner-peyma"
@@ -811,6 +813,12 @@ def prepare(path: Path) -> None:
     train = ner.load_examples(d / "peyma_300k.txt", "\t", "fa", normalize=norm)
     train += ner.load_examples(d / "nsurl_600k.txt", "\t", "fa", normalize=norm)
     test = ner.load_examples(d / "nsurl_test.txt", "\t", "fa", normalize=norm)
+    return train, test, norm
+
+
+def prepare(path: Path) -> None:
+    """The pickle the worker reads: PEYMA + NSURL train, the evaluation slice of the test."""
+    train, test, _ = peyma_sets()
     test = test[::EVAL_STEP][:EVAL_SENTENCES]
     data = {
         "train": [{"words": ex.words, "labels": ex.labels} for ex in train],
@@ -851,11 +859,7 @@ def prepare_soft(path: Path, news_articles: int, only: tuple[str, ...] = SOFT_SE
     """The sentence sets the teacher labels for distillation: PEYMA + NSURL train, the whole
     NSURL-2019 test (scored), and the sentences of the first ``news_articles`` articles of
     each news-fa file (title, lead, body; unlabelled)."""
-    d = ner.DATA / "ner-peyma"
-    norm = ner.persian_normalizer()
-    train = ner.load_examples(d / "peyma_300k.txt", "\t", "fa", normalize=norm)
-    train += ner.load_examples(d / "nsurl_600k.txt", "\t", "fa", normalize=norm)
-    test = ner.load_examples(d / "nsurl_test.txt", "\t", "fa", normalize=norm)
+    train, test, norm = peyma_sets()
     texts = []
     for name in ("farsnews.jsonl", "varzesh3.jsonl"):
         with open(ner.DATA / "news-fa" / name, encoding="utf-8") as fh:
