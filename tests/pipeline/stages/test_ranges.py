@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -101,3 +103,25 @@ def test_what_is_not_split(tmp_path: Path) -> None:
         assert list(planner(str(path))) == [str(path)], path.name
     assert read_whole(str(blank))[0][:2] == ("dead", "EmptyInput")
     assert list(planner(str(tmp_path / "gone.jsonl"))) == [str(tmp_path / "gone.jsonl")]
+
+
+@pytest.mark.parametrize("parts", [1.05, 2.1, 3.9, 7.5])
+def test_ranges_are_equal_parts(tmp_path: Path, parts: float) -> None:
+    # The runner hands a stage's units to its workers in turn: a file cut into full
+    # ranges and a short tail gave one worker all the full ranges of files alike.
+    path = tmp_path / "day.jsonl"
+    rows = [
+        json.dumps({"title": f"t{i:04d}", "body": "متن " * (20 + i % 7)}, ensure_ascii=False)
+        for i in range(2000)
+    ]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    size = path.stat().st_size
+    longest = max(len(r.encode()) + 1 for r in rows)
+    units = list(RangePlanner(range_bytes=int(size / parts))(str(path)))
+    n = math.ceil(parts)
+    assert len(units) == n
+    ends = [u.end if u.end is not None else size for u in units]
+    lengths = [end - u.start for u, end in zip(units, ends, strict=True)]
+    assert sum(lengths) == size
+    for length in lengths:
+        assert abs(length - size / n) <= longest, (lengths, size / n)
