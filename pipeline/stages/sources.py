@@ -13,6 +13,7 @@ import glob
 import gzip
 import io
 import lzma
+import math
 import os
 import posixpath
 import stat
@@ -356,7 +357,7 @@ class RangePlanner:
         # its workers in turn, so a file cut into full ranges and a short tail gave one
         # worker every full range when the files were alike (2 workers, 8 files of 1.2 MB:
         # the reading stage 15.5 s on one worker, 13.3 s on two; see README, Throughput).
-        parts = -(-size // self.range_bytes)
+        parts = math.ceil(size / self.range_bytes)
         step = size / parts
         limit, cap = self.max_record_bytes, self.max_records_per_file
         with open_input(path) as handle:

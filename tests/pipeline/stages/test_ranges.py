@@ -73,12 +73,19 @@ def test_ranges_read_exactly_what_the_whole_file_reads(
             assert a.end == b.start
 
 
-def test_a_big_file_is_split_and_counted_once(tmp_path: Path) -> None:
+def write_day(tmp_path: Path, words: list[int]) -> tuple[Path, list[str]]:
+    """A JSON Lines file of one record per entry of ``words`` (its body's word count)."""
     path = tmp_path / "day.jsonl"
     rows = [
-        json.dumps({"title": f"t{i}", "body": "متن " * 50}, ensure_ascii=False) for i in range(500)
+        json.dumps({"title": f"t{i:04d}", "body": "متن " * n}, ensure_ascii=False)
+        for i, n in enumerate(words)
     ]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path, rows
+
+
+def test_a_big_file_is_split_and_counted_once(tmp_path: Path) -> None:
+    path, _ = write_day(tmp_path, [50] * 500)
     units = list(RangePlanner(range_bytes=16 << 10)(str(path)))
     assert len(units) > 10 and all(isinstance(u, LineRange) for u in units)
     reader = FileReader()
@@ -109,12 +116,7 @@ def test_what_is_not_split(tmp_path: Path) -> None:
 def test_ranges_are_equal_parts(tmp_path: Path, parts: float) -> None:
     # The runner hands a stage's units to its workers in turn: a file cut into full
     # ranges and a short tail gave one worker all the full ranges of files alike.
-    path = tmp_path / "day.jsonl"
-    rows = [
-        json.dumps({"title": f"t{i:04d}", "body": "متن " * (20 + i % 7)}, ensure_ascii=False)
-        for i in range(2000)
-    ]
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    path, rows = write_day(tmp_path, [20 + i % 7 for i in range(2000)])
     size = path.stat().st_size
     longest = max(len(r.encode()) + 1 for r in rows)
     units = list(RangePlanner(range_bytes=int(size / parts))(str(path)))
